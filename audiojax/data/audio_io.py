@@ -6,6 +6,7 @@ librosa's audioread backend for other containers; resampling uses soxr (VHQ).
 
 import logging
 import os
+import warnings
 
 import numpy as np
 import soundfile as sf
@@ -57,7 +58,9 @@ def load_audio(path: str, sample_rate_hz: int) -> np.ndarray:
     try:
       import librosa
 
-      audio, file_rate = librosa.load(path, sr=None, mono=True)
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        audio, file_rate = librosa.load(path, sr=None, mono=True)
     except Exception as err:  # noqa: BLE001
       raise AudioError(
           f"{path}: cannot decode audio (corrupt or unsupported format): {sf_error}"

@@ -1,0 +1,260 @@
+"""One input pipeline for every model: a dataset -> random fixed-length crops -> batches.
+
+Datasets are named in the config (`config.data.name`):
+  - `espeak_speech` or `espeak_speech/large`: the built-in corpus (built on first use);
+  - `tfds:NAME` (e.g. `tfds:ljspeech`, `tfds:librispeech`, `tfds:vctk`): any TFDS audio
+    dataset already prepared in `data_dir` (reading TFDS `Audio` features needs TensorFlow:
+    `pip install audiojax[tfds]`);
+  - `folder:/path`: every wav/flac/ogg/mp3 file under a folder, resampled to the config rate.
+
+The pipeline is grain over random-access sources (TFDS array_record data sources or a file
+list): every example is addressed by an index, so a seed fixes the whole stream, each host
+reads only the records `process_index::process_count`, and the iterator state is a small
+dict that the trainer saves in its checkpoint, so a resumed run sees exactly the batches it
+would have seen. Examples are dicts of numpy arrays:
+  audio: float32 [samples] in [-1, 1]; mask: float32 [samples] (0 on padding);
+  speaker: int32 [].
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+
+from audiojax.data import audio_io
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+DEFAULT_DATA_DIR = os.environ.get(
+    "AUDIOJAX_DATA_DIR", os.path.join(os.path.expanduser("~"), ".cache", "audiojax", "data")
+)
+
+
+@dataclasses.dataclass
+class Source:
+  """A random-access split: `decode(records[i])` -> {'audio', 'speaker'} at the config rate."""
+
+  records: Sequence[Any]
+  decode: Callable[[Any], dict[str, Any]]
+  name: str
+  num_speakers: int = 1
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+
+class BadExampleCounter:
+  """Counts examples skipped under `skip_bad_files`, warning for each."""
+
+  def __init__(self):
+    self.count = 0
+
+  def skip(self, error: Exception) -> None:
+    self.count += 1
+    logging.warning("skipping bad example (%d so far): %s", self.count, error)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _espeak_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
+  from audiojax.data import espeak_speech
+
+  config = name.split("/", 1)[1] if "/" in name else "default"
+  builder = espeak_speech.prepare(data_dir, config=config)
+  native_hz = espeak_speech.SAMPLE_RATE_HZ
+
+  def decode(record):
+    audio = audio_io.to_mono_float(record["audio"])
+    return {
+        "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
+        "speaker": int(record["speaker"]),
+    }
+
+  num_speakers = builder.info.features["speaker"].num_classes
+  return Source(builder.as_data_source(split), decode, f"{name}:{split}", num_speakers)
+
+
+def _tfds_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
+  import tensorflow_datasets as tfds
+
+  builder = tfds.builder(name, data_dir=data_dir)
+  features = builder.info.features
+  audio_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Audio)]
+  if not audio_keys:
+    raise ValueError(f"tfds:{name} has no Audio feature (features: {list(features)})")
+  audio_key = audio_keys[0]
+  native_hz = features[audio_key].sample_rate
+  speaker_key = next((k for k in ("speaker_id", "speaker") if k in features), None)
+  num_speakers = 1
+  if speaker_key and isinstance(features[speaker_key], tfds.features.ClassLabel):
+    num_speakers = features[speaker_key].num_classes
+  if native_hz != sample_rate_hz:
+    logging.info("tfds:%s is %s Hz: resampling to %d Hz", name, native_hz, sample_rate_hz)
+
+  def decode(record):
+    audio = audio_io.check_audio(
+        audio_io.to_mono_float(record[audio_key]), f"tfds:{name} example {record.get('id')}"
+    )
+    return {
+        "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
+        "speaker": int(record[speaker_key]) if speaker_key else 0,
+    }
+
+  records = builder.as_data_source(split)
+  return Source(records, decode, f"tfds:{name}:{split}", num_speakers)
+
+
+def list_audio_files(folder: str) -> list[str]:
+  """All audio files under `folder` (recursive), sorted for determinism."""
+  if not os.path.isdir(folder):
+    raise ValueError(f"folder dataset: {folder} is not a directory")
+  paths = []
+  for root, _, files in os.walk(folder):
+    paths += [os.path.join(root, f) for f in files if f.lower().endswith(AUDIO_EXTENSIONS)]
+  if not paths:
+    raise ValueError(f"folder dataset: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {folder}")
+  return sorted(paths)
+
+
+def folder_split(path: str) -> str:
+  """Deterministic split of a file by a hash of its name: 2% validation, 2% test."""
+  bucket = int(hashlib.sha1(os.path.basename(path).encode()).hexdigest(), 16) % 100
+  return "validation" if bucket < 2 else "test" if bucket < 4 else "train"
+
+
+def _folder_source(folder: str, split: str, sample_rate_hz: int) -> Source:
+  all_paths = list_audio_files(folder)
+  paths = all_paths
+  if split != "all":
+    paths = [p for p in all_paths if folder_split(p) == split] or all_paths[:1]
+  # Speakers are the first-level sub-folders (one folder per speaker, as in VCTK/LibriSpeech).
+  speakers = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in all_paths
+                     if os.sep in os.path.relpath(p, folder)})
+  speaker_ids = {s: i for i, s in enumerate(speakers)}
+
+  def decode(path):
+    top = os.path.relpath(path, folder).split(os.sep)[0]
+    return {
+        "audio": audio_io.load_audio(path, sample_rate_hz),
+        "speaker": speaker_ids.get(top, 0),
+    }
+
+  return Source(paths, decode, f"folder:{folder}:{split}", max(1, len(speakers)))
+
+
+def get_source(data_config: ml_collections.ConfigDict, split: str) -> Source:
+  """The split `split` of the dataset named by `data_config.name`."""
+  name = data_config.name
+  data_dir = os.path.expanduser(data_config.get("data_dir") or DEFAULT_DATA_DIR)
+  rate = data_config.sample_rate_hz
+  if name.split("/")[0] == "espeak_speech":
+    return _espeak_source(name, split, data_dir, rate)
+  if name.startswith("tfds:"):
+    return _tfds_source(name[len("tfds:"):], split, data_dir, rate)
+  if name.startswith("folder:"):
+    return _folder_source(os.path.expanduser(name[len("folder:"):]), split, rate)
+  raise ValueError(
+      f"unknown dataset {name!r}: use 'espeak_speech[/config]', 'tfds:NAME' or 'folder:/path'"
+  )
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator) -> dict:
+  """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding."""
+  mask = np.ones(crop_samples, np.float32)
+  if audio.shape[0] >= crop_samples:
+    start = rng.integers(0, audio.shape[0] - crop_samples + 1)
+    return {"audio": audio[start:start + crop_samples], "mask": mask}
+  mask[audio.shape[0]:] = 0.0
+  return {"audio": np.pad(audio, (0, crop_samples - audio.shape[0])), "mask": mask}
+
+
+def _decode_or_skip(source: Source, record: Any, skip_bad_files: bool,
+                    counter: BadExampleCounter) -> dict | None:
+  try:
+    return source.decode(record)
+  except audio_io.AudioError as err:
+    if not skip_bad_files:
+      raise audio_io.AudioError(
+          f"{err} (set --config.data.skip_bad_files=True to skip bad files)") from err
+    counter.skip(err)
+    return None
+
+
+def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
+                  process_index: int | None = None, process_count: int | None = None,
+                  counter: BadExampleCounter | None = None) -> grain.IterDataset:
+  """Infinite, shuffled, cropped, batched training stream for this host.
+
+  Yields {'audio': [per_host_batch, crop_samples], 'mask': same, 'speaker': [per_host_batch]}.
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if data_config.batch_size % process_count:
+    raise ValueError(f"data.batch_size={data_config.batch_size} is not divisible by the "
+                     f"{process_count} processes")
+  source = get_source(data_config, data_config.train_split)
+  if len(source) < process_count:
+    raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
+  counter = counter or BadExampleCounter()
+  crop_samples = data_config.crop_samples
+
+  def load_and_crop(index_record, rng):
+    example = _decode_or_skip(source, index_record, data_config.skip_bad_files, counter)
+    if example is None:
+      return None
+    cropped = random_crop(example["audio"], crop_samples, rng)
+    return {**cropped, "speaker": np.int32(example["speaker"])}
+
+  ds = grain.MapDataset.source(source.records)[process_index::process_count]
+  ds = ds.seed(seed).shuffle().repeat().random_map(load_and_crop)
+  read = grain.ReadOptions(num_threads=data_config.get("num_threads", 2), prefetch_buffer_size=8)
+  ds = ds.to_iter_dataset(read).filter(lambda ex: ex is not None)
+  return ds.batch(data_config.batch_size // process_count, drop_remainder=True)
+
+
+def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
+                 max_examples: int | None = None, batch_size: int | None = None,
+                 process_index: int | None = None,
+                 process_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+  """Deterministic pass over a split: each utterance cut into consecutive crops.
+
+  The last crop of an utterance is zero-padded with mask 0; the final batch is padded with
+  all-zero-mask rows so every batch has the same shape (the mask excludes them from metrics).
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  source = get_source(data_config, split)
+  counter = BadExampleCounter()
+  crop = data_config.crop_samples
+  batch_size = batch_size or data_config.batch_size // process_count
+  num = len(source) if max_examples is None else min(len(source), max_examples)
+  rows = []
+  for index in range(process_index, num, process_count):
+    example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files, counter)
+    if example is None:
+      continue
+    audio = example["audio"]
+    for start in range(0, audio.shape[0], crop):
+      window = audio[start:start + crop]
+      mask = np.zeros(crop, np.float32)
+      mask[:window.shape[0]] = 1.0
+      rows.append({"audio": np.pad(window, (0, crop - window.shape[0])), "mask": mask,
+                   "speaker": np.int32(example["speaker"])})
+      if len(rows) == batch_size:
+        yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        rows = []
+  if rows:
+    pad = {"audio": np.zeros(crop, np.float32), "mask": np.zeros(crop, np.float32),
+           "speaker": np.int32(0)}
+    rows += [pad] * (batch_size - len(rows))
+    yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}

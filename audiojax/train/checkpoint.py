@@ -1,0 +1,95 @@
+"""Orbax checkpoints of the train state, the data iterator state and the model fingerprint.
+
+Layout: `WORKDIR/checkpoints/<step>/{state,data,meta}`. `meta` holds the model's config and
+a fingerprint of it; restoring into a different model or config is refused with a clear
+error. Saves are asynchronous; `wait()` before exiting.
+"""
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint was written by another model or model config."""
+
+
+def model_fingerprint(model_config: ml_collections.ConfigDict) -> str:
+  """A short stable hash of the model config: what a checkpoint's parameters depend on."""
+  text = json.dumps(model_config.to_dict(), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def make_meta(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return {
+      "model_name": config.model.name,
+      "fingerprint": model_fingerprint(config.model),
+      "config": json.loads(config.to_json_best_effort()),
+  }
+
+
+def make_manager(workdir: str, keep: int = 3, async_save: bool = True,
+                 read_only: bool = False) -> ocp.CheckpointManager:
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, enable_async_checkpointing=async_save, read_only=read_only,
+      create=not read_only)
+  return ocp.CheckpointManager(directory, options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: dict,
+         meta: dict) -> None:
+  """Starts an (async) save of everything needed to resume exactly at `step`."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+      meta=ocp.args.JsonSave(meta),
+  ), force=True)
+
+
+def read_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
+  """The meta dict of checkpoint `step` (default: latest), or None if there is none."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
+def check_meta(meta: dict, expected: dict, where: str) -> None:
+  """Raises CheckpointMismatchError unless `meta` was written by the expected model/config."""
+  if meta["model_name"] != expected["model_name"]:
+    raise CheckpointMismatchError(
+        f"{where} holds a checkpoint of model {meta['model_name']!r}, not "
+        f"{expected['model_name']!r}: use another --workdir")
+  if meta["fingerprint"] != expected["fingerprint"]:
+    old, new = meta["config"].get("model", {}), expected["config"].get("model", {})
+    diffs = [f"model.{k}: checkpoint {old.get(k)!r} vs config {new.get(k)!r}"
+             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    raise CheckpointMismatchError(
+        f"{where} holds a checkpoint of a different {meta['model_name']} config ("
+        + "; ".join(diffs or ["fingerprint differs"]) + "): use another --workdir")
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state: Any, expected_meta: dict,
+            step: int | None = None) -> tuple[Any, dict, int] | None:
+  """(state, data_state, step) of checkpoint `step` (default latest), or None if none.
+
+  `abstract_state` is a pytree of jax.ShapeDtypeStruct (with shardings) to restore into.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return None
+  check_meta(read_meta(manager, step), expected_meta, str(manager.directory))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+  return restored.state, restored.data, step
+
+
+def abstract(tree: Any) -> Any:
+  """ShapeDtypeStructs (with shardings) of a pytree of arrays, to restore into."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)

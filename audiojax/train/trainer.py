@@ -1,0 +1,272 @@
+"""The one training loop for every model family.
+
+`train_and_evaluate(config, workdir)` trains `config.model` on `config.data`, resuming from
+WORKDIR's latest checkpoint. A model family plugs in through `audiojax.train.tasks` (its
+loss and sampler); the loop never knows which model it trains.
+
+  WORKDIR/config.json        the config of the run
+  WORKDIR/checkpoints/<step> orbax checkpoints (train state, data iterator, model meta)
+  WORKDIR/tensorboard/       scalars, audio samples, spectrogram images
+  WORKDIR/samples/step_<N>/  the periodic samples as .wav files
+"""
+
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from audiojax import models
+from audiojax.data import audio_io, pipeline
+from audiojax.train import checkpoint, optimizer, sharding, summary, tasks
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # int32 []
+  params: Any
+  opt_state: Any
+  rng: jax.Array  # uint32 [2]: base key; step s uses fold_in(rng, s).
+
+
+def create_train_state(model, task: tasks.Task, tx: optax.GradientTransformation,
+                       example_batch: dict, seed: int) -> TrainState:
+  """Initial parameters and optimizer state (call under jit to place them)."""
+  rng = jax.random.PRNGKey(seed)
+  params = task.init_fn(model, jax.random.fold_in(rng, 1), example_batch)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    rng=rng)
+
+
+def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, schedule):
+  """train_step(state, batch, rng) -> (state, metrics); pure, for jit."""
+
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    grad_fn = jax.value_and_grad(task.loss_fn, argnums=1, has_aux=True)
+    (_, metrics), grads = grad_fn(model, state.params, batch, rng, True)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads),
+               "learning_rate": schedule(state.step)}
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return train_step
+
+
+def make_eval_step(model, task: tasks.Task):
+  """eval_step(params, batch) -> {'nll_sum', 'count'} for exact averages over batches."""
+
+  def eval_step(params, batch: dict):
+    _, metrics = task.loss_fn(model, params, batch, jax.random.PRNGKey(0), False)
+    count = metrics["num_predictions"]
+    return {"nll_sum": metrics["loss"] * count, "count": count}
+
+  return eval_step
+
+
+def run_eval(eval_step, params, data_config: ml_collections.ConfigDict, split: str,
+             mesh, max_examples: int | None = None) -> dict[str, float]:
+  """Mean NLL (nats and bits per sample) over `split`."""
+  nll_sum, count = 0.0, 0.0
+  for batch in pipeline.eval_batches(data_config, split, max_examples=max_examples):
+    out = jax.device_get(eval_step(params, sharding.shard_batch(batch, mesh)))
+    nll_sum += float(out["nll_sum"])
+    count += float(out["count"])
+  if not count:
+    raise ValueError(f"split {split!r} of {data_config.name} gave no audio to evaluate")
+  nll = nll_sum / count
+  return {"nll": nll, "bits_per_sample": nll / math.log(2), "num_predictions": count}
+
+
+class _StopRequested:
+  """Set by SIGTERM: the loop saves a checkpoint and returns."""
+
+  def __init__(self):
+    self.requested = False
+
+  def __call__(self, signum, frame):
+    del frame
+    logging.warning("signal %d: saving a checkpoint and stopping", signum)
+    self.requested = True
+
+
+def _check_finite(metrics: dict, step: int, last_saved: int | None, workdir: str) -> None:
+  loss = float(metrics["loss"])
+  if not (math.isfinite(loss) and math.isfinite(float(metrics["grad_norm"]))):
+    kept = (f"the last good checkpoint (step {last_saved}) is kept in {workdir}/checkpoints"
+            if last_saved is not None else "no checkpoint was written")
+    raise FloatingPointError(
+        f"non-finite loss ({loss}) or gradient at step {step}; stopping: {kept}")
+
+
+def _write_samples(task, model, params, config, workdir, writer, step, rng) -> None:
+  num = config.train.num_samples_to_write
+  length = int(config.train.sample_seconds * config.data.sample_rate_hz)
+  speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
+  audio = np.asarray(jax.device_get(task.generate(model, params, rng, num, length, speaker)))
+  if jax.process_index() == 0:
+    for i, clip in enumerate(audio):
+      audio_io.write_wav(os.path.join(workdir, "samples", f"step_{step}", f"sample_{i}.wav"),
+                         clip, config.data.sample_rate_hz)
+      writer.audio(step, f"samples/{i}", clip, config.data.sample_rate_hz)
+
+
+def _example_batch(config: ml_collections.ConfigDict) -> dict:
+  crop = config.data.crop_samples
+  return {"audio": jnp.zeros((1, crop), jnp.float32), "mask": jnp.ones((1, crop), jnp.float32),
+          "speaker": jnp.zeros((1,), jnp.int32)}
+
+
+def build(config: ml_collections.ConfigDict):
+  """(model, task, optax transform, schedule, mesh) for a config."""
+  model = models.get_model(config.model)
+  task = tasks.get_task(config.model.name)
+  tx, schedule = optimizer.make_optimizer(config.optimizer, config.train.num_steps)
+  return model, task, tx, schedule, sharding.make_mesh()
+
+
+def init_state(config, model, task, tx, mesh) -> TrainState:
+  """A freshly initialised, replicated train state (abstract shapes via eval_shape first)."""
+  init = jax.jit(lambda: create_train_state(model, task, tx, _example_batch(config), config.seed),
+                 out_shardings=sharding.replicated(mesh))
+  return init()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) to `config.train.num_steps`; returns the final train state."""
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  model, task, tx, schedule, mesh = build(config)
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  meta = checkpoint.make_meta(config)
+  manager = checkpoint.make_manager(workdir, keep=config.train.keep_checkpoints,
+                                    async_save=config.train.async_checkpoints)
+
+  state = init_state(config, model, task, tx, mesh)
+  counter = pipeline.BadExampleCounter()
+  dataset = pipeline.train_dataset(config.data, seed=config.seed, counter=counter)
+  data_iter = iter(dataset)
+  restored = checkpoint.restore(manager, checkpoint.abstract(state), meta)
+  start_step, last_saved = 0, None
+  if restored:
+    state, data_state, start_step = restored
+    data_iter.set_state(data_state)
+    last_saved = start_step
+    logging.info("resumed from %s at step %d", manager.directory, start_step)
+
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info("model %s: %.2fM parameters%s", config.model.name, num_params / 1e6,
+               f", receptive field {model.receptive_field} samples "
+               f"({1000 * model.receptive_field / config.data.sample_rate_hz:.1f} ms)"
+               if hasattr(model, "receptive_field") else "")
+
+  train_step = jax.jit(make_train_step(model, task, tx, schedule), donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(model, task))
+  writer = summary.Writer(workdir)
+  stop = _StopRequested()
+  previous_handler = signal.signal(signal.SIGTERM, stop)
+  cfg = config.train
+  num_steps = cfg.num_steps
+  bar = tqdm.tqdm(total=num_steps, initial=start_step, disable=jax.process_index() != 0,
+                  dynamic_ncols=True, desc="train")
+  pending, interval_metrics, interval_start = None, [], time.perf_counter()
+  try:
+    for step in range(start_step + 1, num_steps + 1):  # `step` counts completed steps.
+      batch = sharding.shard_batch(next(data_iter), mesh)
+      rng = jax.random.fold_in(state.rng, step - 1)
+      state, metrics = train_step(state, batch, rng)
+      if pending is not None:  # Check the previous step while this one runs.
+        _check_finite(jax.device_get(pending[1]), pending[0], last_saved, workdir)
+      pending = (step, metrics)
+      interval_metrics.append(metrics)
+      bar.update(1)
+
+      is_last = step == num_steps
+      if step % cfg.log_every == 0 or is_last:
+        means = jax.device_get(jax.tree.map(lambda *x: jnp.mean(jnp.stack(x)),
+                                            *interval_metrics))
+        _check_finite(means, step, last_saved, workdir)
+        elapsed = time.perf_counter() - interval_start
+        means["steps_per_sec"] = len(interval_metrics) / max(elapsed, 1e-9)
+        means.pop("num_predictions", None)
+        writer.scalars(step, {f"train/{k}": v for k, v in means.items()})
+        bar.set_postfix(loss=f"{means['loss']:.3f}", bits=f"{means['bits_per_sample']:.3f}")
+        interval_metrics, interval_start = [], time.perf_counter()
+
+      if step % cfg.checkpoint_every == 0 or is_last or stop.requested:
+        _check_finite(jax.device_get(metrics), step, last_saved, workdir)
+        checkpoint.save(manager, step, state, data_iter.get_state(), meta)
+        last_saved = step
+
+      if cfg.eval_every and (step % cfg.eval_every == 0 or is_last):
+        result = run_eval(eval_step, state.params, config.data, config.data.eval_split, mesh,
+                          cfg.eval_max_examples)
+        writer.scalars(step, {f"eval/{k}": v for k, v in result.items()})
+        bar.write(f"step {step}: {config.data.eval_split} {result['bits_per_sample']:.4f} "
+                  "bits/sample")
+
+      if task.generate and cfg.sample_every and (step % cfg.sample_every == 0 or is_last):
+        _write_samples(task, model, state.params, config, workdir, writer, step,
+                       jax.random.fold_in(jax.random.split(state.rng)[1], step))
+      writer.flush()
+      if stop.requested:
+        logging.warning("stopped by signal after step %d; checkpoint saved", step)
+        break
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    writer.close()
+    signal.signal(signal.SIGTERM, previous_handler)
+    if counter.count:
+      logging.warning("%d bad examples were skipped", counter.count)
+  return state
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (from its latest checkpoint, else config.json)."""
+  manager = checkpoint.make_manager(workdir, read_only=True)
+  meta = checkpoint.read_meta(manager)
+  if meta is None:
+    raise FileNotFoundError(f"{workdir} holds no checkpoint: train first "
+                            "(python -m launch.train --config=... --workdir=...)")
+  return ml_collections.ConfigDict(meta["config"])
+
+
+def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int | None = None):
+  """(model, task, params, step) from a workdir's checkpoint, on the local devices."""
+  model, task, tx, _, mesh = build(config)
+  abstract_state = jax.eval_shape(
+      lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))
+  abstract_state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
+      abstract_state)
+  manager = checkpoint.make_manager(workdir, read_only=True)
+  state, _, step = checkpoint.restore(manager, abstract_state, checkpoint.make_meta(config),
+                                      step)
+  return model, task, state.params, step
+
+
+def evaluate(workdir: str, split: str = "test", max_examples: int | None = None) -> dict:
+  """Test NLL of a workdir's latest checkpoint; also written to WORKDIR/eval_<split>.json."""
+  config = load_config(workdir)
+  model, task, params, step = restore_params(config, workdir)
+  eval_step = jax.jit(make_eval_step(model, task))
+  result = run_eval(eval_step, params, config.data, split, sharding.make_mesh(), max_examples)
+  result = {"split": split, "step": step, "dataset": config.data.name, **result}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
+      json.dump(result, f, indent=2)
+  return result

@@ -1,0 +1,61 @@
+"""What every entry point shares: absl start-up with readable config-override errors."""
+
+import difflib
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+
+def _flatten(config, prefix: str = "") -> list[str]:
+  keys = []
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    keys += _flatten(value, name + ".") if hasattr(value, "items") else [name]
+  return keys
+
+
+def load_config_file(spec: str):
+  """`path/to/config.py[:arg]` -> the ConfigDict its `get_config(arg)` returns."""
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_audiojax_config", path)
+  if module_spec is None:
+    raise FileNotFoundError(f"--config={spec}: no config file {path}")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def unknown_override_message(argv: list[str]) -> str | None:
+  """A clear message for `--config.KEY=...` flags whose KEY the config lacks, if any."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  valid = _flatten(load_config_file(spec))
+  messages = []
+  for arg in argv:
+    match = re.match(r"--config\.([\w.]+)", arg)
+    if match and match.group(1) not in valid:
+      key = match.group(1)
+      close = difflib.get_close_matches(key, valid, n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      messages.append(f"unknown config key {key!r}{hint}")
+  if not messages:
+    return None
+  return "; ".join(messages) + ".\nValid keys:\n  " + "\n  ".join(valid)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as err:
+    message = unknown_override_message(argv) or str(err)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """`app.run(main)` with a flag parser that explains bad `--config.*` overrides."""
+  app.run(main, flags_parser=_parse_flags)

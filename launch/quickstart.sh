@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Quick start: installs audiojax into .venv (created if missing), builds the built-in speech
+# corpus (cached), trains configs/wavenet.py:quickstart on the CPU, evaluates it on the test
+# split, and writes samples. Re-running resumes or reuses what is already there.
+#   WORKDIR (default runs/wavenet_quickstart), AUDIOJAX_DATA_DIR (default data/) override.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+WORKDIR=${WORKDIR:-runs/wavenet_quickstart}
+export AUDIOJAX_DATA_DIR=${AUDIOJAX_DATA_DIR:-$PWD/data}
+export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+python -m pip install --quiet -e . 2>&1 | grep -v "is ignored" || true
+
+python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA_DIR"
+python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$WORKDIR"
+python -m launch.evaluate --workdir="$WORKDIR" --split=test --max_examples=32
+python -m launch.sample --workdir="$WORKDIR" --output_dir="$WORKDIR/final_samples" \
+  --num_samples=4 --seconds=2 --temperature=0.9
+
+cat <<MSG
+
+Done.
+  checkpoints:  $WORKDIR/checkpoints
+  TensorBoard:  tensorboard --logdir $WORKDIR/tensorboard
+  samples:      $WORKDIR/final_samples/*.wav (and $WORKDIR/samples/step_*/ during training)
+  test NLL:     $WORKDIR/eval_test.json
+MSG

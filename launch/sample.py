@@ -1,0 +1,52 @@
+"""Writes audio sampled from a trained workdir's latest checkpoint.
+
+  python -m launch.sample --workdir=runs/wavenet --output_dir=samples --num_samples=4 \
+      --seconds=2 [--speaker=3] [--temperature=1.0] [--seed=0]
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+
+from audiojax.data import audio_io
+from audiojax.train import trainer
+from launch import common
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by launch.train.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the .wav files go.")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 4, "How many clips.", lower_bound=1)
+_SECONDS = flags.DEFINE_float("seconds", 2.0, "Length of each clip.", lower_bound=0.001)
+_SPEAKER = flags.DEFINE_integer("speaker", None, "Speaker id (models with speakers); "
+                                "default: clip i uses speaker i mod num_speakers.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
+                                  lower_bound=0.0)
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.mark_flags_as_required(["workdir", "output_dir"])
+
+
+def main(argv):
+  del argv
+  config = trainer.load_config(_WORKDIR.value)
+  model, task, params, step = trainer.restore_params(config, _WORKDIR.value)
+  num_speakers = config.model.get("num_speakers", 0)
+  if _SPEAKER.value is not None and not 0 <= _SPEAKER.value < max(num_speakers, 1):
+    raise SystemExit(f"error: --speaker={_SPEAKER.value} but the model has "
+                     f"{num_speakers} speakers (ids 0..{max(num_speakers - 1, 0)})")
+  n = _NUM_SAMPLES.value
+  speaker = (jnp.full((n,), _SPEAKER.value, jnp.int32) if _SPEAKER.value is not None
+             else jnp.arange(n, dtype=jnp.int32) % max(num_speakers, 1))
+  rate = config.data.sample_rate_hz
+  length = int(round(_SECONDS.value * rate))
+  audio = task.generate(model, params, jax.random.PRNGKey(_SEED.value), n, length, speaker,
+                        _TEMPERATURE.value)
+  for i, clip in enumerate(np.asarray(jax.device_get(audio))):
+    path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
+    audio_io.write_wav(path, clip, rate)
+    print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint)")
+
+
+if __name__ == "__main__":
+  common.run(main)

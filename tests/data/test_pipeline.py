@@ -1,0 +1,160 @@
+import itertools
+import logging
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from audiojax.data import audio_io, pipeline
+from tests.conftest import write_tone
+
+
+def data_config(name: str, **overrides) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(dict(
+      name=name, data_dir="", sample_rate_hz=16000, crop_samples=400, batch_size=4,
+      train_split="all", eval_split="all", test_split="all", skip_bad_files=False,
+      num_threads=2))
+  config.update(overrides)
+  return config
+
+
+def take(dataset_or_iter, n):
+  return [b for b in itertools.islice(dataset_or_iter, n)]
+
+
+def levels(batch) -> set[int]:
+  """Which files a batch came from (constant level (k + 1) / 64 identifies file k)."""
+  return {int(round(row[0] * 64)) - 1 for row in batch["audio"]}
+
+
+def test_batches_have_shapes_and_speakers(audio_folder):
+  batch = next(iter(pipeline.train_dataset(data_config(f"folder:{audio_folder}"), seed=0,
+                                           process_index=0, process_count=1)))
+  assert batch["audio"].shape == (4, 400) and batch["audio"].dtype == np.float32
+  assert batch["mask"].shape == (4, 400) and batch["mask"].min() == 1.0
+  assert batch["speaker"].shape == (4,)
+  for row, speaker in zip(batch["audio"], batch["speaker"], strict=True):
+    assert (int(round(row[0] * 64)) - 1) % 3 == speaker  # speaker = folder spk{k % 3}
+
+
+def test_same_seed_same_stream_other_seed_differs(audio_folder):
+  config = data_config(f"folder:{audio_folder}")
+  run = lambda seed: take(pipeline.train_dataset(config, seed=seed, process_index=0,
+                                                 process_count=1), 6)
+  a, b, c = run(0), run(0), run(1)
+  for x, y in zip(a, b, strict=True):
+    np.testing.assert_array_equal(x["audio"], y["audio"])
+  assert any(not np.array_equal(x["audio"], z["audio"]) for x, z in zip(a, c, strict=True))
+
+
+def test_iterator_state_resumes_the_exact_stream(audio_folder):
+  config = data_config(f"folder:{audio_folder}")
+  make = lambda: iter(pipeline.train_dataset(config, seed=3, process_index=0, process_count=1))
+  it = make()
+  take(it, 5)
+  state = it.get_state()
+  expected = take(it, 7)
+  resumed = make()
+  resumed.set_state(state)
+  for x, y in zip(expected, take(resumed, 7), strict=True):
+    np.testing.assert_array_equal(x["audio"], y["audio"])
+    np.testing.assert_array_equal(x["speaker"], y["speaker"])
+
+
+def test_hosts_read_disjoint_records(audio_folder):
+  config = data_config(f"folder:{audio_folder}", batch_size=4)
+  seen = []
+  for index in range(2):
+    batches = take(pipeline.train_dataset(config, seed=0, process_index=index,
+                                          process_count=2), 6)
+    assert batches[0]["audio"].shape == (2, 400)  # per-host share of the global batch
+    seen.append(set().union(*(levels(b) for b in batches)))
+  assert seen[0] and seen[1] and not seen[0] & seen[1]
+  assert seen[0] | seen[1] == set(range(12))
+
+
+def test_short_audio_is_padded_and_masked(tmp_path):
+  write_tone(str(tmp_path / "a.wav"), 0.01, 16000, 0.5)  # 160 samples < crop 400
+  batch = next(iter(pipeline.train_dataset(data_config(f"folder:{tmp_path}", batch_size=1),
+                                           seed=0, process_index=0, process_count=1)))
+  assert batch["mask"][0, :160].min() == 1.0 and batch["mask"][0, 160:].max() == 0.0
+  assert np.all(batch["audio"][0, 160:] == 0.0)
+
+
+def test_other_sample_rates_are_resampled_and_logged(tmp_path, caplog):
+  write_tone(str(tmp_path / "a.wav"), 0.5, 8000, 0.25)
+  with caplog.at_level(logging.INFO):
+    audio = audio_io.load_audio(str(tmp_path / "a.wav"), 16000)
+  assert abs(audio.shape[0] - 8000) <= 2  # 0.5 s at 16 kHz
+  assert abs(float(np.median(audio)) - 0.25) < 0.01
+  assert "8000 Hz -> 16000 Hz" in caplog.text
+
+
+def test_eval_batches_cover_every_sample_once(audio_folder):
+  config = data_config(f"folder:{audio_folder}", crop_samples=7000, batch_size=4)
+  batches = list(pipeline.eval_batches(config, "all", process_index=0, process_count=1))
+  assert all(b["audio"].shape == (4, 7000) for b in batches)
+  # 12 files x 16000 samples, in crops of 7000 (7000 + 7000 + 2000 per file).
+  assert sum(float(b["mask"].sum()) for b in batches) == 12 * 16000
+  assert len(batches) == 9
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty|cannot decode"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt garbage" + bytes(40), "cannot decode"),
+])
+def test_bad_files_raise_an_error_naming_the_file(tmp_path, content, match):
+  bad = tmp_path / "bad.wav"
+  bad.write_bytes(content)
+  with pytest.raises(audio_io.AudioError, match=match) as err:
+    audio_io.load_audio(str(bad), 16000)
+  assert str(bad) in str(err.value)
+
+
+def test_zero_sample_file_is_empty_error(tmp_path):
+  write_tone(str(tmp_path / "silent.wav"), 0.0, 16000, 0.0)
+  with pytest.raises(audio_io.AudioError, match="empty"):
+    audio_io.load_audio(str(tmp_path / "silent.wav"), 16000)
+
+
+def test_bad_file_in_a_dataset_names_it_unless_skipped(audio_folder):
+  bad = os.path.join(audio_folder, "spk0", "broken.wav")
+  with open(bad, "wb") as f:
+    f.write(b"not audio at all" * 10)
+  config = data_config(f"folder:{audio_folder}")
+  with pytest.raises(audio_io.AudioError, match="broken.wav.*skip_bad_files"):
+    take(pipeline.train_dataset(config, seed=0, process_index=0, process_count=1), 10)
+  counter = pipeline.BadExampleCounter()
+  config.skip_bad_files = True
+  batches = take(pipeline.train_dataset(config, seed=0, process_index=0, process_count=1,
+                                        counter=counter), 10)
+  assert len(batches) == 10 and counter.count >= 1
+
+
+def test_unknown_dataset_and_empty_folder_errors(tmp_path):
+  with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+    pipeline.get_source(data_config("mnist"), "train")
+  with pytest.raises(ValueError, match="no audio files"):
+    pipeline.get_source(data_config(f"folder:{tmp_path}"), "train")
+
+
+@pytest.mark.parametrize("name,split,native_hz", [
+    ("ljspeech", "train", 22050),
+    ("librispeech", "train_clean100", 16000),
+    ("vctk", "train", 48000),
+])
+def test_tfds_datasets_with_mock_data(name, split, native_hz):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  pytest.importorskip("tensorflow")
+  with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+    config = data_config(f"tfds:{name}", crop_samples=32, batch_size=2, train_split=split)
+    source = pipeline.get_source(config, split)
+    raw = source.records[0]
+    example = source.decode(raw)
+    audio_key = "speech"
+    expected_len = round(len(raw[audio_key]) * 16000 / native_hz)
+    assert abs(example["audio"].shape[0] - expected_len) <= 1
+    batch = next(iter(pipeline.train_dataset(config, seed=0, process_index=0,
+                                             process_count=1)))
+    assert batch["audio"].shape == (2, 32)
