@@ -2,6 +2,7 @@
 
 import difflib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -56,6 +57,24 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
+# Errors that mean bad input (a file, a flag, a workdir), reported as one line, no traceback.
+# Set AUDIOJAX_TRACEBACK=1 to see the traceback anyway.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _reporting_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  def wrapped(argv):
+    try:
+      main(argv)
+    except USER_ERRORS as err:
+      if os.environ.get("AUDIOJAX_TRACEBACK"):
+        raise
+      print(f"error: {err}", file=sys.stderr)
+      sys.exit(1)
+
+  return wrapped
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-  """`app.run(main)` with a flag parser that explains bad `--config.*` overrides."""
-  app.run(main, flags_parser=_parse_flags)
+  """`app.run(main)` with readable errors for bad `--config.*` overrides and bad input."""
+  app.run(_reporting_errors(main), flags_parser=_parse_flags)

@@ -21,3 +21,13 @@ def audio_folder(tmp_path):
   for k in range(12):
     write_tone(str(root / f"spk{k % 3}" / f"utt{k:02d}.wav"), 1.0, 16000, (k + 1) / 64)
   return str(root)
+
+
+@pytest.fixture(scope="session")
+def espeak_tiny_dir(tmp_path_factory):
+  """A data_dir holding the `tiny` built-in corpus (built once per test session/worker)."""
+  from audiojax.data import espeak_speech
+
+  data_dir = str(tmp_path_factory.mktemp("espeak_data"))
+  espeak_speech.prepare(data_dir, config="tiny")
+  return data_dir

@@ -56,7 +56,7 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, s
     (_, metrics), grads = grad_fn(model, state.params, batch, rng, True)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads),
+    metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
                "learning_rate": schedule(state.step)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -1,0 +1,74 @@
+"""The entry points end to end on tiny checkpoints, and their errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(*args, check=True):
+  proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                        text=True)
+  if check:
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+  return proc
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory, espeak_tiny_dir):
+  workdir = str(tmp_path_factory.mktemp("wavenet_tiny"))
+  run("launch.train", "--config=configs/wavenet.py:tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}")
+  return workdir
+
+
+def test_unknown_override_key_is_a_clear_error(tmp_path):
+  proc = run("launch.train", "--config=configs/wavenet.py:tiny", f"--workdir={tmp_path}",
+             "--config.train.num_stepz=3", check=False)
+  assert proc.returncode == 2
+  assert "unknown config key 'train.num_stepz'" in proc.stderr
+  assert "did you mean 'train.num_steps'" in proc.stderr
+  assert "model.residual_channels" in proc.stderr  # lists the valid keys
+  assert "Traceback" not in proc.stderr
+
+
+def test_unknown_variant_is_a_clear_error(tmp_path):
+  proc = run("launch.train", "--config=configs/wavenet.py:huge", f"--workdir={tmp_path}",
+             check=False)
+  assert proc.returncode != 0
+  assert "unknown wavenet variant 'huge'" in proc.stderr
+
+
+def test_sample_writes_wavs_of_the_requested_length(trained_workdir, tmp_path):
+  out = str(tmp_path / "samples")
+  run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={out}",
+      "--num_samples=2", "--seconds=0.05", "--speaker=1", "--seed=3")
+  files = sorted(os.listdir(out))
+  assert files == ["sample_0.wav", "sample_1.wav"]
+  info = sf.info(os.path.join(out, files[0]))
+  assert info.samplerate == 16000 and info.frames == 800
+
+
+def test_sample_rejects_an_unknown_speaker(trained_workdir, tmp_path):
+  proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={tmp_path}",
+             "--speaker=999", check=False)
+  assert proc.returncode != 0 and "--speaker=999" in proc.stderr
+
+
+def test_evaluate_prints_and_writes_bits_per_sample(trained_workdir):
+  proc = run("launch.evaluate", f"--workdir={trained_workdir}", "--max_examples=2")
+  result = json.loads(proc.stdout[proc.stdout.index("{"):])
+  assert result["split"] == "test" and 0 < result["bits_per_sample"] <= 8.5
+  with open(os.path.join(trained_workdir, "eval_test.json")) as f:
+    assert json.load(f)["bits_per_sample"] == result["bits_per_sample"]
+
+
+def test_sample_without_a_checkpoint_is_a_clear_error(tmp_path):
+  proc = run("launch.sample", f"--workdir={tmp_path}", f"--output_dir={tmp_path}/o",
+             check=False)
+  assert proc.returncode != 0 and "holds no checkpoint" in proc.stderr
