@@ -2,6 +2,7 @@
 
 import difflib
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -75,6 +76,26 @@ def _reporting_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]]
   return wrapped
 
 
+class _QuietLibraries(logging.Filter):
+  """Drops INFO chatter of orbax and absl-using libraries; their warnings still show."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    noisy = any(f"{os.sep}{name}{os.sep}" in record.pathname
+                for name in ("orbax", "tensorflow_datasets", "grain"))
+    return record.levelno >= logging.WARNING or not noisy
+
+
+def _setup_logging() -> None:
+  logging.getLogger().setLevel(logging.INFO)
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_QuietLibraries())
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """`app.run(main)` with readable errors for bad `--config.*` overrides and bad input."""
-  app.run(_reporting_errors(main), flags_parser=_parse_flags)
+
+  def main_with_logging(argv):
+    _setup_logging()
+    _reporting_errors(main)(argv)
+
+  app.run(main_with_logging, flags_parser=_parse_flags)

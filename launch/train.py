@@ -21,7 +21,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.getLogger().setLevel(logging.INFO)
   logging.info("devices: %s", jax.devices())
   trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 

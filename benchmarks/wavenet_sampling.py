@@ -1,0 +1,123 @@
+r"""WaveNet sampling speed: scan sampler vs naive sampler vs a Python loop over a jitted step.
+
+  python -m benchmarks.wavenet_sampling --config=paper --batch_sizes=1,16 --seconds=1
+
+All three draw from the same randomly initialised model in the same process. Compile time is
+excluded (each variant runs once before it is timed) and every timing ends with
+`block_until_ready`. The naive sampler reruns the whole receptive field every step, so it is
+timed on `--naive_steps` steps only (its cost per step does not depend on the step).
+"""
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from audiojax.models import wavenet
+from audiojax.sample import wavenet as sampler
+
+CONFIGS = {
+    # van den Oord et al.: dilations 1..512 x 3 = 30 layers, receptive field 3070 samples.
+    "paper": dict(),
+    # Quick check: 12 layers, receptive field 127 samples.
+    "small": dict(residual_channels=32, gate_channels=64, skip_channels=64, head_channels=64,
+                  dilation_cycles=2, max_dilation=32),
+}
+
+_CONFIG = flags.DEFINE_enum("config", "paper", list(CONFIGS), "Model size.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")
+_SECONDS = flags.DEFINE_float("seconds", 1.0, "Audio seconds drawn by the scan and loop samplers.")
+_SAMPLE_RATE_HZ = flags.DEFINE_integer("sample_rate_hz", 16000, "Samples per audio second.")
+_NAIVE_STEPS = flags.DEFINE_integer("naive_steps", 4, "Steps timed (once) for the naive sampler.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs of scan and loop; the fastest counts.")
+_UNROLL = flags.DEFINE_integer("unroll", 1, "lax.scan unroll of the scan sampler.")
+_CPUS = flags.DEFINE_integer(
+    "cpus", 0, "Pin the process to this many CPUs before JAX starts (0: leave as is), to see "
+    "what XLA:CPU's thread pool adds or costs on a step that is a chain of small ops.")
+
+
+def python_loop_sampler(model: wavenet.Model, params, batch_size: int):
+  """`draw(rng, num_samples)`: a Python `for` over a jitted one-sample step (queues donated)."""
+
+  @functools.partial(jax.jit, donate_argnums=(1,))
+  def step(weights, state, inputs_t, uniforms):
+    uniform = uniforms[state.step]
+    state, logits = wavenet.decode_step(model, weights, state, inputs_t)
+    return state, sampler.next_classes(uniform, logits, 1.0)
+
+  weights = jax.jit(wavenet.decode_weights, static_argnums=0)(model, params)
+  first = jnp.full((batch_size,), sampler.silence_class(model), jnp.int32)
+
+  def draw(rng, num_samples):
+    uniforms = sampler.step_uniforms(rng, num_samples, batch_size)
+    state, outputs_t = wavenet.init_decode_state(model, weights, batch_size), first
+    outputs = []
+    for _ in range(num_samples):
+      state, outputs_t = step(weights, state, outputs_t, uniforms)
+      outputs.append(outputs_t)
+    return np.stack(jax.device_get(outputs), axis=1)  # (jnp.stack would compile N operands)
+
+  return draw
+
+
+def best_time(fn, repeats: int) -> float:
+  """Fastest wall time in seconds of `fn()` over `repeats` runs (call it once before)."""
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def samples_per_second(model: wavenet.Model, params, batch_size: int, num_samples: int,
+                       naive_steps: int) -> dict[str, float]:
+  """Samples/s (summed over the batch) of the three samplers on the same model and rng."""
+  rng = jax.random.key(1)
+  scan = lambda: sampler.sample(model, params, num_samples=num_samples, batch_size=batch_size,
+                                rng=rng, unroll=_UNROLL.value)
+  naive = lambda: sampler.naive_sample(model, params, num_samples=naive_steps,
+                                       batch_size=batch_size, rng=rng)
+  loop_draw = python_loop_sampler(model, params, batch_size)
+  loop = lambda: loop_draw(rng, num_samples)
+  # Untimed first runs (compilation); with the same per-step uniforms all three agree.
+  first = {name: np.asarray(fn()) for name, fn in
+           [("scan", scan), ("loop", loop), ("naive", naive)]}
+  np.testing.assert_array_equal(first["scan"][:, :naive_steps], first["naive"])
+  np.testing.assert_array_equal(first["scan"], first["loop"])
+  return {"scan": batch_size * num_samples / best_time(scan, _REPEATS.value),
+          "loop": batch_size * num_samples / best_time(loop, _REPEATS.value),
+          "naive": batch_size * naive_steps / best_time(naive, 1)}
+
+
+def main(argv):
+  del argv
+  if _CPUS.value:
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_CPUS.value])
+  model = wavenet.Model(**CONFIGS[_CONFIG.value])
+  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+  num_params = sum(x.size for x in jax.tree.leaves(params))
+  num_samples = int(_SECONDS.value * _SAMPLE_RATE_HZ.value)
+  print(f"config={_CONFIG.value}: {len(model.dilations)} layers, receptive field "
+        f"{model.receptive_field} samples, {num_params / 1e6:.2f}M params; {num_samples} "
+        f"samples per run (naive: {_NAIVE_STEPS.value}); {jax.devices()[0].device_kind}, "
+        f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}")
+  print(f"{'batch':>5} {'scan/s':>10} {'loop/s':>10} {'naive/s':>9} {'scan/naive':>10} "
+        f"{'scan/loop':>9} {'x realtime':>10}", flush=True)
+  for batch_size in map(int, _BATCH_SIZES.value):
+    rates = samples_per_second(model, params, batch_size, num_samples, _NAIVE_STEPS.value)
+    print(f"{batch_size:>5} {rates['scan']:>10,.0f} {rates['loop']:>10,.0f} "
+          f"{rates['naive']:>9,.1f} {rates['scan'] / rates['naive']:>10,.0f} "
+          f"{rates['scan'] / rates['loop']:>9,.1f} "
+          f"{rates['scan'] / _SAMPLE_RATE_HZ.value:>10.2f}", flush=True)
+  print(f"samples/s summed over the batch; x realtime at {_SAMPLE_RATE_HZ.value} Hz; load "
+        f"average now {os.getloadavg()[0]:.1f} (other jobs on these CPUs slow every column).")
+
+
+if __name__ == "__main__":
+  app.run(main)
