@@ -12,6 +12,7 @@ import functools
 import os
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,6 +20,7 @@ from absl import app, flags
 
 from audiojax.models import wavenet
 from audiojax.sample import wavenet as sampler
+from audiojax.train import sharding
 
 CONFIGS = {
     # van den Oord et al.: dilations 1..512 x 3 = 30 layers, receptive field 3070 samples.
@@ -35,6 +37,8 @@ _SAMPLE_RATE_HZ = flags.DEFINE_integer("sample_rate_hz", 16000, "Samples per aud
 _NAIVE_STEPS = flags.DEFINE_integer("naive_steps", 4, "Steps timed (once) for the naive sampler.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs of scan and loop; the fastest counts.")
 _UNROLL = flags.DEFINE_integer("unroll", 1, "lax.scan unroll of the scan sampler.")
+_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "CPU devices for the split scan sampler (0: one per usable CPU).")
 _CPUS = flags.DEFINE_integer(
     "cpus", 0, "Pin the process to this many CPUs before JAX starts (0: leave as is), to see "
     "what XLA:CPU's thread pool adds or costs on a step that is a chain of small ops.")
@@ -75,11 +79,16 @@ def best_time(fn, repeats: int) -> float:
 
 
 def samples_per_second(model: wavenet.Model, params, batch_size: int, num_samples: int,
-                       naive_steps: int) -> dict[str, float]:
-  """Samples/s (summed over the batch) of the three samplers on the same model and rng."""
+                       naive_steps: int, mesh) -> dict[str, float]:
+  """Samples/s (summed over the batch) of the samplers on the same model and rng.
+
+  `split` is the scan sampler with the batch split over `mesh` (NaN when it does not divide).
+  """
   rng = jax.random.key(1)
   scan = lambda: sampler.sample(model, params, num_samples=num_samples, batch_size=batch_size,
                                 rng=rng, unroll=_UNROLL.value)
+  split = lambda: sampler.sample(model, params, num_samples=num_samples, batch_size=batch_size,
+                                 rng=rng, unroll=_UNROLL.value, mesh=mesh)
   naive = lambda: sampler.naive_sample(model, params, num_samples=naive_steps,
                                        batch_size=batch_size, rng=rng)
   loop_draw = python_loop_sampler(model, params, batch_size)
@@ -89,7 +98,12 @@ def samples_per_second(model: wavenet.Model, params, batch_size: int, num_sample
            [("scan", scan), ("loop", loop), ("naive", naive)]}
   np.testing.assert_array_equal(first["scan"][:, :naive_steps], first["naive"])
   np.testing.assert_array_equal(first["scan"], first["loop"])
+  split_rate = float("nan")
+  if mesh.size > 1 and batch_size % mesh.size == 0:
+    np.testing.assert_array_equal(first["scan"], np.asarray(split()))
+    split_rate = batch_size * num_samples / best_time(split, _REPEATS.value)
   return {"scan": batch_size * num_samples / best_time(scan, _REPEATS.value),
+          "split": split_rate,
           "loop": batch_size * num_samples / best_time(loop, _REPEATS.value),
           "naive": batch_size * naive_steps / best_time(naive, 1)}
 
@@ -98,24 +112,30 @@ def main(argv):
   del argv
   if _CPUS.value:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_CPUS.value])
+  sharding.use_cpu_cores(_DEVICES.value or None)
+  mesh = sharding.make_mesh()
   model = wavenet.Model(**CONFIGS[_CONFIG.value])
-  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+  params = nn.meta.unbox(
+      jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"])
   num_params = sum(x.size for x in jax.tree.leaves(params))
   num_samples = int(_SECONDS.value * _SAMPLE_RATE_HZ.value)
   print(f"config={_CONFIG.value}: {len(model.dilations)} layers, receptive field "
         f"{model.receptive_field} samples, {num_params / 1e6:.2f}M params; {num_samples} "
         f"samples per run (naive: {_NAIVE_STEPS.value}); {jax.devices()[0].device_kind}, "
-        f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, load average "
+        f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, split over {mesh.size} "
+        f"devices, load average "
         f"{os.getloadavg()[0]:.1f}")
-  print(f"{'batch':>5} {'scan/s':>10} {'loop/s':>10} {'naive/s':>9} {'scan/naive':>10} "
-        f"{'scan/loop':>9} {'x realtime':>10}", flush=True)
+  print(f"{'batch':>5} {'scan/s':>10} {'split/s':>10} {'loop/s':>10} {'naive/s':>9} "
+        f"{'scan/naive':>10} {'scan/loop':>9} {'x realtime':>10}", flush=True)
   for batch_size in map(int, _BATCH_SIZES.value):
-    rates = samples_per_second(model, params, batch_size, num_samples, _NAIVE_STEPS.value)
-    print(f"{batch_size:>5} {rates['scan']:>10,.0f} {rates['loop']:>10,.0f} "
+    rates = samples_per_second(model, params, batch_size, num_samples, _NAIVE_STEPS.value, mesh)
+    print(f"{batch_size:>5} {rates['scan']:>10,.0f} {rates['split']:>10,.0f} "
+          f"{rates['loop']:>10,.0f} "
           f"{rates['naive']:>9,.1f} {rates['scan'] / rates['naive']:>10,.0f} "
           f"{rates['scan'] / rates['loop']:>9,.1f} "
           f"{rates['scan'] / _SAMPLE_RATE_HZ.value:>10.2f}", flush=True)
-  print(f"samples/s summed over the batch; x realtime at {_SAMPLE_RATE_HZ.value} Hz; load "
+  print(f"samples/s summed over the batch; split: the scan sampler with the batch split over "
+        f"the {mesh.size} devices; x realtime (of scan) at {_SAMPLE_RATE_HZ.value} Hz; load "
         f"average now {os.getloadavg()[0]:.1f} (other jobs on these CPUs slow every column).")
 
 

@@ -20,7 +20,7 @@ python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA
 python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$WORKDIR"
 python -m launch.evaluate --workdir="$WORKDIR" --split=test --max_examples=32
 python -m launch.sample --workdir="$WORKDIR" --output_dir="$WORKDIR/final_samples" \
-  --num_samples=4 --seconds=2 --temperature=0.9
+  --num_samples=4 --seconds=2 --temperature=0.85
 
 cat <<MSG
 

@@ -12,7 +12,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import audio_io
-from audiojax.train import trainer
+from audiojax.train import sharding, trainer
 from launch import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by launch.train.")
@@ -29,6 +29,7 @@ flags.mark_flags_as_required(["workdir", "output_dir"])
 
 def main(argv):
   del argv
+  sharding.use_cpu_cores()  # On a CPU, clips are drawn in parallel, one core each.
   config = trainer.load_config(_WORKDIR.value)
   model, task, params, step = trainer.restore_params(config, _WORKDIR.value)
   num_speakers = config.model.get("num_speakers", 0)
@@ -40,8 +41,10 @@ def main(argv):
              else jnp.arange(n, dtype=jnp.int32) % max(num_speakers, 1))
   rate = config.data.sample_rate_hz
   length = int(round(_SECONDS.value * rate))
+  mesh = sharding.make_mesh()
+  mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, params, jax.random.PRNGKey(_SEED.value), n, length, speaker,
-                        _TEMPERATURE.value)
+                        _TEMPERATURE.value, mesh)
   for i, clip in enumerate(np.asarray(jax.device_get(audio))):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
     audio_io.write_wav(path, clip, rate)

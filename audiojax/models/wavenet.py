@@ -11,7 +11,9 @@ O(receptive field). It reads the same params tree as `Model.__call__`:
   state = init_decode_state(model, weights, batch_size, speaker)
   state, logits_t = decode_step(model, weights, state, inputs_t)   # inputs_t: int32 [batch]
 
-Params tree (`model.init(...)["params"]`), L layers, R/G/S/H = residual/gate/skip/head channels:
+Params tree (`nn.meta.unbox(model.init(...)["params"])`; `init` returns each leaf in a
+`nn.LogicallyPartitioned` box naming its axes for `audiojax.train.sharding`), L layers,
+R/G/S/H = residual/gate/skip/head channels:
   embed/embedding                  [num_classes, R]   (== 1x1 conv of the one-hot input)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
@@ -27,6 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+
+def _init(names: tuple[str | None, ...], init=nn.linear.default_kernel_init):
+  """`init` with the logical axis names of its output, for sharding (see module docstring)."""
+  return nn.with_logical_partitioning(init, names)
+
+
+def _constrain(x: jnp.ndarray, names: tuple[str | None, ...]) -> jnp.ndarray:
+  """Activation sharding by logical names (a no-op outside `nn.logical_axis_rules`)."""
+  return nn.with_logical_constraint(x, names)
 
 
 def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
@@ -63,15 +75,19 @@ class ResidualLayer(nn.Module):
   def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None):
     """x: [batch, time, R], speaker: int32 [batch] -> (x + residual [b, t, R], skip [b, t, S])."""
     gates = nn.Conv(self.gate_channels, (self.kernel_size,), kernel_dilation=(self.dilation,),
-                    padding="CAUSAL", dtype=self.dtype, name="dilated_conv")(x)  # [b, t, G]
+                    padding="CAUSAL", dtype=self.dtype, name="dilated_conv",
+                    kernel_init=_init(("conv_taps", "embed", "mlp")),
+                    bias_init=_init(("mlp",), nn.initializers.zeros))(x)  # [b, t, G]
     if speaker is not None:  # V_f^T h and V_g^T h for a one-hot speaker h.
-      gates += nn.Embed(self.num_speakers, self.gate_channels, dtype=self.dtype,
-                        name="speaker")(speaker)[:, None, :]
+      gates += nn.Embed(self.num_speakers, self.gate_channels, dtype=self.dtype, name="speaker",
+                        embedding_init=_init((None, "mlp"), nn.linear.default_embed_init)
+                        )(speaker)[:, None, :]
     z = gated_unit(gates)  # [b, t, G // 2]
     out = nn.Dense(self.residual_channels + self.skip_channels, dtype=self.dtype,
-                   name="output")(z)
+                   name="output", kernel_init=_init(("mlp", "embed")),
+                   bias_init=_init(("embed",), nn.initializers.zeros))(z)
     residual, skip = jnp.split(out, [self.residual_channels], axis=-1)
-    return x + residual, skip
+    return _constrain(x + residual, ("batch", "time", None)), skip
 
 
 class Model(nn.Module):
@@ -91,6 +107,7 @@ class Model(nn.Module):
   max_dilation: int = 512
   num_speakers: int = 0
   dtype: Any = jnp.float32
+  remat: str = "none"  # Recompute layer activations in the backward pass: none | full | dots.
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -112,18 +129,41 @@ class Model(nn.Module):
     assert self.gate_channels % 2 == 0, "gate_channels is split into filter and gate halves"
     assert self.max_dilation & (self.max_dilation - 1) == 0, "max_dilation is a power of 2"
     speaker = _check_speaker(self, speaker)
-    x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype,
-                 name="embed")(inputs)  # [b, t, R]
+    x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="embed",
+                 embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
+                 )(inputs)  # [b, t, R]
+    x = _constrain(x, ("batch", "time", None))
+    layer = remat(ResidualLayer, self.remat)
     skips = 0.0
     for i, dilation in enumerate(self.dilations):
-      x, skip = ResidualLayer(self.residual_channels, self.gate_channels, self.skip_channels,
-                              self.kernel_size, dilation, self.num_speakers, self.dtype,
-                              name=f"layer_{i}")(x, speaker)
+      x, skip = layer(self.residual_channels, self.gate_channels, self.skip_channels,
+                      self.kernel_size, dilation, self.num_speakers, self.dtype,
+                      name=f"layer_{i}")(x, speaker)
       skips += skip  # [b, t, S]
     h = nn.relu(skips)
-    h = nn.relu(nn.Dense(self.head_channels, dtype=self.dtype, name="head_hidden")(h))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_logits")(h)
+    h = nn.relu(nn.Dense(self.head_channels, dtype=self.dtype, name="head_hidden",
+                         kernel_init=_init(("embed", "mlp")),
+                         bias_init=_init(("mlp",), nn.initializers.zeros))(h))
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_logits",
+                      kernel_init=_init(("mlp", "vocab")),
+                      bias_init=_init(("vocab",), nn.initializers.zeros))(h)
+    logits = _constrain(logits, ("batch", "time", "vocab"))
     return logits.astype(jnp.float32)  # [b, t, classes]
+
+
+REMAT_POLICIES = {
+    "full": None,  # Save nothing: recompute the whole layer.
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # Keep matmul outputs.
+}
+
+
+def remat(module: type[nn.Module], policy: str) -> type[nn.Module]:
+  """`module`, recomputed in the backward pass under `policy` ('none' leaves it as it is)."""
+  if policy == "none":
+    return module
+  if policy not in REMAT_POLICIES:
+    raise ValueError(f"remat={policy!r}: use one of none, {', '.join(REMAT_POLICIES)}")
+  return nn.remat(module, policy=REMAT_POLICIES[policy])
 
 
 # Incremental decoding.

@@ -16,6 +16,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from audiojax import audio as audio_lib
 from audiojax.models import wavenet
@@ -46,10 +48,19 @@ def step_uniforms(rng: jax.Array, num_samples: int, batch_size: int) -> jnp.ndar
   return jax.random.uniform(rng, (num_samples, batch_size))  # [time, batch]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature", "unroll"))
-def _sample(model, params, rng, first, speaker, *, num_samples, temperature, unroll):
+def _split_batch(x, mesh: Mesh | None, spec: P):
+  """Constrains `x` to be split over the mesh's `data` axis as `spec` says (no-op without one)."""
+  return x if mesh is None else jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("model", "num_samples", "temperature", "unroll", "mesh"))
+def _sample(model, params, rng, first, speaker, *, num_samples, temperature, unroll, mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
+  # Each device carries the queues of its own rows: the scan then runs with no communication.
+  state = state.replace(queues=_split_batch(state.queues, mesh, P(None, "data", None)),
+                        gate_context=_split_batch(state.gate_context, mesh, P(None, "data", None)))
 
   def step(carry, uniform):
     state, inputs_t = carry
@@ -57,21 +68,33 @@ def _sample(model, params, rng, first, speaker, *, num_samples, temperature, unr
     outputs_t = next_classes(uniform, logits, temperature)
     return (state, outputs_t), outputs_t
 
-  uniforms = step_uniforms(rng, num_samples, first.shape[0])
+  uniforms = _split_batch(step_uniforms(rng, num_samples, first.shape[0]), mesh, P(None, "data"))
   _, classes = jax.lax.scan(step, (state, first), uniforms, unroll=unroll)  # [time, batch]
   return classes.T
 
 
 def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, rng: jax.Array,
            temperature: float = 1.0, speaker: jnp.ndarray | None = None,
-           unroll: int = 1) -> jnp.ndarray:
+           unroll: int = 1, mesh: Mesh | None = None) -> jnp.ndarray:
   """Draws int32 classes [batch_size, num_samples] with the incremental (queue) decoder.
 
-  speaker: int32 [batch_size] for a model with num_speakers > 0.
+  speaker: int32 [batch_size] for a model with num_speakers > 0. With a `mesh`, the batch is
+  split over its `data` axis (batch_size must be a multiple of its size) and each device draws
+  its own rows; the samples are identical to the unsplit ones. On a CPU this is how a batch uses
+  every core: XLA:CPU runs one small step's ops one after another, but each device's step on
+  its own thread (`jax_num_cpu_devices`, see `audiojax.train.sharding.use_cpu_cores`).
   """
   first = jnp.full((batch_size,), silence_class(model), jnp.int32)
+  if mesh is not None:
+    if batch_size % mesh.shape["data"]:
+      raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's "
+                       f"{mesh.shape['data']} data shards")
+    rows = NamedSharding(mesh, P("data"))
+    first = jax.device_put(first, rows)
+    speaker = None if speaker is None else jax.device_put(jnp.asarray(speaker), rows)
+    params = jax.device_put(params, NamedSharding(mesh, P()))
   return _sample(model, params, rng, first, speaker, num_samples=num_samples,
-                 temperature=float(temperature), unroll=unroll)
+                 temperature=float(temperature), unroll=unroll, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))

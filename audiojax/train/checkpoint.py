@@ -19,9 +19,15 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint was written by another model or model config."""
 
 
+# Model fields that change how the model computes, not its parameters: a checkpoint resumes
+# under another value (e.g. fp32 -> bf16 compute, or remat on).
+COMPUTE_ONLY_FIELDS = ("dtype", "remat")
+
+
 def model_fingerprint(model_config: ml_collections.ConfigDict) -> str:
   """A short stable hash of the model config: what a checkpoint's parameters depend on."""
-  text = json.dumps(model_config.to_dict(), sort_keys=True, default=str)
+  fields = {k: v for k, v in model_config.to_dict().items() if k not in COMPUTE_ONLY_FIELDS}
+  text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -69,7 +75,8 @@ def check_meta(meta: dict, expected: dict, where: str) -> None:
   if meta["fingerprint"] != expected["fingerprint"]:
     old, new = meta["config"].get("model", {}), expected["config"].get("model", {})
     diffs = [f"model.{k}: checkpoint {old.get(k)!r} vs config {new.get(k)!r}"
-             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+             for k in sorted(set(old) | set(new))
+             if old.get(k) != new.get(k) and k not in COMPUTE_ONLY_FIELDS]
     raise CheckpointMismatchError(
         f"{where} holds a checkpoint of a different {meta['model_name']} config ("
         + "; ".join(diffs or ["fingerprint differs"]) + "): use another --workdir")

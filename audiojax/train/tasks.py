@@ -3,8 +3,8 @@
 `init_fn(model, rng, example_batch) -> params`.
 `loss_fn(model, params, batch, rng, train) -> (scalar loss, metrics dict)`, where the batch
 holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]`.
-`generate(model, params, rng, num_samples, num_audio_samples, speaker, temperature)`
--> float audio [num_samples, num_audio_samples].
+`generate(model, params, rng, num_samples, num_audio_samples, speaker, temperature, mesh)`
+-> float audio [num_samples, num_audio_samples]; with a mesh, the samples are split over it.
 """
 
 import dataclasses
@@ -53,13 +53,13 @@ def wavenet_loss(model: nn.Module, params, batch: dict, rng: jax.Array, train: b
 
 def wavenet_generate(model: nn.Module, params, rng: jax.Array, num_samples: int,
                      num_audio_samples: int, speaker: jnp.ndarray | None = None,
-                     temperature: float = 1.0) -> jnp.ndarray:
+                     temperature: float = 1.0, mesh=None) -> jnp.ndarray:
   """Autoregressive samples decoded from mu-law: [num_samples, num_audio_samples] floats."""
   if not model.num_speakers:
     speaker = None
   classes = wavenet_sampler.sample(
       model, params, num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
-      temperature=temperature, speaker=speaker)
+      temperature=temperature, speaker=speaker, mesh=mesh)
   return audio_lib.mu_law_decode(classes, model.num_classes - 1)
 
 

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -41,19 +42,65 @@ class TrainState:
 
 def create_train_state(model, task: tasks.Task, tx: optax.GradientTransformation,
                        example_batch: dict, seed: int) -> TrainState:
-  """Initial parameters and optimizer state (call under jit to place them)."""
+  """Initial parameters and optimizer state, leaves still in their logical-axis boxes.
+
+  Use under `jax.eval_shape` for the shardings, and under jit with `nn.meta.unbox` to place
+  them (`init_state`).
+  """
   rng = jax.random.PRNGKey(seed)
   params = task.init_fn(model, jax.random.fold_in(rng, 1), example_batch)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                     rng=rng)
 
 
-def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, schedule):
-  """train_step(state, batch, rng) -> (state, metrics); pure, for jit."""
+def _split_microbatches(batch: dict, microbatches: int, index: jax.Array) -> dict:
+  """Microbatch `index` of `microbatches`: rows index, index + m, ... (every shard's rows)."""
+  def take(x):
+    rows = x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:])
+    return jax.lax.dynamic_index_in_dim(rows, index, axis=1, keepdims=False)
+  return jax.tree.map(take, batch)
+
+
+def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, schedule,
+                    microbatches: int = 1):
+  """train_step(state, batch, rng) -> (state, metrics); pure, for jit.
+
+  With `microbatches` > 1 the batch is split and the gradients accumulated, weighted by each
+  microbatch's `num_predictions` (when the loss reports it), so the update equals one step on
+  the whole batch with less activation memory.
+  """
+  grad_fn = jax.value_and_grad(task.loss_fn, argnums=1, has_aux=True)
+
+  def grads_and_metrics(params, batch, rng):
+    (_, metrics), grads = grad_fn(model, params, batch, rng, True)
+    return grads, metrics
+
+  def accumulate(params, batch, rng):
+    def body(i, carry):
+      grad_sum, metric_sum, weight_sum = carry
+      grads, metrics = grads_and_metrics(params, _split_microbatches(batch, microbatches, i),
+                                         jax.random.fold_in(rng, i))
+      weight = metrics.get("num_predictions", jnp.float32(1.0))
+      grad_sum = jax.tree.map(lambda a, g: a + weight * g, grad_sum, grads)
+      metric_sum = jax.tree.map(lambda a, m: a + weight * m, metric_sum, metrics)
+      return grad_sum, metric_sum, weight_sum + weight
+
+    first = _split_microbatches(batch, microbatches, 0)
+    metric_shapes = jax.eval_shape(lambda: grads_and_metrics(params, first, rng)[1])
+    zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
+    grad_sum, metric_sum, weight_sum = jax.lax.fori_loop(
+        0, microbatches, body, (zeros(params), zeros(metric_shapes), jnp.float32(0.0)))
+    weight_sum = jnp.maximum(weight_sum, 1e-9)
+    metrics = jax.tree.map(lambda m: m / weight_sum, metric_sum)
+    if "num_predictions" in metrics:
+      metrics["num_predictions"] = weight_sum
+    return jax.tree.map(lambda g: g / weight_sum, grad_sum), metrics
 
   def train_step(state: TrainState, batch: dict, rng: jax.Array):
-    grad_fn = jax.value_and_grad(task.loss_fn, argnums=1, has_aux=True)
-    (_, metrics), grads = grad_fn(model, state.params, batch, rng, True)
+    if microbatches > 1:
+      grads, metrics = accumulate(state.params, batch, rng)
+    else:
+      grads, metrics = grads_and_metrics(state.params, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
@@ -113,7 +160,9 @@ def _write_samples(task, model, params, config, workdir, writer, step, rng) -> N
   num = config.train.num_samples_to_write
   length = int(config.train.sample_seconds * config.data.sample_rate_hz)
   speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
-  audio = np.asarray(jax.device_get(task.generate(model, params, rng, num, length, speaker)))
+  audio = task.generate(model, params, rng, num, length, speaker,
+                        config.train.get("sample_temperature", 1.0))
+  audio = np.asarray(jax.device_get(audio))
   if jax.process_index() == 0:
     for i, clip in enumerate(audio):
       audio_io.write_wav(os.path.join(workdir, "samples", f"step_{step}", f"sample_{i}.wav"),
@@ -127,32 +176,59 @@ def _example_batch(config: ml_collections.ConfigDict) -> dict:
           "speaker": jnp.zeros((1,), jnp.int32)}
 
 
-def build(config: ml_collections.ConfigDict):
-  """(model, task, optax transform, schedule, mesh) for a config."""
+def build(config: ml_collections.ConfigDict, mesh_config=None):
+  """(model, task, optax transform, schedule, mesh, rules) for a config.
+
+  The mesh follows `mesh_config` (default `config.mesh`); pass `{}` for every device on
+  `data`, as a job that only reads parameters wants whatever mesh it trained on.
+  """
   model = models.get_model(config.model)
   task = tasks.get_task(config.model.name)
   tx, schedule = optimizer.make_optimizer(config.optimizer, config.train.num_steps)
-  return model, task, tx, schedule, sharding.make_mesh()
+  mesh_config = config.get("mesh") if mesh_config is None else mesh_config
+  mesh = sharding.make_mesh(mesh_config or None)
+  return model, task, tx, schedule, mesh, sharding.rules_from_config(config)
 
 
-def init_state(config, model, task, tx, mesh) -> TrainState:
-  """A freshly initialised, replicated train state (abstract shapes via eval_shape first)."""
-  init = jax.jit(lambda: create_train_state(model, task, tx, _example_batch(config), config.seed),
-                 out_shardings=sharding.replicated(mesh))
-  return init()
+def state_shardings(config, model, task, tx, mesh, rules):
+  """NamedShardings of the (unboxed) train state on `mesh`, from the params' logical axes."""
+  boxed = jax.eval_shape(
+      lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))
+  return sharding.logical_shardings(boxed, mesh, rules)
+
+
+def init_state(config, model, task, tx, mesh, rules) -> tuple[TrainState, Any]:
+  """A freshly initialised train state, created sharded (no full copy on any one device)."""
+  shardings = state_shardings(config, model, task, tx, mesh, rules)
+  init = jax.jit(lambda: nn.meta.unbox(create_train_state(
+      model, task, tx, _example_batch(config), config.seed)), out_shardings=shardings)
+  return init(), shardings
+
+
+def jit_in_mesh(fn, mesh, rules, **jit_kwargs):
+  """`jax.jit(fn)` that traces with `mesh` and the logical axis `rules` in context, so the
+  models' `nn.with_logical_constraint`s become sharding constraints."""
+  jitted = jax.jit(fn, **jit_kwargs)
+
+  def call(*args):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jitted(*args)
+
+  return call
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) to `config.train.num_steps`; returns the final train state."""
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  model, task, tx, schedule, mesh = build(config)
-  sharding.check_batch_size(config.data.batch_size, mesh)
+  model, task, tx, schedule, mesh, rules = build(config)
+  microbatches = config.train.get("microbatches", 1)
+  sharding.check_batch_size(config.data.batch_size, mesh, microbatches)
   meta = checkpoint.make_meta(config)
   manager = checkpoint.make_manager(workdir, keep=config.train.keep_checkpoints,
                                     async_save=config.train.async_checkpoints)
 
-  state = init_state(config, model, task, tx, mesh)
+  state, shardings = init_state(config, model, task, tx, mesh, rules)
   counter = pipeline.BadExampleCounter()
   dataset = pipeline.train_dataset(config.data, seed=config.seed, counter=counter)
   data_iter = iter(dataset)
@@ -173,8 +249,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                f"({1000 * model.receptive_field / config.data.sample_rate_hz:.1f} ms)"
                if hasattr(model, "receptive_field") else "")
 
-  train_step = jax.jit(make_train_step(model, task, tx, schedule), donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(model, task))
+  logging.info("mesh %s over %d devices (%d processes)", dict(mesh.shape), mesh.size,
+               jax.process_count())
+  batch_sharding = sharding.batch_sharding(mesh)
+  train_step = jit_in_mesh(make_train_step(model, task, tx, schedule, microbatches), mesh, rules,
+                           in_shardings=(shardings, batch_sharding, None),
+                           out_shardings=(shardings, None), donate_argnums=0)
+  eval_step = jit_in_mesh(make_eval_step(model, task), mesh, rules,
+                          in_shardings=(shardings.params, batch_sharding))
   writer = summary.Writer(workdir)
   stop = _StopRequested()
   previous_handler = signal.signal(signal.SIGTERM, stop)
@@ -246,13 +328,18 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int | None = None):
-  """(model, task, params, step) from a workdir's checkpoint, on the local devices."""
-  model, task, tx, _, mesh = build(config)
-  abstract_state = jax.eval_shape(
-      lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))
+  """(model, task, params, step) from a workdir's checkpoint, on this job's devices.
+
+  Whatever mesh the run trained on, the params are restored onto every local device along
+  `data` (sharded by the logical rules, so replicated unless the mesh says otherwise).
+  """
+  model, task, tx, _, mesh, rules = build(config, mesh_config={})
+  shardings = state_shardings(config, model, task, tx, mesh, rules)
   abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
-      abstract_state)
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      nn.meta.unbox(jax.eval_shape(
+          lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))),
+      shardings)
   manager = checkpoint.make_manager(workdir, read_only=True)
   state, _, step = checkpoint.restore(manager, abstract_state, checkpoint.make_meta(config),
                                       step)
@@ -264,7 +351,8 @@ def evaluate(workdir: str, split: str = "test", max_examples: int | None = None)
   config = load_config(workdir)
   model, task, params, step = restore_params(config, workdir)
   eval_step = jax.jit(make_eval_step(model, task))
-  result = run_eval(eval_step, params, config.data, split, sharding.make_mesh(), max_examples)
+  mesh = sharding.make_mesh()
+  result = run_eval(eval_step, params, config.data, split, mesh, max_examples)
   result = {"split": split, "step": step, "dataset": config.data.name, **result}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:

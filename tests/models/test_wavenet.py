@@ -1,5 +1,6 @@
 """WaveNet model: causality, receptive field, mu-law classes and a tiny overfit."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +26,7 @@ def random_params(model: wavenet.Model, seed: int = 0):
     scale = 0.1 if name == "bias" else 1 / np.sqrt(fan_in)
     return jnp.asarray(scale * rng.standard_normal(shape.shape), jnp.float32)
 
-  return jax.tree_util.tree_map_with_path(draw, shapes["params"])
+  return jax.tree_util.tree_map_with_path(draw, nn.meta.unbox(shapes["params"]))
 
 
 def random_classes(seed: int, shape: tuple[int, ...]) -> jnp.ndarray:
@@ -100,7 +101,8 @@ def test_overfits_one_batch():
   """Next-sample cross-entropy on one short sine batch falls far below log(256)."""
   model = wavenet.Model(**{**TINY, "residual_channels": 16, "gate_channels": 32,
                            "skip_channels": 32, "head_channels": 32})
-  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+  params = nn.meta.unbox(
+      jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"])
   time_hz = np.arange(257)[None, :] / 16000.0
   audio = 0.8 * np.sin(2 * np.pi * np.array([[220.0], [330.0]]) * time_hz)
   classes = audio_lib.mu_law_encode(jnp.asarray(audio, jnp.float32))  # [2, 257]

@@ -1,0 +1,103 @@
+"""Checks that need several devices, run by tests/train/test_sharding.py in a fresh process.
+
+  python -m tests.train.multidevice_checks CHECK [WORKDIR]
+
+JAX fixes its CPU device count when it starts, so each check runs with 8 CPU devices in its own
+process and prints "ok" at the end.
+"""
+
+import sys
+
+import jax
+import numpy as np
+
+from audiojax.train import checkpoint, sharding, trainer
+from configs import wavenet as wavenet_config
+
+
+def tiny_config(data: int, fsdp: int, tensor: int):
+  config = wavenet_config.get_config("tiny")
+  # Channel counts divisible by the fsdp and tensor sizes, so parameters really get split.
+  config.model.update(residual_channels=8, gate_channels=16, skip_channels=8, head_channels=16,
+                      num_speakers=4)
+  config.data.update(batch_size=8, crop_samples=64)
+  config.mesh.update(data=data, fsdp=fsdp, tensor=tensor)
+  return config
+
+
+def batch(seed: int, size: int = 8, samples: int = 64) -> dict[str, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  t = np.arange(samples)[None] / 16.0
+  audio = 0.5 * np.sin(t * rng.uniform(0.5, 2.0, (size, 1)))
+  audio += 0.05 * rng.normal(size=(size, samples))
+  return {"audio": audio.astype(np.float32), "mask": np.ones((size, samples), np.float32),
+          "speaker": rng.integers(0, 4, size).astype(np.int32)}
+
+
+def two_steps(config, devices):
+  """Params and losses after two train steps on a mesh over `devices`."""
+  model, task, tx, schedule, _, rules = trainer.build(config)
+  mesh = sharding.make_mesh(config.mesh if len(devices) > 1 else None, devices)
+  state, shardings = trainer.init_state(config, model, task, tx, mesh, rules)
+  step = trainer.jit_in_mesh(trainer.make_train_step(model, task, tx, schedule), mesh, rules,
+                             in_shardings=(shardings, sharding.batch_sharding(mesh), None),
+                             out_shardings=(shardings, None))
+  losses = []
+  for i in range(2):
+    state, metrics = step(state, sharding.shard_batch(batch(i), mesh), jax.random.key(i))
+    losses.append(float(metrics["loss"]))
+  return state, losses, mesh
+
+
+def sharded_equals_single():
+  config = tiny_config(2, 2, 2)
+  state, losses, mesh = two_steps(config, jax.devices())
+  assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}, mesh.shape
+  # The parameters really are split: a conv kernel over fsdp (embed) and tensor (mlp).
+  kernel = state.params["layer_0"]["dilated_conv"]["kernel"]
+  assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor"), kernel.sharding
+  shard_shape = kernel.addressable_shards[0].data.shape
+  assert shard_shape == (2, 4, 8), shard_shape
+  single_state, single_losses, _ = two_steps(config, jax.devices()[:1])
+  np.testing.assert_allclose(losses, single_losses, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
+                                                       atol=1e-5),
+               state.params, single_state.params)
+
+
+def restore_across_meshes(workdir: str):
+  config = tiny_config(4, 2, 1)
+  state, _, mesh = two_steps(config, jax.devices())
+  manager = checkpoint.make_manager(workdir, async_save=False)
+  meta = checkpoint.make_meta(config)
+  checkpoint.save(manager, 2, state, {"note": "no data iterator here"}, meta)
+  manager.wait_until_finished()
+  expected = jax.device_get(state)
+
+  # (4, 2) -> (2, 4): the same values, now split four ways over fsdp.
+  config_24 = tiny_config(2, 4, 1)
+  model, task, tx, _, mesh_24, rules = trainer.build(config_24)
+  shardings = trainer.state_shardings(config_24, model, task, tx, mesh_24, rules)
+  restored, _, step = checkpoint.restore(manager, jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), expected, shardings), meta)
+  assert step == 2
+  kernel = restored.params["layer_0"]["dilated_conv"]["kernel"]
+  shard_shape = kernel.addressable_shards[0].data.shape
+  assert shard_shape == (2, 2, 16), shard_shape
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), expected)
+
+  # -> one device, as a sampling job loads it.
+  _, _, params, step = trainer.restore_params(config, workdir)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), expected.params)
+
+
+if __name__ == "__main__":
+  jax.config.update("jax_num_cpu_devices", 8)  # Before JAX starts its CPU backend.
+  check = sys.argv[1]
+  if check == "sharded_equals_single":
+    sharded_equals_single()
+  elif check == "restore_across_meshes":
+    restore_across_meshes(sys.argv[2])
+  else:
+    raise SystemExit(f"unknown check {check!r}")
+  print("ok")
