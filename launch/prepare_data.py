@@ -1,8 +1,13 @@
 """Builds a dataset offline into --data_dir and prints a summary of its splits.
 
   python -m launch.prepare_data --dataset=espeak_speech [--config=default] --data_dir=DIR
+  python -m launch.prepare_data --dataset=folder:/path/to/audio --data_dir=DIR \
+      [--workers=16] [--files_per_shard=256] [--sample_rate_hz=16000] [--skip_bad_files]
 
-A dataset that is already built is reused (only the summary is printed).
+A dataset that is already built is reused (only the summary is printed). A folder becomes
+array_record shards written by --workers processes; rerun after an interruption to finish
+the missing shards. Training with `--config.data.name=folder:/path` and the same data_dir
+then reads the shards.
 """
 
 import os
@@ -16,6 +21,11 @@ from launch import common
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to build, e.g. espeak_speech.")
 _CONFIG = flags.DEFINE_string("config", "default", "Builder config, e.g. tiny, default, large.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder to build the dataset into.")
+_WORKERS = flags.DEFINE_integer("workers", None, "folder: worker processes (default: CPUs).")
+_FILES_PER_SHARD = flags.DEFINE_integer("files_per_shard", 256, "folder: files per shard.")
+_SAMPLE_RATE_HZ = flags.DEFINE_integer("sample_rate_hz", 16000, "folder: rate to store at.")
+_SKIP_BAD_FILES = flags.DEFINE_bool("skip_bad_files", False,
+                                    "folder: skip unreadable files (counted) instead of stopping.")
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
@@ -70,10 +80,33 @@ def summarize(builder: tfds.core.DatasetBuilder) -> str:
   return "\n".join(lines)
 
 
+def summarize_folder(manifest: dict, data_dir: str) -> str:
+  from audiojax.data import folder_shards
+
+  where = folder_shards.prepared_dir(manifest["folder"], data_dir)
+  lines = [f"folder:{manifest['folder']} in {where} ({manifest['sample_rate_hz']} Hz, "
+           f"{len(manifest['speakers'])} speakers, {manifest['num_files']} files, "
+           f"{manifest['skipped_files']} skipped)",
+           f"{'split':<12}{'records':>10}{'shards':>8}"]
+  for split, shards in manifest["splits"].items():
+    lines.append(f"{split:<12}{sum(s['records'] for s in shards):>10}{len(shards):>8}")
+  return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  if _DATASET.value.startswith("folder:"):
+    from audiojax.data import folder_shards
+
+    folder = os.path.expanduser(_DATASET.value[len("folder:"):])
+    manifest = folder_shards.prepare_folder(
+        folder, _DATA_DIR.value, sample_rate_hz=_SAMPLE_RATE_HZ.value,
+        files_per_shard=_FILES_PER_SHARD.value, num_workers=_WORKERS.value,
+        skip_bad_files=_SKIP_BAD_FILES.value)
+    print(summarize_folder(manifest, _DATA_DIR.value))
+    return
   builder = prepare(_DATASET.value, _DATA_DIR.value, _CONFIG.value)
   print(summarize(builder))
 

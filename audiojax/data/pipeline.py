@@ -5,7 +5,9 @@ Datasets are named in the config (`config.data.name`):
   - `tfds:NAME` (e.g. `tfds:ljspeech`, `tfds:librispeech`, `tfds:vctk`): any TFDS audio
     dataset already prepared in `data_dir` (reading TFDS `Audio` features needs TensorFlow:
     `pip install audiojax[tfds]`);
-  - `folder:/path`: every wav/flac/ogg/mp3 file under a folder, resampled to the config rate.
+  - `folder:/path`: every wav/flac/ogg/mp3 file under a folder, resampled to the config rate;
+    read from its array_record shards when `launch.prepare_data` prepared it into `data_dir`
+    (`audiojax.data.folder_shards`), else listed and decoded directly.
 
 The pipeline is grain over random-access sources (TFDS array_record data sources or a file
 list): every example is addressed by an index, so a seed fixes the whole stream, each host
@@ -44,6 +46,7 @@ class Source:
   decode: Callable[[Any], dict[str, Any]]
   name: str
   num_speakers: int = 1
+  host_local: bool = False  # `records` are already this host's share (its own shards).
 
   def __len__(self) -> int:
     return len(self.records)
@@ -129,28 +132,48 @@ def folder_split(path: str) -> str:
   return "validation" if bucket < 2 else "test" if bucket < 4 else "train"
 
 
-def _folder_source(folder: str, split: str, sample_rate_hz: int) -> Source:
+def folder_speakers(folder: str, paths: Sequence[str]):
+  """(speaker names, path -> speaker id): speakers are the first-level sub-folders (one folder
+  per speaker, as in VCTK and LibriSpeech); files directly in `folder` are speaker 0."""
+  tops = [os.path.relpath(p, folder).split(os.sep) for p in paths]
+  names = sorted({t[0] for t in tops if len(t) > 1})
+  ids = {name: i for i, name in enumerate(names)}
+  return names, lambda path: ids.get(os.path.relpath(path, folder).split(os.sep)[0], 0)
+
+
+def _folder_source(folder: str, split: str, data_dir: str, sample_rate_hz: int,
+                   process_index: int, process_count: int) -> Source:
+  from audiojax.data import folder_shards
+
+  manifest = folder_shards.read_manifest(folder, data_dir)
+  if manifest is not None:
+    if manifest["sample_rate_hz"] != sample_rate_hz:
+      raise ValueError(f"folder:{folder} was prepared at {manifest['sample_rate_hz']} Hz, "
+                       f"not {sample_rate_hz} Hz: prepare it again at this rate")
+    paths, host_local = folder_shards.shard_paths(folder, data_dir, split, manifest,
+                                                  process_index, process_count)
+    return Source(grain.sources.ArrayRecordDataSource(paths), folder_shards.decode_record,
+                  f"folder:{folder}:{split} (prepared)", max(1, len(manifest["speakers"])),
+                  host_local=host_local)
+
   all_paths = list_audio_files(folder)
   paths = all_paths
   if split != "all":
     paths = [p for p in all_paths if folder_split(p) == split] or all_paths[:1]
-  # Speakers are the first-level sub-folders (one folder per speaker, as in VCTK/LibriSpeech).
-  speakers = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in all_paths
-                     if os.sep in os.path.relpath(p, folder)})
-  speaker_ids = {s: i for i, s in enumerate(speakers)}
+  speakers, speaker_of = folder_speakers(folder, all_paths)
 
   def decode(path):
-    top = os.path.relpath(path, folder).split(os.sep)[0]
-    return {
-        "audio": audio_io.load_audio(path, sample_rate_hz),
-        "speaker": speaker_ids.get(top, 0),
-    }
+    return {"audio": audio_io.load_audio(path, sample_rate_hz), "speaker": speaker_of(path)}
 
   return Source(paths, decode, f"folder:{folder}:{split}", max(1, len(speakers)))
 
 
-def get_source(data_config: ml_collections.ConfigDict, split: str) -> Source:
-  """The split `split` of the dataset named by `data_config.name`."""
+def get_source(data_config: ml_collections.ConfigDict, split: str, process_index: int = 0,
+               process_count: int = 1) -> Source:
+  """The split `split` of the dataset named by `data_config.name`.
+
+  A source with `host_local` set holds only this host's records (its own shards).
+  """
   name = data_config.name
   data_dir = os.path.expanduser(data_config.get("data_dir") or DEFAULT_DATA_DIR)
   rate = data_config.sample_rate_hz
@@ -159,7 +182,8 @@ def get_source(data_config: ml_collections.ConfigDict, split: str) -> Source:
   if name.startswith("tfds:"):
     return _tfds_source(name[len("tfds:"):], split, data_dir, rate)
   if name.startswith("folder:"):
-    return _folder_source(os.path.expanduser(name[len("folder:"):]), split, rate)
+    return _folder_source(os.path.expanduser(name[len("folder:"):]), split, data_dir, rate,
+                          process_index, process_count)
   raise ValueError(
       f"unknown dataset {name!r}: use 'espeak_speech[/config]', 'tfds:NAME' or 'folder:/path'"
   )
@@ -202,8 +226,8 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if data_config.batch_size % process_count:
     raise ValueError(f"data.batch_size={data_config.batch_size} is not divisible by the "
                      f"{process_count} processes")
-  source = get_source(data_config, data_config.train_split)
-  if len(source) < process_count:
+  source = get_source(data_config, data_config.train_split, process_index, process_count)
+  if len(source) < process_count and not source.host_local:
     raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
   counter = counter or BadExampleCounter()
   crop_samples = data_config.crop_samples
@@ -215,7 +239,9 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
     cropped = random_crop(example["audio"], crop_samples, rng)
     return {**cropped, "speaker": np.int32(example["speaker"])}
 
-  ds = grain.MapDataset.source(source.records)[process_index::process_count]
+  ds = grain.MapDataset.source(source.records)
+  if not source.host_local:
+    ds = ds[process_index::process_count]
   ds = ds.seed(seed).shuffle().repeat().random_map(load_and_crop)
   read = grain.ReadOptions(num_threads=data_config.get("num_threads", 2), prefetch_buffer_size=8)
   ds = ds.to_iter_dataset(read).filter(lambda ex: ex is not None)
@@ -233,13 +259,17 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  source = get_source(data_config, split)
+  source = get_source(data_config, split, process_index, process_count)
   counter = BadExampleCounter()
   crop = data_config.crop_samples
   batch_size = batch_size or data_config.batch_size // process_count
   num = len(source) if max_examples is None else min(len(source), max_examples)
+  indices = range(process_index, num, process_count)
+  if source.host_local:  # Already this host's shards: take its share of max_examples.
+    indices = range(len(source) if max_examples is None
+                    else min(len(source), -(-max_examples // process_count)))
   rows = []
-  for index in range(process_index, num, process_count):
+  for index in indices:
     example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files, counter)
     if example is None:
       continue

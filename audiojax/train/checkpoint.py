@@ -7,11 +7,13 @@ error. Saves are asynchronous; `wait()` before exiting.
 
 import hashlib
 import json
+import logging
 import os
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -48,14 +50,45 @@ def make_manager(workdir: str, keep: int = 3, async_save: bool = True,
   return ocp.CheckpointManager(directory, options=options)
 
 
+def _gather_json(obj: Any) -> list[Any]:
+  """Every process's `obj` (JSON-able), in process order; call on all processes."""
+  if jax.process_count() == 1:
+    return [obj]
+  from jax.experimental import multihost_utils
+
+  data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+  lengths = multihost_utils.process_allgather(np.int32(data.size))
+  padded = np.zeros(int(np.max(lengths)), np.uint8)
+  padded[:data.size] = data
+  rows = multihost_utils.process_allgather(padded)  # [processes, longest]
+  return [json.loads(bytes(row[:n])) for row, n in zip(rows, lengths, strict=True)]
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any, data_state: dict,
          meta: dict) -> None:
-  """Starts an (async) save of everything needed to resume exactly at `step`."""
+  """Starts an (async) save of everything needed to resume exactly at `step`.
+
+  `data_state` is this process's data iterator state; every process's is saved (process 0
+  writes the JSON), so each host resumes its own stream.
+  """
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(data_state),
+      data=ocp.args.JsonSave({"process_states": _gather_json(data_state)}),
       meta=ocp.args.JsonSave(meta),
   ), force=True)
+
+
+def _this_process_data_state(data: dict, where: str) -> dict | None:
+  """This process's iterator state from a checkpoint's `data` item (None: start afresh)."""
+  states = data.get("process_states")
+  if states is None:  # A single-process checkpoint of an earlier layout.
+    return data
+  if len(states) != jax.process_count():
+    logging.warning("%s was written by %d processes, this job has %d: the data streams "
+                    "restart (parameters and optimizer state resume exactly)", where,
+                    len(states), jax.process_count())
+    return None
+  return states[jax.process_index()]
 
 
 def read_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
@@ -94,7 +127,7 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any, expected_meta: 
   check_meta(read_meta(manager, step), expected_meta, str(manager.directory))
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-  return restored.state, restored.data, step
+  return restored.state, _this_process_data_state(restored.data, str(manager.directory)), step
 
 
 def abstract(tree: Any) -> Any:

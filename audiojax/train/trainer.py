@@ -123,9 +123,24 @@ def make_eval_step(model, task: tasks.Task):
 
 def run_eval(eval_step, params, data_config: ml_collections.ConfigDict, split: str,
              mesh, max_examples: int | None = None) -> dict[str, float]:
-  """Mean NLL (nats and bits per sample) over `split`."""
+  """Mean NLL (nats and bits per sample) over `split`.
+
+  With several processes, each evaluates its share of the split; hosts with fewer batches
+  pad with empty (all-masked) ones, since every host must join every step's collectives.
+  """
+  batches = pipeline.eval_batches(data_config, split, max_examples=max_examples)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    batches = list(batches)
+    most = int(np.max(multihost_utils.process_allgather(np.int32(len(batches)))))
+    rows = data_config.batch_size // jax.process_count()
+    empty = {"audio": np.zeros((rows, data_config.crop_samples), np.float32),
+             "mask": np.zeros((rows, data_config.crop_samples), np.float32),
+             "speaker": np.zeros((rows,), np.int32)}
+    batches += [empty] * (most - len(batches))
   nll_sum, count = 0.0, 0.0
-  for batch in pipeline.eval_batches(data_config, split, max_examples=max_examples):
+  for batch in batches:
     out = jax.device_get(eval_step(params, sharding.shard_batch(batch, mesh)))
     nll_sum += float(out["nll_sum"])
     count += float(out["count"])
@@ -236,7 +251,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   start_step, last_saved = 0, None
   if restored:
     state, data_state, start_step = restored
-    data_iter.set_state(data_state)
+    if data_state is not None:
+      data_iter.set_state(data_state)
     last_saved = start_step
     logging.info("resumed from %s at step %d", manager.directory, start_step)
 

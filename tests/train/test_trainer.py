@@ -134,3 +134,34 @@ def test_tiny_training_lowers_the_loss(tmp_path, espeak_tiny_dir):
   state = trainer.train_and_evaluate(config, workdir)
   after = trainer.run_eval(eval_step, state.params, config.data, "validation", mesh, 4)
   assert after["bits_per_sample"] < before["bits_per_sample"] - 1.0
+
+
+def test_two_process_run_checkpoints_and_resumes(tmp_path, espeak_tiny_dir):
+  """launch.train as 2 jax.distributed processes on 127.0.0.1: trains, evaluates, saves each
+  host's data state, and a second launch resumes from the shared workdir."""
+  import json
+  import socket
+
+  workdir = str(tmp_path / "run")
+
+  def launch(num_steps: int) -> None:
+    with socket.socket() as s:
+      s.bind(("127.0.0.1", 0))
+      port = s.getsockname()[1]
+    procs = [subprocess.Popen(
+        train_cli(workdir, espeak_tiny_dir, f"--config.train.num_steps={num_steps}",
+                  "--config.train.eval_every=4", f"--coordinator_address=127.0.0.1:{port}",
+                  "--num_processes=2", f"--process_id={i}"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(2)]
+    for proc in procs:
+      output = proc.communicate(timeout=600)[0]
+      assert proc.returncode == 0, output[-3000:]
+
+  launch(4)
+  assert latest_step(workdir) == 4
+  with open(os.path.join(workdir, "checkpoints", "4", "data", "metadata")) as f:
+    states = json.load(f)["process_states"]
+  assert len(states) == 2 and all(s["next_index"] == 4 for s in states), states
+  launch(6)
+  assert latest_step(workdir) == 6
