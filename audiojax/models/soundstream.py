@@ -1,0 +1,208 @@
+"""SoundStream (Zeghidour et al., 2021): causal conv encoder -> residual VQ -> causal decoder.
+
+Encoder: causal conv (C channels, kernel 7), then one block per stride: three residual units
+(dilations 1, 3, 9; kernel 7 then 1x1, ELU) and a causal strided conv (kernel 2 x stride) that
+doubles the channels; a final conv to `embedding_dim`. The decoder mirrors it with causal
+transposed convs. Strides (2, 4, 5, 8) give 320 samples per frame (50 Hz at 16 kHz).
+
+Every conv is causal (padded on the past only), so the model streams: with `streaming=True`
+each conv keeps the inputs it still needs in the `stream` collection and a chunk of whole
+frames goes in at a time (`init_stream`, `encode_step`, `decode_step`); the output equals the
+offline output.
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from audiojax.models import rvq
+
+
+class CausalConv(nn.Module):
+  """Causal 1-D conv: output t sees inputs <= t (for stride s: <= the end of frame t).
+
+  Offline, the input is left-padded with `context` zeros; streaming, those are the previous
+  chunk's last inputs, kept in the `stream` collection.
+  """
+  features: int
+  kernel_size: int
+  stride: int = 1
+  dilation: int = 1
+  dtype: Any = jnp.float32
+
+  @property
+  def context(self) -> int:
+    """Past inputs each chunk needs: (kernel - 1) * dilation + 1 - stride."""
+    return (self.kernel_size - 1) * self.dilation + 1 - self.stride
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    """x: [batch, time, channels] (time a multiple of stride) -> [batch, time // stride, F]."""
+    if streaming:
+      buffer = self.variable("stream", "buffer", jnp.zeros,
+                             (x.shape[0], self.context, x.shape[-1]), x.dtype)
+      x = jnp.concatenate([buffer.value, x], axis=1)
+      buffer.value = x[:, x.shape[1] - self.context:]
+    else:
+      x = jnp.pad(x, ((0, 0), (self.context, 0), (0, 0)))
+    return nn.Conv(self.features, (self.kernel_size,), strides=(self.stride,),
+                   kernel_dilation=(self.dilation,), padding="VALID", dtype=self.dtype,
+                   name="conv")(x)
+
+
+class CausalConvTranspose(nn.Module):
+  """Causal upsampling by `stride` (kernel 2 x stride): output frame t sees inputs <= t.
+
+  Of the full transposed conv only the first time * stride outputs are kept; each of them
+  mixes its own input frame and the one before, which streaming keeps in `stream`.
+  """
+  features: int
+  stride: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    """x: [batch, frames, channels] -> [batch, frames * stride, F]."""
+    frames = x.shape[1]
+    if streaming:
+      previous = self.variable("stream", "previous", jnp.zeros, (x.shape[0], 1, x.shape[-1]),
+                               x.dtype)
+      x_in = jnp.concatenate([previous.value, x], axis=1)
+      previous.value = x[:, -1:]
+    else:
+      x_in = jnp.pad(x, ((0, 0), (1, 0), (0, 0)))  # A zero frame before the first one.
+    y = nn.ConvTranspose(self.features, (2 * self.stride,), strides=(self.stride,),
+                         padding="VALID", dtype=self.dtype, name="conv")(x_in)
+    return y[:, self.stride:self.stride * (frames + 1)]
+
+
+class ResidualUnit(nn.Module):
+  """x + 1x1(ELU(dilated causal conv k7(ELU(x))))."""
+  dilation: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    channels = x.shape[-1]
+    y = CausalConv(channels, 7, dilation=self.dilation, dtype=self.dtype,
+                   name="dilated")(nn.elu(x), streaming)
+    y = CausalConv(channels, 1, dtype=self.dtype, name="pointwise")(nn.elu(y), streaming)
+    return x + y
+
+
+class Encoder(nn.Module):
+  channels: int
+  strides: Sequence[int]
+  embedding_dim: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, audio: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    """audio: [batch, samples] (a multiple of the hop) -> embeddings [batch, frames, D]."""
+    x = CausalConv(self.channels, 7, dtype=self.dtype, name="conv_in")(audio[..., None],
+                                                                        streaming)
+    for i, stride in enumerate(self.strides):
+      for j, dilation in enumerate((1, 3, 9)):
+        x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
+      x = CausalConv(2 * x.shape[-1], 2 * stride, stride=stride, dtype=self.dtype,
+                     name=f"block_{i}_down")(nn.elu(x), streaming)
+    return CausalConv(self.embedding_dim, 3, dtype=self.dtype, name="conv_out")(nn.elu(x),
+                                                                              streaming)
+
+
+class Decoder(nn.Module):
+  channels: int
+  strides: Sequence[int]
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, embeddings: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    """embeddings: [batch, frames, D] -> audio [batch, frames * hop]."""
+    width = self.channels * 2 ** len(self.strides)
+    x = CausalConv(width, 7, dtype=self.dtype, name="conv_in")(embeddings, streaming)
+    for i, stride in enumerate(reversed(self.strides)):
+      x = CausalConvTranspose(x.shape[-1] // 2, stride, dtype=self.dtype,
+                              name=f"block_{i}_up")(nn.elu(x), streaming)
+      for j, dilation in enumerate((1, 3, 9)):
+        x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
+    return CausalConv(1, 7, dtype=self.dtype, name="conv_out")(nn.elu(x), streaming)[..., 0]
+
+
+class Model(nn.Module):
+  """The codec: `__call__` reconstructs audio through the quantizer (training and eval)."""
+  channels: int = 32
+  strides: Sequence[int] = (2, 4, 5, 8)
+  embedding_dim: int = 128
+  num_quantizers: int = 12
+  codebook_size: int = 1024
+  quantizer_dropout: bool = True
+  codebook_decay: float = 0.99
+  dead_code_threshold: float = 2.0
+  dtype: Any = jnp.float32
+
+  @property
+  def hop_samples(self) -> int:
+    """Audio samples per frame (the product of the strides; also the latency)."""
+    return functools.reduce(lambda a, b: a * b, self.strides, 1)
+
+  def setup(self):
+    self.encoder = Encoder(self.channels, tuple(self.strides), self.embedding_dim, self.dtype)
+    self.quantizer = rvq.ResidualVQ(self.num_quantizers, self.codebook_size, self.embedding_dim,
+                                    decay=self.codebook_decay,
+                                    dead_code_threshold=self.dead_code_threshold,
+                                    quantizer_dropout=self.quantizer_dropout)
+    self.decoder = Decoder(self.channels, tuple(self.strides), self.dtype)
+
+  def __call__(self, audio: jnp.ndarray, *, train: bool = False,
+               num_quantizers: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray, dict]:
+    """audio: [batch, samples] (a multiple of hop_samples) -> (reconstruction [b, samples],
+    codes int32 [b, frames, Nq], quantizer aux; see `rvq.ResidualVQ`)."""
+    embeddings = self.encoder(audio)
+    quantized, codes, aux = self.quantizer(embeddings, train=train,
+                                           num_quantizers=num_quantizers)
+    return self.decoder(quantized).astype(jnp.float32), codes, aux
+
+  def encode(self, audio: jnp.ndarray, num_quantizers: int | None = None,
+             streaming: bool = False) -> jnp.ndarray:
+    """audio [batch, samples] -> codes int32 [batch, frames, num_quantizers]."""
+    _, codes, _ = self.quantizer(self.encoder(audio, streaming), num_quantizers=num_quantizers)
+    return codes[..., :num_quantizers or self.num_quantizers]
+
+  def decode(self, codes: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
+    """codes int32 [batch, frames, nq] -> audio [batch, frames * hop_samples]."""
+    return self.decoder(self.quantizer.decode(codes), streaming).astype(jnp.float32)
+
+
+def init_stream(model: Model, variables: Any, batch_size: int, num_quantizers: int) -> Any:
+  """Empty streaming state (the `stream` collection) for `encode_step` and `decode_step`.
+
+  variables: the model's `params` and `codebooks`.
+  """
+  audio = jnp.zeros((batch_size, model.hop_samples))
+  codes = jnp.zeros((batch_size, 1, num_quantizers), jnp.int32)
+  _, enc = jax.eval_shape(functools.partial(model.apply, method=Model.encode, streaming=True,
+                                            mutable=["stream"]), variables, audio)
+  _, dec = jax.eval_shape(functools.partial(model.apply, method=Model.decode, streaming=True,
+                                            mutable=["stream"]), variables, codes)
+  zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree["stream"])
+  return {"encoder": zeros(enc), "decoder": zeros(dec)}
+
+
+def encode_step(model: Model, variables: Any, stream: Any, audio: jnp.ndarray,
+                num_quantizers: int) -> tuple[Any, jnp.ndarray]:
+  """One chunk of whole frames: audio [b, k * hop] -> (stream, codes [b, k, nq])."""
+  codes, updated = model.apply({**variables, "stream": stream["encoder"]}, audio,
+                               num_quantizers, True, method=Model.encode, mutable=["stream"])
+  return {**stream, "encoder": updated["stream"]}, codes
+
+
+def decode_step(model: Model, variables: Any, stream: Any,
+                codes: jnp.ndarray) -> tuple[Any, jnp.ndarray]:
+  """One chunk of frames: codes [b, k, nq] -> (stream, audio [b, k * hop])."""
+  audio, updated = model.apply({**variables, "stream": stream["decoder"]}, codes, True,
+                               method=Model.decode, mutable=["stream"])
+  return {**stream, "decoder": updated["stream"]}, audio

@@ -1,0 +1,67 @@
+"""SoundStream: causal encoder and decoder, streaming == offline, shapes and hop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax.models import soundstream
+
+TINY = dict(channels=4, strides=(2, 3), embedding_dim=8, num_quantizers=3, codebook_size=8)
+
+
+def setup_model(**overrides):
+  model = soundstream.Model(**{**TINY, **overrides})
+  audio = jnp.asarray(np.random.default_rng(0).uniform(-0.5, 0.5, (2, 20 * model.hop_samples)),
+                      jnp.float32)
+  variables = model.init({"params": jax.random.key(0), "quantizer": jax.random.key(1)}, audio)
+  # Fit the codebooks to this audio (k-means init on a training pass).
+  _, updates = model.apply(variables, audio, train=True, mutable=["codebooks"],
+                           rngs={"quantizer": jax.random.key(2)})
+  return model, {**variables, **updates}, audio
+
+
+def test_shapes_and_hop():
+  model, variables, audio = setup_model()
+  assert model.hop_samples == 6
+  reconstruction, codes, aux = model.apply(variables, audio)
+  assert reconstruction.shape == audio.shape
+  assert codes.shape == (2, 20, 3) and aux["residual_norms"].shape == (4,)
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_causal(part):
+  model, variables, audio = setup_model()
+  cut = 10  # frames
+  if part == "encoder":
+    encode = lambda a: model.apply(variables, a, method=model.encode)
+    later = audio.at[:, cut * model.hop_samples:].set(0.9)
+    np.testing.assert_array_equal(encode(audio)[:, :cut], encode(later)[:, :cut])
+  else:
+    codes = model.apply(variables, audio, method=model.encode)
+    decode = lambda c: model.apply(variables, c, method=model.decode)
+    later = codes.at[:, cut:].set((codes[:, cut:] + 1) % 8)
+    np.testing.assert_allclose(decode(codes)[:, :cut * model.hop_samples],
+                               decode(later)[:, :cut * model.hop_samples], atol=1e-6)
+    assert not np.allclose(decode(codes), decode(later))
+
+
+@pytest.mark.parametrize("frames_per_chunk", [1, 3])
+def test_streaming_equals_offline(frames_per_chunk):
+  model, variables, audio = setup_model()
+  hop, nq = model.hop_samples, 2
+  offline_codes = model.apply(variables, audio, nq, method=model.encode)
+  offline_audio = model.apply(variables, offline_codes, method=model.decode)
+  stream = soundstream.init_stream(model, variables, batch_size=2, num_quantizers=nq)
+  encode = jax.jit(lambda s, a: soundstream.encode_step(model, variables, s, a, nq))
+  decode = jax.jit(lambda s, c: soundstream.decode_step(model, variables, s, c))
+  codes, pieces = [], []
+  chunk = frames_per_chunk * hop
+  for start in range(0, audio.shape[1] - chunk + 1, chunk):
+    stream, c = encode(stream, audio[:, start:start + chunk])
+    stream, a = decode(stream, c)
+    codes.append(c)
+    pieces.append(a)
+  codes, streamed = jnp.concatenate(codes, 1), jnp.concatenate(pieces, 1)
+  np.testing.assert_array_equal(codes, offline_codes[:, :codes.shape[1]])
+  np.testing.assert_allclose(streamed, offline_audio[:, :streamed.shape[1]], atol=1e-5)
