@@ -31,7 +31,7 @@ def main(argv):
   del argv
   sharding.use_cpu_cores()  # On a CPU, clips are drawn in parallel, one core each.
   config = trainer.load_config(_WORKDIR.value)
-  model, task, params, step = trainer.restore_params(config, _WORKDIR.value)
+  model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   num_speakers = config.model.get("num_speakers", 0)
   if _SPEAKER.value is not None and not 0 <= _SPEAKER.value < max(num_speakers, 1):
     raise SystemExit(f"error: --speaker={_SPEAKER.value} but the model has "
@@ -43,7 +43,7 @@ def main(argv):
   length = int(round(_SECONDS.value * rate))
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
-  audio = task.generate(model, params, jax.random.PRNGKey(_SEED.value), n, length, speaker,
+  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,
                         _TEMPERATURE.value, mesh)
   for i, clip in enumerate(np.asarray(jax.device_get(audio))):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")

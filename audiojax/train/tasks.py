@@ -1,9 +1,11 @@
 """What each model family brings to the shared trainer: init, loss and audio generator.
 
-`init_fn(model, rng, example_batch) -> params`.
-`loss_fn(model, params, batch, rng, train) -> (scalar loss, metrics dict)`, where the batch
-holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]`.
-`generate(model, params, rng, num_samples, num_audio_samples, speaker, temperature, mesh)`
+`init_fn(model, rng, example_batch) -> variables` ({"params": ..., other collections}).
+`loss_fn(model, variables, batch, rng, train) -> (scalar loss, (metrics, model_state))`, where
+the batch holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]`, the
+gradient is taken with respect to `variables["params"]`, and `model_state` holds the updated
+non-parameter collections (e.g. EMA codebooks; `{}` when there are none).
+`generate(model, variables, rng, num_samples, num_audio_samples, speaker, temperature, mesh)`
 -> float audio [num_samples, num_audio_samples]; with a mesh, the samples are split over it.
 """
 
@@ -22,7 +24,7 @@ from audiojax.sample import wavenet as wavenet_sampler
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  init_fn: Callable  # (model, rng, example_batch) -> params
+  init_fn: Callable  # (model, rng, example_batch) -> variables
   loss_fn: Callable
   generate: Callable | None = None
 
@@ -33,32 +35,33 @@ def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
 
 def wavenet_init(model: nn.Module, rng: jax.Array, batch: dict):
   classes = audio_lib.mu_law_encode(batch["audio"], model.num_classes - 1)
-  return model.init(rng, classes[:, :-1], _speaker(model, batch))["params"]
+  return model.init(rng, classes[:, :-1], _speaker(model, batch))
 
 
-def wavenet_loss(model: nn.Module, params, batch: dict, rng: jax.Array, train: bool = True):
+def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
   """Next-sample cross-entropy over mu-law classes; also reported in bits per sample."""
   del rng, train  # WaveNet has no dropout.
   mu = model.num_classes - 1
   classes = audio_lib.mu_law_encode(batch["audio"], mu)  # [batch, samples]
-  logits = model.apply({"params": params}, classes[:, :-1], _speaker(model, batch))
+  logits = model.apply(variables, classes[:, :-1], _speaker(model, batch))
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, classes[:, 1:])
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)
   loss = (nll * mask).sum() / count
   accuracy = ((logits.argmax(-1) == classes[:, 1:]) * mask).sum() / count
-  return loss, {"loss": loss, "bits_per_sample": loss / math.log(2), "accuracy": accuracy,
-                "num_predictions": mask.sum()}
+  metrics = {"loss": loss, "bits_per_sample": loss / math.log(2), "accuracy": accuracy,
+             "num_predictions": mask.sum()}
+  return loss, (metrics, {})
 
 
-def wavenet_generate(model: nn.Module, params, rng: jax.Array, num_samples: int,
+def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: int,
                      num_audio_samples: int, speaker: jnp.ndarray | None = None,
                      temperature: float = 1.0, mesh=None) -> jnp.ndarray:
   """Autoregressive samples decoded from mu-law: [num_samples, num_audio_samples] floats."""
   if not model.num_speakers:
     speaker = None
   classes = wavenet_sampler.sample(
-      model, params, num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
+      model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
       temperature=temperature, speaker=speaker, mesh=mesh)
   return audio_lib.mu_law_decode(classes, model.num_classes - 1)
 

@@ -38,6 +38,12 @@ class TrainState:
   params: Any
   opt_state: Any
   rng: jax.Array  # uint32 [2]: base key; step s uses fold_in(rng, s).
+  model_state: Any = flax.struct.field(default_factory=dict)  # Non-parameter collections.
+
+  @property
+  def variables(self) -> dict:
+    """What `model.apply` takes: params and the other collections."""
+    return {"params": self.params, **self.model_state}
 
 
 def create_train_state(model, task: tasks.Task, tx: optax.GradientTransformation,
@@ -48,9 +54,10 @@ def create_train_state(model, task: tasks.Task, tx: optax.GradientTransformation
   them (`init_state`).
   """
   rng = jax.random.PRNGKey(seed)
-  params = task.init_fn(model, jax.random.fold_in(rng, 1), example_batch)
+  variables = dict(task.init_fn(model, jax.random.fold_in(rng, 1), example_batch))
+  params = variables.pop("params")
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    rng=rng)
+                    rng=rng, model_state=variables)
 
 
 def _split_microbatches(batch: dict, microbatches: int, index: jax.Array) -> dict:
@@ -67,61 +74,70 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, s
 
   With `microbatches` > 1 the batch is split and the gradients accumulated, weighted by each
   microbatch's `num_predictions` (when the loss reports it), so the update equals one step on
-  the whole batch with less activation memory.
+  the whole batch with less activation memory; non-parameter state (e.g. EMA codebooks) is
+  updated by each microbatch in turn.
   """
-  grad_fn = jax.value_and_grad(task.loss_fn, argnums=1, has_aux=True)
 
-  def grads_and_metrics(params, batch, rng):
-    (_, metrics), grads = grad_fn(model, params, batch, rng, True)
-    return grads, metrics
+  def loss_of_params(params, model_state, batch, rng):
+    return task.loss_fn(model, {"params": params, **model_state}, batch, rng, True)
 
-  def accumulate(params, batch, rng):
+  grad_fn = jax.value_and_grad(loss_of_params, has_aux=True)
+
+  def grads_and_metrics(params, model_state, batch, rng):
+    (_, (metrics, new_state)), grads = grad_fn(params, model_state, batch, rng)
+    return grads, metrics, {**model_state, **new_state}
+
+  def accumulate(params, model_state, batch, rng):
     def body(i, carry):
-      grad_sum, metric_sum, weight_sum = carry
-      grads, metrics = grads_and_metrics(params, _split_microbatches(batch, microbatches, i),
-                                         jax.random.fold_in(rng, i))
+      grad_sum, metric_sum, weight_sum, model_state = carry
+      grads, metrics, model_state = grads_and_metrics(
+          params, model_state, _split_microbatches(batch, microbatches, i),
+          jax.random.fold_in(rng, i))
       weight = metrics.get("num_predictions", jnp.float32(1.0))
       grad_sum = jax.tree.map(lambda a, g: a + weight * g, grad_sum, grads)
       metric_sum = jax.tree.map(lambda a, m: a + weight * m, metric_sum, metrics)
-      return grad_sum, metric_sum, weight_sum + weight
+      return grad_sum, metric_sum, weight_sum + weight, model_state
 
     first = _split_microbatches(batch, microbatches, 0)
-    metric_shapes = jax.eval_shape(lambda: grads_and_metrics(params, first, rng)[1])
+    metric_shapes = jax.eval_shape(lambda: grads_and_metrics(params, model_state, first, rng)[1])
     zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
-    grad_sum, metric_sum, weight_sum = jax.lax.fori_loop(
-        0, microbatches, body, (zeros(params), zeros(metric_shapes), jnp.float32(0.0)))
+    grad_sum, metric_sum, weight_sum, model_state = jax.lax.fori_loop(
+        0, microbatches, body,
+        (zeros(params), zeros(metric_shapes), jnp.float32(0.0), model_state))
     weight_sum = jnp.maximum(weight_sum, 1e-9)
     metrics = jax.tree.map(lambda m: m / weight_sum, metric_sum)
     if "num_predictions" in metrics:
       metrics["num_predictions"] = weight_sum
-    return jax.tree.map(lambda g: g / weight_sum, grad_sum), metrics
+    return jax.tree.map(lambda g: g / weight_sum, grad_sum), metrics, model_state
 
   def train_step(state: TrainState, batch: dict, rng: jax.Array):
     if microbatches > 1:
-      grads, metrics = accumulate(state.params, batch, rng)
+      grads, metrics, model_state = accumulate(state.params, state.model_state, batch, rng)
     else:
-      grads, metrics = grads_and_metrics(state.params, batch, rng)
+      grads, metrics, model_state = grads_and_metrics(state.params, state.model_state, batch,
+                                                      rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
                "learning_rate": schedule(state.step)}
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         model_state=model_state), metrics
 
   return train_step
 
 
 def make_eval_step(model, task: tasks.Task):
-  """eval_step(params, batch) -> {'nll_sum', 'count'} for exact averages over batches."""
+  """eval_step(variables, batch) -> {'nll_sum', 'count'} for exact averages over batches."""
 
-  def eval_step(params, batch: dict):
-    _, metrics = task.loss_fn(model, params, batch, jax.random.PRNGKey(0), False)
+  def eval_step(variables, batch: dict):
+    _, (metrics, _) = task.loss_fn(model, variables, batch, jax.random.PRNGKey(0), False)
     count = metrics["num_predictions"]
     return {"nll_sum": metrics["loss"] * count, "count": count}
 
   return eval_step
 
 
-def run_eval(eval_step, params, data_config: ml_collections.ConfigDict, split: str,
+def run_eval(eval_step, variables, data_config: ml_collections.ConfigDict, split: str,
              mesh, max_examples: int | None = None) -> dict[str, float]:
   """Mean NLL (nats and bits per sample) over `split`.
 
@@ -141,7 +157,7 @@ def run_eval(eval_step, params, data_config: ml_collections.ConfigDict, split: s
     batches += [empty] * (most - len(batches))
   nll_sum, count = 0.0, 0.0
   for batch in batches:
-    out = jax.device_get(eval_step(params, sharding.shard_batch(batch, mesh)))
+    out = jax.device_get(eval_step(variables, sharding.shard_batch(batch, mesh)))
     nll_sum += float(out["nll_sum"])
     count += float(out["count"])
   if not count:
@@ -171,11 +187,11 @@ def _check_finite(metrics: dict, step: int, last_saved: int | None, workdir: str
         f"non-finite loss ({loss}) or gradient at step {step}; stopping: {kept}")
 
 
-def _write_samples(task, model, params, config, workdir, writer, step, rng) -> None:
+def _write_samples(task, model, variables, config, workdir, writer, step, rng) -> None:
   num = config.train.num_samples_to_write
   length = int(config.train.sample_seconds * config.data.sample_rate_hz)
   speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
-  audio = task.generate(model, params, rng, num, length, speaker,
+  audio = task.generate(model, variables, rng, num, length, speaker,
                         config.train.get("sample_temperature", 1.0))
   audio = np.asarray(jax.device_get(audio))
   if jax.process_index() == 0:
@@ -272,7 +288,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                            in_shardings=(shardings, batch_sharding, None),
                            out_shardings=(shardings, None), donate_argnums=0)
   eval_step = jit_in_mesh(make_eval_step(model, task), mesh, rules,
-                          in_shardings=(shardings.params, batch_sharding))
+                          in_shardings=(shardings.variables, batch_sharding))
   writer = summary.Writer(workdir)
   stop = _StopRequested()
   previous_handler = signal.signal(signal.SIGTERM, stop)
@@ -310,14 +326,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         last_saved = step
 
       if cfg.eval_every and (step % cfg.eval_every == 0 or is_last):
-        result = run_eval(eval_step, state.params, config.data, config.data.eval_split, mesh,
+        result = run_eval(eval_step, state.variables, config.data, config.data.eval_split, mesh,
                           cfg.eval_max_examples)
         writer.scalars(step, {f"eval/{k}": v for k, v in result.items()})
         bar.write(f"step {step}: {config.data.eval_split} {result['bits_per_sample']:.4f} "
                   "bits/sample")
 
       if task.generate and cfg.sample_every and (step % cfg.sample_every == 0 or is_last):
-        _write_samples(task, model, state.params, config, workdir, writer, step,
+        _write_samples(task, model, state.variables, config, workdir, writer, step,
                        jax.random.fold_in(jax.random.split(state.rng)[1], step))
       writer.flush()
       if stop.requested:
@@ -343,11 +359,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(meta["config"])
 
 
-def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int | None = None):
-  """(model, task, params, step) from a workdir's checkpoint, on this job's devices.
+def restore_variables(config: ml_collections.ConfigDict, workdir: str,
+                      step: int | None = None):
+  """(model, task, variables, step) from a workdir's checkpoint, on this job's devices.
 
-  Whatever mesh the run trained on, the params are restored onto every local device along
-  `data` (sharded by the logical rules, so replicated unless the mesh says otherwise).
+  `variables` = {"params": ..., other collections} for `model.apply`. Whatever mesh the run
+  trained on, they are restored onto every local device along `data` (sharded by the logical
+  rules, so replicated unless the mesh says otherwise).
   """
   model, task, tx, _, mesh, rules = build(config, mesh_config={})
   shardings = state_shardings(config, model, task, tx, mesh, rules)
@@ -359,16 +377,16 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int | 
   manager = checkpoint.make_manager(workdir, read_only=True)
   state, _, step = checkpoint.restore(manager, abstract_state, checkpoint.make_meta(config),
                                       step)
-  return model, task, state.params, step
+  return model, task, state.variables, step
 
 
 def evaluate(workdir: str, split: str = "test", max_examples: int | None = None) -> dict:
   """Test NLL of a workdir's latest checkpoint; also written to WORKDIR/eval_<split>.json."""
   config = load_config(workdir)
-  model, task, params, step = restore_params(config, workdir)
+  model, task, variables, step = restore_variables(config, workdir)
   eval_step = jax.jit(make_eval_step(model, task))
   mesh = sharding.make_mesh()
-  result = run_eval(eval_step, params, config.data, split, mesh, max_examples)
+  result = run_eval(eval_step, variables, config.data, split, mesh, max_examples)
   result = {"split": split, "step": step, "dataset": config.data.name, **result}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:

@@ -87,8 +87,9 @@ def restore_across_meshes(workdir: str):
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), expected)
 
   # -> one device, as a sampling job loads it.
-  _, _, params, step = trainer.restore_params(config, workdir)
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), expected.params)
+  _, _, variables, step = trainer.restore_variables(config, workdir)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(variables["params"]),
+               expected.params)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def run_until_checkpoint(cmd, workdir, min_step, sig):
 
 def params_of(workdir):
   config = trainer.load_config(workdir)
-  return trainer.restore_params(config, workdir)[2:]
+  variables, step = trainer.restore_variables(config, workdir)[2:]
+  return variables["params"], step
 
 
 # Steps are slowed by a longer crop so a signal lands mid-run.
@@ -91,9 +92,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
   trainer.train_and_evaluate(tiny_config(espeak_tiny_dir, num_steps=4), workdir)
   good = params_of(workdir)
 
-  def nan_loss(model, params, batch, rng, train):
-    loss, metrics = tasks.wavenet_loss(model, params, batch, rng, train)
-    return loss * jnp.nan, {**metrics, "loss": loss * jnp.nan}
+  def nan_loss(model, variables, batch, rng, train):
+    loss, (metrics, state) = tasks.wavenet_loss(model, variables, batch, rng, train)
+    return loss * jnp.nan, ({**metrics, "loss": loss * jnp.nan}, state)
 
   task = tasks.TASKS["wavenet"]
   monkeypatch.setitem(tasks.TASKS, "wavenet",
@@ -130,9 +131,9 @@ def test_tiny_training_lowers_the_loss(tmp_path, espeak_tiny_dir):
   model, task, tx, _, mesh, rules = trainer.build(config)
   state0, _ = trainer.init_state(config, model, task, tx, mesh, rules)
   eval_step = jax.jit(trainer.make_eval_step(model, task))
-  before = trainer.run_eval(eval_step, state0.params, config.data, "validation", mesh, 4)
+  before = trainer.run_eval(eval_step, state0.variables, config.data, "validation", mesh, 4)
   state = trainer.train_and_evaluate(config, workdir)
-  after = trainer.run_eval(eval_step, state.params, config.data, "validation", mesh, 4)
+  after = trainer.run_eval(eval_step, state.variables, config.data, "validation", mesh, 4)
   assert after["bits_per_sample"] < before["bits_per_sample"] - 1.0
 
 
