@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiojax.models import rvq
+from audiojax.models import discriminators, rvq
 
 
 class CausalConv(nn.Module):
@@ -132,8 +132,17 @@ class Decoder(nn.Module):
     return CausalConv(1, 7, dtype=self.dtype, name="conv_out")(nn.elu(x), streaming)[..., 0]
 
 
+DISCRIMINATORS = ("wave_discriminator", "stft_discriminator")
+
+
 class Model(nn.Module):
-  """The codec: `__call__` reconstructs audio through the quantizer (training and eval)."""
+  """The codec: `__call__` reconstructs audio through the quantizer (training and eval).
+
+  The discriminators live in the same params tree (`DISCRIMINATORS` subtrees) and train in
+  the same step; `discriminate` runs them. The loss weights are the paper's: adversarial 1,
+  feature matching 100, multi-scale mel reconstruction 1.
+  """
+  sample_rate_hz: int = 16000
   channels: int = 32
   strides: Sequence[int] = (2, 4, 5, 8)
   embedding_dim: int = 128
@@ -142,6 +151,15 @@ class Model(nn.Module):
   quantizer_dropout: bool = True
   codebook_decay: float = 0.99
   dead_code_threshold: float = 2.0
+  wave_discriminator_channels: int = 16
+  wave_discriminator_downsamples: int = 4
+  stft_discriminator_channels: int = 32
+  stft_window: int = 1024
+  stft_hop: int = 256
+  reconstruction_weight: float = 1.0
+  adversarial_weight: float = 1.0
+  feature_weight: float = 100.0
+  commitment_weight: float = 1.0
   dtype: Any = jnp.float32
 
   @property
@@ -156,6 +174,20 @@ class Model(nn.Module):
                                     dead_code_threshold=self.dead_code_threshold,
                                     quantizer_dropout=self.quantizer_dropout)
     self.decoder = Decoder(self.channels, tuple(self.strides), self.dtype)
+    self.wave_discriminator = discriminators.MultiScaleWaveDiscriminator(
+        self.wave_discriminator_channels, num_downsamples=self.wave_discriminator_downsamples,
+        dtype=self.dtype)
+    self.stft_discriminator = discriminators.STFTDiscriminator(
+        self.stft_window, self.stft_hop, self.stft_discriminator_channels, dtype=self.dtype)
+
+  def discriminate(self, audio: jnp.ndarray) -> list[list[jnp.ndarray]]:
+    """audio [b, samples] -> every discriminator's [feature maps ..., logits]."""
+    return self.wave_discriminator(audio) + self.stft_discriminator(audio)
+
+  def init_all(self, audio: jnp.ndarray):
+    """Touches every submodule (codec and discriminators), for `init`."""
+    reconstruction, _, _ = self(audio, train=False)
+    return self.discriminate(reconstruction)
 
   def __call__(self, audio: jnp.ndarray, *, train: bool = False,
                num_quantizers: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray, dict]:

@@ -21,9 +21,10 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint was written by another model or model config."""
 
 
-# Model fields that change how the model computes, not its parameters: a checkpoint resumes
-# under another value (e.g. fp32 -> bf16 compute, or remat on).
-COMPUTE_ONLY_FIELDS = ("dtype", "remat")
+# Model fields that change how the model computes or trains, not its parameters: a checkpoint
+# resumes under another value (e.g. fp32 -> bf16 compute, remat on, other loss weights).
+COMPUTE_ONLY_FIELDS = ("dtype", "remat", "reconstruction_weight", "adversarial_weight",
+                       "feature_weight", "commitment_weight")
 
 
 def model_fingerprint(model_config: ml_collections.ConfigDict) -> str:

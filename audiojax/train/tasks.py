@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import optax
 
 from audiojax import audio as audio_lib
+from audiojax.models import discriminators, soundstream
 from audiojax.sample import wavenet as wavenet_sampler
+from audiojax.train import losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +68,58 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
   return audio_lib.mu_law_decode(classes, model.num_classes - 1)
 
 
-TASKS = {"wavenet": Task(init_fn=wavenet_init, loss_fn=wavenet_loss, generate=wavenet_generate)}
+def soundstream_init(model: nn.Module, rng: jax.Array, batch: dict):
+  rngs = {"params": rng, "quantizer": jax.random.fold_in(rng, 1)}
+  return model.init(rngs, batch["audio"], method=soundstream.Model.init_all)
+
+
+def soundstream_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
+                     train: bool = True):
+  """Codec and discriminators in one loss whose gradient trains both.
+
+  The scalar is generator_loss(codec, sg(disc)) + discriminator_loss(sg(codec), disc), so one
+  gradient holds the codec's update (reconstruction, adversarial, feature matching and
+  commitment terms) and the discriminators' (hinge) update. In eval, the loss is the
+  multi-scale mel distance; SI-SNR (dB) is reported too.
+  """
+  params, sg = variables["params"], jax.lax.stop_gradient
+  codec = {k: v for k, v in params.items() if k not in soundstream.DISCRIMINATORS}
+  disc = {k: v for k, v in params.items() if k in soundstream.DISCRIMINATORS}
+  audio = batch["audio"] * batch["mask"]
+  codec_variables = {"params": codec, "codebooks": variables["codebooks"]}
+  if train:
+    (fake, _, aux), state = model.apply(codec_variables, audio, train=True,
+                                        mutable=["codebooks"], rngs={"quantizer": rng})
+  else:
+    (fake, _, aux), state = model.apply(codec_variables, audio), {}
+  mel = losses.multiscale_mel_loss(audio, fake, model.sample_rate_hz)
+  snr = jnp.mean(losses.si_snr(audio, fake, batch["mask"]))
+  metrics = {"mel_distance": mel, "si_snr_db": snr,
+             "commitment": aux["commitment_loss"], "num_predictions": batch["mask"].sum()}
+  if not train:
+    return mel, ({**metrics, "loss": mel}, state)
+
+  discriminate = lambda p, x: model.apply({"params": p}, x,
+                                          method=soundstream.Model.discriminate)
+  logits_and_features = discriminators.logits_and_features
+  real_logits, real_features = logits_and_features(discriminate(disc, audio))
+  fake_logits_d, _ = logits_and_features(discriminate(disc, sg(fake)))
+  fake_logits_g, fake_features = logits_and_features(discriminate(sg(disc), fake))
+  d_loss = losses.hinge_discriminator_loss(real_logits, fake_logits_d)
+  adversarial = losses.hinge_generator_loss(fake_logits_g)
+  feature = losses.feature_matching_loss(real_features, fake_features)
+  g_loss = (model.reconstruction_weight * mel + model.adversarial_weight * adversarial
+            + model.feature_weight * feature + model.commitment_weight * aux["commitment_loss"])
+  metrics.update(loss=g_loss, generator_loss=g_loss, discriminator_loss=d_loss,
+                 adversarial=adversarial, feature_matching=feature,
+                 perplexity=jnp.mean(aux["perplexity"]))
+  return g_loss + d_loss, (metrics, state)
+
+
+TASKS = {
+    "wavenet": Task(init_fn=wavenet_init, loss_fn=wavenet_loss, generate=wavenet_generate),
+    "soundstream": Task(init_fn=soundstream_init, loss_fn=soundstream_loss),
+}
 
 
 def get_task(model_name: str) -> Task:

@@ -127,19 +127,23 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, s
 
 
 def make_eval_step(model, task: tasks.Task):
-  """eval_step(variables, batch) -> {'nll_sum', 'count'} for exact averages over batches."""
+  """eval_step(variables, batch) -> every metric times the batch's weight, and the weight.
+
+  The weight is the metrics' `num_predictions` (e.g. unmasked samples), so sums over batches
+  give exact means.
+  """
 
   def eval_step(variables, batch: dict):
     _, (metrics, _) = task.loss_fn(model, variables, batch, jax.random.PRNGKey(0), False)
-    count = metrics["num_predictions"]
-    return {"nll_sum": metrics["loss"] * count, "count": count}
+    weight = metrics.pop("num_predictions", jnp.float32(1.0))
+    return {"sums": jax.tree.map(lambda m: m * weight, metrics), "weight": weight}
 
   return eval_step
 
 
 def run_eval(eval_step, variables, data_config: ml_collections.ConfigDict, split: str,
              mesh, max_examples: int | None = None) -> dict[str, float]:
-  """Mean NLL (nats and bits per sample) over `split`.
+  """Means of the task's metrics over `split` (for WaveNet: loss in nats, bits per sample).
 
   With several processes, each evaluates its share of the split; hosts with fewer batches
   pad with empty (all-masked) ones, since every host must join every step's collectives.
@@ -155,15 +159,22 @@ def run_eval(eval_step, variables, data_config: ml_collections.ConfigDict, split
              "mask": np.zeros((rows, data_config.crop_samples), np.float32),
              "speaker": np.zeros((rows,), np.int32)}
     batches += [empty] * (most - len(batches))
-  nll_sum, count = 0.0, 0.0
+  sums, weight = {}, 0.0
   for batch in batches:
     out = jax.device_get(eval_step(variables, sharding.shard_batch(batch, mesh)))
-    nll_sum += float(out["nll_sum"])
-    count += float(out["count"])
-  if not count:
+    for key, value in out["sums"].items():
+      sums[key] = sums.get(key, 0.0) + float(value)
+    weight += float(out["weight"])
+  if not weight:
     raise ValueError(f"split {split!r} of {data_config.name} gave no audio to evaluate")
-  nll = nll_sum / count
-  return {"nll": nll, "bits_per_sample": nll / math.log(2), "num_predictions": count}
+  return {**{key: value / weight for key, value in sums.items()}, "num_predictions": weight}
+
+
+def headline(metrics: dict) -> str:
+  """The metric a progress line shows: bits/sample for likelihood models, else the loss."""
+  if "bits_per_sample" in metrics:
+    return f"{metrics['bits_per_sample']:.4f} bits/sample"
+  return f"loss {metrics['loss']:.4f}"
 
 
 class _StopRequested:
@@ -317,7 +328,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         means["steps_per_sec"] = len(interval_metrics) / max(elapsed, 1e-9)
         means.pop("num_predictions", None)
         writer.scalars(step, {f"train/{k}": v for k, v in means.items()})
-        bar.set_postfix(loss=f"{means['loss']:.3f}", bits=f"{means['bits_per_sample']:.3f}")
+        bar.set_postfix({k: f"{means[k]:.3f}" for k in ("loss", "bits_per_sample")
+                         if k in means})
         interval_metrics, interval_start = [], time.perf_counter()
 
       if step % cfg.checkpoint_every == 0 or is_last or stop.requested:
@@ -329,8 +341,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         result = run_eval(eval_step, state.variables, config.data, config.data.eval_split, mesh,
                           cfg.eval_max_examples)
         writer.scalars(step, {f"eval/{k}": v for k, v in result.items()})
-        bar.write(f"step {step}: {config.data.eval_split} {result['bits_per_sample']:.4f} "
-                  "bits/sample")
+        bar.write(f"step {step}: {config.data.eval_split} {headline(result)}")
 
       if task.generate and cfg.sample_every and (step % cfg.sample_every == 0 or is_last):
         _write_samples(task, model, state.variables, config, workdir, writer, step,
@@ -381,7 +392,8 @@ def restore_variables(config: ml_collections.ConfigDict, workdir: str,
 
 
 def evaluate(workdir: str, split: str = "test", max_examples: int | None = None) -> dict:
-  """Test NLL of a workdir's latest checkpoint; also written to WORKDIR/eval_<split>.json."""
+  """Test metrics of a workdir's latest checkpoint (WaveNet: NLL in bits per sample); also
+  written to WORKDIR/eval_<split>.json."""
   config = load_config(workdir)
   model, task, variables, step = restore_variables(config, workdir)
   eval_step = jax.jit(make_eval_step(model, task))

@@ -1,0 +1,94 @@
+"""SoundStream's discriminators: multi-scale waveform (3 scales) and complex STFT.
+
+Each returns, per sub-discriminator, the list of its feature maps with the logits last; the
+adversarial (hinge) and feature-matching losses are in `audiojax.train.losses`.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class WaveDiscriminator(nn.Module):
+  """MelGAN-style 1-D conv stack on one waveform scale."""
+  channels: int = 16
+  max_channels: int = 1024
+  num_downsamples: int = 4
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, audio: jnp.ndarray) -> list[jnp.ndarray]:
+    """audio: [batch, samples] -> feature maps [b, t_i, c_i], logits [b, t, 1] last."""
+    x = audio[..., None]
+    features = []
+    x = nn.leaky_relu(nn.Conv(self.channels, (15,), dtype=self.dtype)(x), 0.2)
+    features.append(x)
+    width = self.channels
+    for _ in range(self.num_downsamples):
+      width = min(width * 4, self.max_channels)
+      groups = max(1, width // 64)
+      x = nn.leaky_relu(nn.Conv(width, (41,), strides=(4,), feature_group_count=groups,
+                                dtype=self.dtype)(x), 0.2)
+      features.append(x)
+    x = nn.leaky_relu(nn.Conv(width, (5,), dtype=self.dtype)(x), 0.2)
+    features.append(x)
+    features.append(nn.Conv(1, (3,), dtype=self.dtype)(x))
+    return features
+
+
+class MultiScaleWaveDiscriminator(nn.Module):
+  """Wave discriminators on the audio at 1x, 1/2x and 1/4x the sample rate."""
+  channels: int = 16
+  max_channels: int = 1024
+  num_downsamples: int = 4
+  num_scales: int = 3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, audio: jnp.ndarray) -> list[list[jnp.ndarray]]:
+    outputs = []
+    for scale in range(self.num_scales):
+      if scale:  # Average-pool by 2 (kernel 4, stride 2) for each coarser scale.
+        audio = nn.avg_pool(audio[..., None], (4,), strides=(2,), padding=((1, 1),))[..., 0]
+      outputs.append(WaveDiscriminator(self.channels, self.max_channels, self.num_downsamples,
+                                       self.dtype, name=f"scale_{scale}")(audio))
+    return outputs
+
+
+def complex_stft(audio: jnp.ndarray, window: int, hop: int) -> jnp.ndarray:
+  """Hann-windowed STFT: audio [b, samples] -> real and imaginary [b, frames, bins, 2]."""
+  frames = jnp.stack([audio[:, i:i + window]
+                      for i in range(0, audio.shape[1] - window + 1, hop)], axis=1)
+  spectrum = jnp.fft.rfft(frames * jnp.hanning(window + 1)[:-1], axis=-1)
+  return jnp.stack([spectrum.real, spectrum.imag], axis=-1)
+
+
+class STFTDiscriminator(nn.Module):
+  """2-D convs over the complex STFT (window 1024, hop 256 in the paper), strided in frequency."""
+  window: int = 1024
+  hop: int = 256
+  channels: int = 32
+  strides: Sequence[tuple[int, int]] = ((1, 2), (2, 2), (1, 2), (2, 2), (1, 2), (2, 2))
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, audio: jnp.ndarray) -> list[list[jnp.ndarray]]:
+    """audio: [batch, samples] (>= window) -> [[feature maps ..., logits]] (one discriminator)."""
+    x = complex_stft(audio.astype(jnp.float32), self.window, self.hop)  # [b, t, f, 2]
+    features = []
+    x = nn.leaky_relu(nn.Conv(self.channels, (7, 7), dtype=self.dtype)(x), 0.2)
+    features.append(x)
+    for i, stride in enumerate(self.strides):
+      width = self.channels * 2 ** ((i + 1) // 2)
+      x = nn.leaky_relu(nn.Conv(width, (3, 4), strides=stride, dtype=self.dtype)(x), 0.2)
+      features.append(x)
+    features.append(nn.Conv(1, (1, x.shape[2]), padding="VALID", dtype=self.dtype)(x))
+    return [features]
+
+
+def logits_and_features(outputs: list[list[jnp.ndarray]]):
+  """Splits discriminator outputs into ([logits per discriminator], [feature maps])."""
+  return [o[-1] for o in outputs], [f for o in outputs for f in o[:-1]]
+

@@ -1,0 +1,88 @@
+"""Training losses shared by the audio models: spectral reconstruction and adversarial terms.
+
+Shapes: audio [batch, samples]; discriminator outputs as lists of feature maps with the logits
+last (see `audiojax.models.discriminators`).
+"""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+
+from audiojax.models import discriminators
+
+
+@functools.cache
+def mel_filterbank(sample_rate_hz: int, n_fft: int, n_mels: int) -> np.ndarray:
+  """[n_fft // 2 + 1, n_mels] triangular mel filters (librosa's, Slaney scale).
+
+  At the smallest windows a few low bands fall between FFT bins and stay empty; they add a
+  constant to both spectrograms, so librosa's warning about them is silenced.
+  """
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    bank = librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels)
+  return bank.T.astype(np.float32)
+
+
+def log_mel(audio: jnp.ndarray, sample_rate_hz: int, window: int, hop: int,
+            n_mels: int) -> jnp.ndarray:
+  """Log mel magnitude spectrogram [b, frames, n_mels] of audio [b, samples]."""
+  stft = discriminators.complex_stft(audio, window, hop)
+  magnitude = jnp.sqrt(jnp.sum(stft**2, -1) + 1e-9)  # [b, frames, bins]
+  return jnp.log(magnitude @ mel_filterbank(sample_rate_hz, window, n_mels) + 1e-5)
+
+
+def multiscale_mel_loss(real: jnp.ndarray, fake: jnp.ndarray, sample_rate_hz: int,
+                        windows=(64, 128, 256, 512, 1024, 2048), n_mels: int = 64) -> jnp.ndarray:
+  """SoundStream's reconstruction loss: sum over windows s (hop s/4) of
+  L1(log mel) + sqrt(s / 2) * L2(log mel), means over frames and bins; windows longer than the
+  audio are skipped."""
+  total = 0.0
+  for window in windows:
+    if window > real.shape[-1]:
+      continue
+    mels = min(n_mels, window // 4)
+    a = log_mel(real, sample_rate_hz, window, window // 4, mels)
+    b = log_mel(fake, sample_rate_hz, window, window // 4, mels)
+    total += jnp.mean(jnp.abs(a - b)) + jnp.sqrt(window / 2) * jnp.sqrt(
+        jnp.mean((a - b) ** 2) + 1e-9)
+  return total
+
+
+def hinge_discriminator_loss(real_logits: list, fake_logits: list) -> jnp.ndarray:
+  """mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), averaged over discriminators."""
+  terms = [jnp.mean(jax.nn.relu(1 - r)) + jnp.mean(jax.nn.relu(1 + f))
+           for r, f in zip(real_logits, fake_logits, strict=True)]
+  return sum(terms) / len(terms)
+
+
+def hinge_generator_loss(fake_logits: list) -> jnp.ndarray:
+  """mean(relu(1 - D(fake))), averaged over discriminators."""
+  return sum(jnp.mean(jax.nn.relu(1 - f)) for f in fake_logits) / len(fake_logits)
+
+
+def feature_matching_loss(real_features: list, fake_features: list) -> jnp.ndarray:
+  """Mean over feature maps of L1(real - fake) / mean |real| (real features are constants)."""
+  terms = [jnp.mean(jnp.abs(jax.lax.stop_gradient(r) - f))
+           / (jnp.mean(jnp.abs(jax.lax.stop_gradient(r))) + 1e-5)
+           for r, f in zip(real_features, fake_features, strict=True)]
+  return sum(terms) / len(terms)
+
+
+def si_snr(reference: jnp.ndarray, estimate: jnp.ndarray, mask: jnp.ndarray | None = None,
+           eps: float = 1e-8) -> jnp.ndarray:
+  """Scale-invariant SNR in dB per example: [b, samples] -> [b]."""
+  mask = jnp.ones_like(reference) if mask is None else mask
+  reference, estimate = reference * mask, estimate * mask
+  n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+  reference = reference - reference.sum(-1, keepdims=True) / n * mask
+  estimate = estimate - estimate.sum(-1, keepdims=True) / n * mask
+  scale = (jnp.sum(estimate * reference, -1, keepdims=True)
+           / (jnp.sum(reference**2, -1, keepdims=True) + eps))
+  target = scale * reference
+  noise = estimate - target
+  return 10 * jnp.log10((jnp.sum(target**2, -1) + eps) / (jnp.sum(noise**2, -1) + eps))
