@@ -73,7 +73,12 @@ def load_audio(path: str, sample_rate_hz: int) -> np.ndarray:
 
 
 def write_wav(path: str, audio: np.ndarray, sample_rate_hz: int) -> None:
-  """Writes float audio [samples] in [-1, 1] as 16-bit PCM wav, creating the folder."""
+  """Writes float audio [samples] in [-1, 1] as 16-bit PCM wav, creating the folder.
+
+  Atomic: the file appears complete or not at all.
+  """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   audio = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
-  sf.write(path, audio, sample_rate_hz, subtype="PCM_16")
+  tmp = f"{path}.incomplete"
+  sf.write(tmp, audio, sample_rate_hz, subtype="PCM_16", format="WAV")
+  os.replace(tmp, path)

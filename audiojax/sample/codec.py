@@ -1,0 +1,64 @@
+"""Codec inference: audio file -> token file -> audio, with a trained SoundStream workdir."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audiojax.data import audio_io, token_file
+from audiojax.train import checkpoint, trainer
+
+
+def load(workdir: str):
+  """(config, model, variables) of a codec workdir's latest checkpoint."""
+  config = trainer.load_config(workdir)
+  if config.model.name != "soundstream":
+    raise ValueError(f"{workdir} holds a {config.model.name} model, not a soundstream codec")
+  model, _, variables, _ = trainer.restore_variables(config, workdir)
+  return config, model, {k: v for k, v in variables.items()}
+
+
+def num_quantizers_for(model, bitrate_kbps: float | None) -> int:
+  """The levels that give `bitrate_kbps` (all when None); a clear error if out of range."""
+  if bitrate_kbps is None:
+    return model.num_quantizers
+  frame_rate = model.sample_rate_hz / model.hop_samples
+  per_level = frame_rate * math.log2(model.codebook_size) / 1000  # kbps per quantizer
+  nq = round(bitrate_kbps / per_level)
+  if not 1 <= nq <= model.num_quantizers:
+    raise ValueError(f"--bitrate_kbps={bitrate_kbps}: this codec offers "
+                     f"{per_level:g} to {per_level * model.num_quantizers:g} kbps in steps of "
+                     f"{per_level:g}")
+  return nq
+
+
+def compress(workdir: str, audio_path: str, bitrate_kbps: float | None = None
+             ) -> token_file.TokenFile:
+  """Encodes an audio file (any common format and rate) into tokens."""
+  config, model, variables = load(workdir)
+  audio = audio_io.load_audio(audio_path, model.sample_rate_hz)
+  nq = num_quantizers_for(model, bitrate_kbps)
+  frames = max(1, -(-audio.shape[0] // model.hop_samples))
+  padded = np.zeros(frames * model.hop_samples, np.float32)
+  padded[:audio.shape[0]] = audio
+  encode = jax.jit(lambda v, a: model.apply(v, a, nq, method=model.encode))
+  codes = np.asarray(encode(variables, jnp.asarray(padded)[None]))[0]
+  return token_file.TokenFile(codes, checkpoint.model_fingerprint(config.model), workdir,
+                              model.sample_rate_hz, model.hop_samples, model.codebook_size,
+                              int(audio.shape[0]))
+
+
+def decompress(tokens: token_file.TokenFile, workdir: str | None = None) -> np.ndarray:
+  """Decodes tokens with the codec that wrote them -> float32 audio [num_samples]."""
+  workdir = workdir or tokens.workdir
+  config, model, variables = load(workdir)
+  if checkpoint.model_fingerprint(config.model) != tokens.fingerprint:
+    raise token_file.TokenFileError(
+        f"the token file was written by another codec (fingerprint {tokens.fingerprint}) than "
+        f"the one in {workdir}: pass --workdir of the run that compressed it")
+  if tokens.codes.shape[1] > model.num_quantizers:
+    raise token_file.TokenFileError("the token file has more levels than the codec")
+  decode = jax.jit(lambda v, c: model.apply(v, c, method=model.decode))
+  audio = decode(variables, jnp.asarray(tokens.codes, jnp.int32)[None])
+  return np.asarray(audio)[0, :tokens.num_samples]
