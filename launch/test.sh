@@ -12,4 +12,4 @@ python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "is ignored" || true
 python -c "import audiojax, jax, flax, tensorflow_datasets" # fail early if the install failed
 ruff check .
-pytest -m "not slow" -n "${PYTEST_WORKERS:-2}" "$@"
+pytest -m "not slow" -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

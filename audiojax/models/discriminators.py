@@ -59,8 +59,9 @@ class MultiScaleWaveDiscriminator(nn.Module):
 
 def complex_stft(audio: jnp.ndarray, window: int, hop: int) -> jnp.ndarray:
   """Hann-windowed STFT: audio [b, samples] -> real and imaginary [b, frames, bins, 2]."""
-  frames = jnp.stack([audio[:, i:i + window]
-                      for i in range(0, audio.shape[1] - window + 1, hop)], axis=1)
+  num_frames = (audio.shape[1] - window) // hop + 1
+  starts = jnp.arange(num_frames)[:, None] * hop
+  frames = audio[:, starts + jnp.arange(window)[None, :]]  # [b, frames, window], one gather
   spectrum = jnp.fft.rfft(frames * jnp.hanning(window + 1)[:-1], axis=-1)
   return jnp.stack([spectrum.real, spectrum.imag], axis=-1)
 

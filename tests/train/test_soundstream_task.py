@@ -3,6 +3,7 @@ small codec learns to reconstruct."""
 
 import jax
 import numpy as np
+import pytest
 
 from audiojax.models import soundstream
 from audiojax.train import sharding, trainer
@@ -21,22 +22,26 @@ def harmonic_batch(seed: int, rows: int, samples: int) -> dict[str, np.ndarray]:
           "speaker": np.zeros(rows, np.int32)}
 
 
-def setup(config):
+@pytest.fixture(scope="module")
+def codec():
+  """A small codec (tiny config, wider) and its jitted train step, compiled once."""
+  config = soundstream_config.get_config("tiny")
+  config.mesh.update(data=-1)
+  config.model.update(channels=8, num_quantizers=4, codebook_size=32, embedding_dim=16)
+  config.optimizer.update(learning_rate=2e-3)
   model, task, tx, schedule, mesh, rules = trainer.build(config)
   state, _ = trainer.init_state(config, model, task, tx, mesh, rules)
   step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
   return model, task, state, step, mesh
 
 
-def test_one_step_updates_codec_discriminators_and_codebooks():
-  config = soundstream_config.get_config("tiny")
-  config.mesh.update(data=-1)
-  _, _, state, step, mesh = setup(config)
+def test_one_step_updates_codec_discriminators_and_codebooks(codec):
+  _, _, state, step, mesh = codec
   assert set(soundstream.DISCRIMINATORS) <= set(state.params)
   assert not state.model_state["codebooks"]["quantizer"]["initialized"]
   new = state
   for i in range(2):  # The learning rate warms up from 0 at step 0.
-    new, metrics = step(new, sharding.shard_batch(harmonic_batch(i, 2, 1024), mesh),
+    new, metrics = step(new, sharding.shard_batch(harmonic_batch(i, 4, 2048), mesh),
                         jax.random.key(i))
   for name in state.params:
     changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
@@ -47,14 +52,9 @@ def test_one_step_updates_codec_discriminators_and_codebooks():
     assert np.isfinite(float(metrics[key])), key
 
 
-def test_small_codec_learns_to_reconstruct():
-  config = soundstream_config.get_config("tiny")
-  config.mesh.update(data=-1)
-  config.model.update(channels=8, num_quantizers=4, codebook_size=32, embedding_dim=16)
-  config.optimizer.update(learning_rate=2e-3)
-  _, _, state, step, mesh = setup(config)
+def test_small_codec_learns_to_reconstruct(codec):
+  model, task, state, step, mesh = codec
   held_out = sharding.shard_batch(harmonic_batch(99, 4, 2048), mesh)
-  model, task = trainer.build(config)[:2]
   score = jax.jit(lambda v: task.loss_fn(model, v, held_out, jax.random.key(0), False)[1][0])
 
   def scores(state):
