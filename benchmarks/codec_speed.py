@@ -9,7 +9,6 @@ between chunks. Compile time is excluded; the fastest of `--repeats` runs counts
 """
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +16,7 @@ import numpy as np
 from absl import app, flags
 
 from audiojax.models import soundstream
+from benchmarks.timing import best_time
 from launch import common
 
 _CONFIGS = flags.DEFINE_list("configs", ["paper16k", "paper24k"], "configs/soundstream.py "
@@ -25,16 +25,6 @@ _SECONDS = flags.DEFINE_float("seconds", 4.0, "Audio per run.")
 _STREAM_FRAMES = flags.DEFINE_integer("stream_frames", 1, "Frames per streaming chunk.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs; the fastest counts.")
 _BITRATE = flags.DEFINE_float("bitrate_kbps", 6.0, "Levels used (paper24k: 6 kbps = 8).")
-
-
-def best(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return min(times)
 
 
 def real_time_factors(variant: str) -> tuple[float, int, float, float]:
@@ -54,7 +44,7 @@ def real_time_factors(variant: str) -> tuple[float, int, float, float]:
 
   encode = jax.jit(lambda v, a: model.apply(v, a, nq, method=model.encode))
   decode = jax.jit(lambda v, c: model.apply(v, c, method=model.decode))
-  offline = best(lambda: decode(variables, encode(variables, audio)), _REPEATS.value)
+  offline = best_time(lambda: decode(variables, encode(variables, audio)), _REPEATS.value)
 
   chunk = _STREAM_FRAMES.value * hop
   enc_step = jax.jit(lambda s, a: soundstream.encode_step(model, variables, s, a, nq))
@@ -69,7 +59,7 @@ def real_time_factors(variant: str) -> tuple[float, int, float, float]:
       out.append(piece)
     return out
 
-  streaming = best(stream, _REPEATS.value)
+  streaming = best_time(stream, _REPEATS.value)
   seconds = audio.shape[1] / rate
   num_params = sum(x.size for x in jax.tree.leaves(codec)) / 1e6
   return num_params, nq, seconds / offline, seconds / streaming

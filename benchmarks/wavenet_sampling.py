@@ -10,7 +10,6 @@ timed on `--naive_steps` steps only (its cost per step does not depend on the st
 
 import functools
 import os
-import time
 
 import flax.linen as nn
 import jax
@@ -21,6 +20,7 @@ from absl import app, flags
 from audiojax.models import wavenet
 from audiojax.sample import wavenet as sampler
 from audiojax.train import sharding
+from benchmarks.timing import best_time
 
 CONFIGS = {
     # van den Oord et al.: dilations 1..512 x 3 = 30 layers, receptive field 3070 samples.
@@ -68,16 +68,6 @@ def python_loop_sampler(model: wavenet.Model, params, batch_size: int):
   return draw
 
 
-def best_time(fn, repeats: int) -> float:
-  """Fastest wall time in seconds of `fn()` over `repeats` runs (call it once before)."""
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return min(times)
-
-
 def samples_per_second(model: wavenet.Model, params, batch_size: int, num_samples: int,
                        naive_steps: int, mesh) -> dict[str, float]:
   """Samples/s (summed over the batch) of the samplers on the same model and rng.
@@ -101,11 +91,11 @@ def samples_per_second(model: wavenet.Model, params, batch_size: int, num_sample
   split_rate = float("nan")
   if mesh.size > 1 and batch_size % mesh.size == 0:
     np.testing.assert_array_equal(first["scan"], np.asarray(split()))
-    split_rate = batch_size * num_samples / best_time(split, _REPEATS.value)
-  return {"scan": batch_size * num_samples / best_time(scan, _REPEATS.value),
+    split_rate = batch_size * num_samples / best_time(split, _REPEATS.value, warmup=False)
+  return {"scan": batch_size * num_samples / best_time(scan, _REPEATS.value, warmup=False),
           "split": split_rate,
-          "loop": batch_size * num_samples / best_time(loop, _REPEATS.value),
-          "naive": batch_size * naive_steps / best_time(naive, 1)}
+          "loop": batch_size * num_samples / best_time(loop, _REPEATS.value, warmup=False),
+          "naive": batch_size * naive_steps / best_time(naive, 1, warmup=False)}
 
 
 def main(argv):
