@@ -5,6 +5,7 @@ a fingerprint of it; restoring into a different model or config is refused with 
 error. Saves are asynchronous; `wait()` before exiting.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -126,9 +127,26 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any, expected_meta: 
   if step is None:
     return None
   check_meta(read_meta(manager, step), expected_meta, str(manager.directory))
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-  return restored.state, _this_process_data_state(restored.data, str(manager.directory)), step
+
+  def restore_into(target):
+    return manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+
+  try:
+    restored = restore_into(abstract_state)
+    state = restored.state
+  except ValueError as err:
+    # Checkpoints written before the train state had `model_state` lack it; a model without
+    # non-parameter state restores them as they are.
+    if "do not match" not in str(err) or getattr(abstract_state, "model_state", None) != {}:
+      raise CheckpointMismatchError(
+          f"{manager.directory} step {step} does not fit this train state (written by another "
+          f"audiojax version or model?): {err}") from err
+    fields = {f.name: getattr(abstract_state, f.name) for f in dataclasses.fields(abstract_state)
+              if f.name != "model_state"}
+    restored = restore_into(fields)
+    state = abstract_state.replace(**restored.state)
+  return state, _this_process_data_state(restored.data, str(manager.directory)), step
 
 
 def abstract(tree: Any) -> Any:

@@ -166,3 +166,22 @@ def test_two_process_run_checkpoints_and_resumes(tmp_path, espeak_tiny_dir):
   assert len(states) == 2 and all(s["next_index"] == 4 for s in states), states
   launch(6)
   assert latest_step(workdir) == 6
+
+
+def test_checkpoint_without_model_state_still_restores(tmp_path, espeak_tiny_dir):
+  """Checkpoints written before TrainState had `model_state` resume as they are."""
+  import dataclasses
+
+  config = tiny_config(espeak_tiny_dir)
+  model, task, tx, _, mesh, rules = trainer.build(config)
+  state, _ = trainer.init_state(config, model, task, tx, mesh, rules)
+  old_layout = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+                if f.name != "model_state"}
+  manager = checkpoint.make_manager(str(tmp_path), async_save=False)
+  meta = checkpoint.make_meta(config)
+  checkpoint.save(manager, 3, old_layout, {"next_index": 5}, meta)
+  manager.wait_until_finished()
+  restored, data_state, step = checkpoint.restore(manager, checkpoint.abstract(state), meta)
+  assert step == 3 and data_state == {"next_index": 5} and restored.model_state == {}
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored.params),
+               jax.device_get(state.params))
