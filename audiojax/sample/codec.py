@@ -16,7 +16,7 @@ def load(workdir: str):
   if config.model.name != "soundstream":
     raise ValueError(f"{workdir} holds a {config.model.name} model, not a soundstream codec")
   model, _, variables, _ = trainer.restore_variables(config, workdir)
-  return config, model, {k: v for k, v in variables.items()}
+  return config, model, variables
 
 
 def num_quantizers_for(model, bitrate_kbps: float | None) -> int:

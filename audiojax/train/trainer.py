@@ -232,11 +232,15 @@ def build(config: ml_collections.ConfigDict, mesh_config=None):
   return model, task, tx, schedule, mesh, sharding.rules_from_config(config)
 
 
+def _boxed_state_shapes(config, model, task, tx):
+  """Shapes of the train state, params still in their logical-axis boxes (no compute)."""
+  return jax.eval_shape(
+      lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))
+
+
 def state_shardings(config, model, task, tx, mesh, rules):
   """NamedShardings of the (unboxed) train state on `mesh`, from the params' logical axes."""
-  boxed = jax.eval_shape(
-      lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))
-  return sharding.logical_shardings(boxed, mesh, rules)
+  return sharding.logical_shardings(_boxed_state_shapes(config, model, task, tx), mesh, rules)
 
 
 def init_state(config, model, task, tx, mesh, rules) -> tuple[TrainState, Any]:
@@ -379,12 +383,10 @@ def restore_variables(config: ml_collections.ConfigDict, workdir: str,
   rules, so replicated unless the mesh says otherwise).
   """
   model, task, tx, _, mesh, rules = build(config, mesh_config={})
-  shardings = state_shardings(config, model, task, tx, mesh, rules)
+  boxed = _boxed_state_shapes(config, model, task, tx)
   abstract_state = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      nn.meta.unbox(jax.eval_shape(
-          lambda: create_train_state(model, task, tx, _example_batch(config), config.seed))),
-      shardings)
+      nn.meta.unbox(boxed), sharding.logical_shardings(boxed, mesh, rules))
   manager = checkpoint.make_manager(workdir, read_only=True)
   state, _, step = checkpoint.restore(manager, abstract_state, checkpoint.make_meta(config),
                                       step)
