@@ -39,6 +39,10 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs of scan and loop; the 
 _UNROLL = flags.DEFINE_integer("unroll", 1, "lax.scan unroll of the scan sampler.")
 _DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "CPU devices for the split scan sampler (0: one per usable CPU).")
+_PRECISION = flags.DEFINE_enum(
+    "matmul_precision", "highest", ["default", "high", "highest"], "jax_default_matmul_precision."
+    " 'highest' keeps float32 matmuls exact on GPUs (their default rounds to tf32, and a rare "
+    "near-tie then draws another class, so the samplers' draws would differ).")
 _CPUS = flags.DEFINE_integer(
     "cpus", 0, "Pin the process to this many CPUs before JAX starts (0: leave as is), to see "
     "what XLA:CPU's thread pool adds or costs on a step that is a chain of small ops.")
@@ -68,6 +72,16 @@ def python_loop_sampler(model: wavenet.Model, params, batch_size: int):
   return draw
 
 
+def check_same_draws(a: np.ndarray, b: np.ndarray, what: str) -> None:
+  """Exact on the CPU. On a GPU, programs compiled differently (scan vs loop) round differently
+  even at the highest matmul precision, and one near-tie changes the rest of its row (seen on an
+  H200: rows equal for 7,500 steps, then apart), so there it reports how many draws agree."""
+  if jax.default_backend() == "cpu":
+    np.testing.assert_array_equal(a, b, err_msg=what)
+  elif (agree := np.mean(a == b)) < 1:
+    print(f"  ({what}: {agree:.2%} of draws agree; rows part after a near-tie)")
+
+
 def samples_per_second(model: wavenet.Model, params, batch_size: int, num_samples: int,
                        naive_steps: int, mesh) -> dict[str, float]:
   """Samples/s (summed over the batch) of the samplers on the same model and rng.
@@ -86,11 +100,11 @@ def samples_per_second(model: wavenet.Model, params, batch_size: int, num_sample
   # Untimed first runs (compilation); with the same per-step uniforms all three agree.
   first = {name: np.asarray(fn()) for name, fn in
            [("scan", scan), ("loop", loop), ("naive", naive)]}
-  np.testing.assert_array_equal(first["scan"][:, :naive_steps], first["naive"])
-  np.testing.assert_array_equal(first["scan"], first["loop"])
+  check_same_draws(first["scan"][:, :naive_steps], first["naive"], "scan vs naive")
+  check_same_draws(first["scan"], first["loop"], "scan vs loop")
   split_rate = float("nan")
   if mesh.size > 1 and batch_size % mesh.size == 0:
-    np.testing.assert_array_equal(first["scan"], np.asarray(split()))
+    check_same_draws(first["scan"], np.asarray(split()), "scan vs split")
     split_rate = batch_size * num_samples / best_time(split, _REPEATS.value, warmup=False)
   return {"scan": batch_size * num_samples / best_time(scan, _REPEATS.value, warmup=False),
           "split": split_rate,
@@ -103,6 +117,7 @@ def main(argv):
   if _CPUS.value:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:_CPUS.value])
   sharding.use_cpu_cores(_DEVICES.value or None)
+  jax.config.update("jax_default_matmul_precision", _PRECISION.value)
   mesh = sharding.make_mesh()
   model = wavenet.Model(**CONFIGS[_CONFIG.value])
   params = nn.meta.unbox(
@@ -111,7 +126,8 @@ def main(argv):
   num_samples = int(_SECONDS.value * _SAMPLE_RATE_HZ.value)
   print(f"config={_CONFIG.value}: {len(model.dilations)} layers, receptive field "
         f"{model.receptive_field} samples, {num_params / 1e6:.2f}M params; {num_samples} "
-        f"samples per run (naive: {_NAIVE_STEPS.value}); {jax.devices()[0].device_kind}, "
+        f"samples per run (naive: {_NAIVE_STEPS.value}); {jax.devices()[0].device_kind}, matmul "
+        f"precision {_PRECISION.value}, "
         f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, split over {mesh.size} "
         f"devices, load average "
         f"{os.getloadavg()[0]:.1f}")

@@ -61,6 +61,33 @@ def gated_unit(gates: jnp.ndarray) -> jnp.ndarray:
   return jnp.tanh(filter_) * nn.sigmoid(gate)
 
 
+class CausalConv(nn.Module):
+  """Dilated causal conv as one matmul over the stacked taps (same params as `nn.Conv`).
+
+  out[t] = sum_j x[t - (kernel_size - 1 - j) * dilation] @ kernel[j] + bias, zeros before t = 0.
+  One [b*t, k*C] x [k*C, F] matmul runs on the matrix units in any dtype. On an H200 it trains
+  the paper model 10x faster in float32 and 14x in bfloat16 than `nn.Conv`'s dilated conv
+  (benchmarks/RESULTS.md).
+  """
+  features: int
+  kernel_size: int
+  dilation: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """x: [batch, time, C] -> [batch, time, features]."""
+    kernel = self.param("kernel", _init(("conv_taps", "embed", "mlp")),
+                        (self.kernel_size, x.shape[-1], self.features))  # [k, C, F]
+    bias = self.param("bias", _init(("mlp",), nn.initializers.zeros), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    time = x.shape[1]
+    lags = [(self.kernel_size - 1 - j) * self.dilation for j in range(self.kernel_size)]
+    taps = [jnp.pad(x, ((0, 0), (lag, 0), (0, 0)))[:, :time] for lag in lags]  # k x [b, t, C]
+    stacked = jnp.concatenate(taps, axis=-1)  # [b, t, k * C]
+    return stacked @ kernel.reshape(-1, self.features) + bias
+
+
 class ResidualLayer(nn.Module):
   """Dilated causal conv -> gated unit -> 1x1 to the residual and to the skip path."""
   residual_channels: int
@@ -74,10 +101,8 @@ class ResidualLayer(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None):
     """x: [batch, time, R], speaker: int32 [batch] -> (x + residual [b, t, R], skip [b, t, S])."""
-    gates = nn.Conv(self.gate_channels, (self.kernel_size,), kernel_dilation=(self.dilation,),
-                    padding="CAUSAL", dtype=self.dtype, name="dilated_conv",
-                    kernel_init=_init(("conv_taps", "embed", "mlp")),
-                    bias_init=_init(("mlp",), nn.initializers.zeros))(x)  # [b, t, G]
+    gates = CausalConv(self.gate_channels, self.kernel_size, self.dilation, self.dtype,
+                       name="dilated_conv")(x)  # [b, t, G]
     if speaker is not None:  # V_f^T h and V_g^T h for a one-hot speaker h.
       gates += nn.Embed(self.num_speakers, self.gate_channels, dtype=self.dtype, name="speaker",
                         embedding_init=_init((None, "mlp"), nn.linear.default_embed_init)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the GPU benchmarks of issues 3-5 in one go, each under its own time limit, and keeps the
+# logs. Made for a lent GPU machine whose image has jax/flax/optax/orbax but not the rest of our
+# dependencies: put py3.12 wheels of those in .whl/ (see benchmarks/README.md, "On a GPU").
+#
+#   LOG_DIR=/path [PARTS="sampling train codec"] [BASELINE=dir] ./benchmarks/gpu_session.sh
+#
+# BASELINE: another checkout (e.g. `git archive` of an earlier commit) whose training benchmark
+# runs first in the same session, so a change is measured against it on the same card.
+set -u
+LOG_DIR=${LOG_DIR:-${OUT:-gpu_logs}}
+mkdir -p "$LOG_DIR"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:.
+fi
+
+LOG=$(realpath "$LOG_DIR")/gpu_session.log  # One file: the device tool returns 8 at most.
+run() {  # run NAME SECONDS CMD...: one benchmark under a time limit, logged whatever happens.
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name: $*" | tee -a "$LOG"
+  timeout "$limit" "$@" 2>&1 | grep -v -E "^(W|I)[0-9]{4} " | tee -a "$LOG"
+  local status=${PIPESTATUS[0]}
+  echo "=== $name exit $status" | tee -a "$LOG"
+}
+
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,driver_version --format=csv | tee -a "$LOG"
+python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__version__, \
+'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, jax.devices())" | tee -a "$LOG"
+
+PARTS=${PARTS:-sampling train codec}
+train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
+  for dtype in float32 bfloat16; do
+    for remat in none full; do
+      run "$1train_${dtype}_${remat}" 75 python3 -m benchmarks.train_throughput \
+        --config=configs/wavenet.py:paper --per_device_batch=8 --steps=50 \
+        --dtype=$dtype --remat=$remat
+    done
+  done
+}
+case $PARTS in *train*)
+  if [ -n "${BASELINE:-}" ]; then (cd "$BASELINE" && train baseline_); fi
+  train "";;
+esac
+case $PARTS in *sampling*)
+  run sampling 170 python3 -m benchmarks.wavenet_sampling --config=paper --batch_sizes=1,256 \
+    --seconds=0.5 --repeats=2 --naive_steps=4;;
+esac
+case $PARTS in *codec*)
+  run codec 110 python3 -m benchmarks.codec_speed --seconds=4 --repeats=3;;
+esac
