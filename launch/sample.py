@@ -12,6 +12,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import audio_io
+from audiojax.eval import voicing
 from audiojax.train import sharding, trainer
 from launch import common
 
@@ -48,7 +49,8 @@ def main(argv):
   for i, clip in enumerate(np.asarray(jax.device_get(audio))):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
     audio_io.write_wav(path, clip, rate)
-    print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint)")
+    stats = f": {voicing.voicing(clip, rate)}" if length >= voicing.frame_samples(rate) else ""
+    print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint){stats}")
 
 
 if __name__ == "__main__":

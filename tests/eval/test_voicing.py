@@ -1,0 +1,46 @@
+"""The voicing check separates voiced speech from noise (used on generated samples)."""
+
+import numpy as np
+import pytest
+
+from audiojax.data import espeak
+from audiojax.eval import voicing
+
+RATE_HZ = 16000
+
+
+def test_harmonic_tone_is_voiced_at_its_pitch():
+  t = np.arange(RATE_HZ) / RATE_HZ
+  tone = 0.1 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
+  result = voicing.voicing(tone, RATE_HZ)
+  assert result.voiced_fraction > 0.9
+  assert result.flatness < 0.01
+  assert result.median_f0_hz == pytest.approx(150, rel=0.03)
+
+
+def test_white_noise_is_not_voiced():
+  noise = 0.1 * np.random.default_rng(0).standard_normal(RATE_HZ)
+  result = voicing.voicing(noise, RATE_HZ)
+  assert result.voiced_fraction < 0.1
+  assert result.flatness > 0.3
+  assert np.isnan(result.median_f0_hz)
+
+
+def test_synthesized_speech_is_voiced_and_pauses_do_not_count():
+  speech, _ = espeak.synthesize("the quick brown fox jumps over the lazy dog", voice="en")
+  audio = np.concatenate([speech / 32768, np.zeros(espeak.SAMPLE_RATE_HZ // 2)])
+  result = voicing.voicing(audio, espeak.SAMPLE_RATE_HZ)
+  assert 0.3 < result.loud_fraction < 0.9
+  assert result.voiced_fraction > 0.5
+  assert result.flatness < 0.05
+
+
+def test_silence_constants_and_short_clips():
+  for still in (np.zeros(RATE_HZ), np.full(RATE_HZ, 0.5)):  # A constant is DC, not sound.
+    result = voicing.voicing(still, RATE_HZ)
+    assert result.loud_fraction == result.voiced_fraction == 0
+    assert str(result).startswith("silent")
+  with pytest.raises(ValueError, match="shorter than one"):
+    voicing.voicing(np.zeros(100), RATE_HZ)
+  with pytest.raises(ValueError, match="mono"):
+    voicing.voicing(np.zeros((2, RATE_HZ)), RATE_HZ)
