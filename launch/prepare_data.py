@@ -1,6 +1,7 @@
 """Builds a dataset offline into --data_dir and prints a summary of its splits.
 
   python -m launch.prepare_data --dataset=espeak_speech [--config=default] --data_dir=DIR
+  python -m launch.prepare_data --dataset=music21_audio [--config=default] --data_dir=DIR
   python -m launch.prepare_data --dataset=folder:/path/to/audio --data_dir=DIR \
       [--workers=16] [--files_per_shard=256] [--sample_rate_hz=16000] [--skip_bad_files]
 
@@ -10,12 +11,13 @@ the missing shards. Training with `--config.data.name=folder:/path` and the same
 then reads the shards.
 """
 
+import importlib
 import os
-from collections.abc import Callable
 
 import tensorflow_datasets as tfds
 from absl import flags, logging
 
+from audiojax.data import pipeline
 from launch import common
 
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to build, e.g. espeak_speech.")
@@ -29,32 +31,22 @@ _SKIP_BAD_FILES = flags.DEFINE_bool("skip_bad_files", False,
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
-def _espeak_speech(data_dir: str, config: str) -> tfds.core.DatasetBuilder:
-  from audiojax.data import espeak_speech
-
-  return espeak_speech.prepare(data_dir, config)
-
-
-# Dataset name -> prepare(data_dir, config) -> builder.
-PREPARERS: dict[str, Callable[[str, str], tfds.core.DatasetBuilder]] = {
-    "espeak_speech": _espeak_speech,
-}
-
-
 def prepare(dataset: str, data_dir: str, config: str) -> tfds.core.DatasetBuilder:
-  """Builds `dataset` (a PREPARERS key) into `data_dir` if missing; returns its builder."""
-  if dataset not in PREPARERS:
-    raise ValueError(f"unknown --dataset={dataset!r}; known datasets: {', '.join(PREPARERS)}")
-  return PREPARERS[dataset](data_dir, config)
+  """Builds a built-in `dataset` (`pipeline.BUILT_IN`) into `data_dir` if missing."""
+  if dataset not in pipeline.BUILT_IN:
+    raise ValueError(f"unknown --dataset={dataset!r}; known datasets: "
+                     f"{', '.join(pipeline.BUILT_IN)}, folder:/path")
+  return importlib.import_module(f"audiojax.data.{dataset}").prepare(data_dir, config)
 
 
 def summarize(builder: tfds.core.DatasetBuilder) -> str:
   """One line per split: utterances, hours of audio and speakers; then totals and disk size.
 
-  Expects an int `audio` [samples] feature and, optionally, a ClassLabel `speaker`.
+  Expects an int `audio` [samples] feature and, optionally, a ClassLabel `speaker` (or
+  `instrument`, counted as speakers).
   """
   sample_rate_hz = (builder.info.metadata or {}).get("sample_rate_hz", 16000)
-  has_speaker = "speaker" in builder.info.features
+  label = next((k for k in ("speaker", "instrument") if k in builder.info.features), None)
   lines = [f"{builder.info.full_name} in {builder.data_dir} ({sample_rate_hz} Hz)",
            f"{'split':<22}{'utterances':>11}{'hours':>9}{'speakers':>10}"]
   total_samples, total_utterances = 0, 0
@@ -64,7 +56,7 @@ def summarize(builder: tfds.core.DatasetBuilder) -> str:
     for i in range(len(source)):
       example = source[i]
       samples += example["audio"].shape[0]
-      speakers.add(int(example["speaker"]) if has_speaker else 0)
+      speakers.add(int(example[label]) if label else 0)
     hours = samples / sample_rate_hz / 3600
     lines.append(f"{split:<22}{len(source):>11}{hours:>9.3f}{len(speakers):>10}")
     total_samples += samples
@@ -73,7 +65,7 @@ def summarize(builder: tfds.core.DatasetBuilder) -> str:
       os.path.getsize(os.path.join(builder.data_dir, name))
       for name in os.listdir(builder.data_dir)
   )
-  num_speakers = builder.info.features["speaker"].num_classes if has_speaker else 1
+  num_speakers = builder.info.features[label].num_classes if label else 1
   lines.append(f"{'total':<22}{total_utterances:>11}"
                f"{total_samples / sample_rate_hz / 3600:>9.3f}{num_speakers:>10}")
   lines.append(f"disk: {disk_bytes / 2**20:.1f} MiB")

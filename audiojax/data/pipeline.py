@@ -2,6 +2,8 @@
 
 Datasets are named in the config (`config.data.name`):
   - `espeak_speech` or `espeak_speech/large`: the built-in corpus (built on first use);
+  - `music21_audio` or `music21_audio/<config>`: synthesized Bach chorales (built on first
+    use); `speaker` is the instrument;
   - `tfds:NAME` (e.g. `tfds:ljspeech`, `tfds:librispeech`, `tfds:vctk`): any TFDS audio
     dataset already prepared in `data_dir` (reading TFDS `Audio` features needs TensorFlow:
     `pip install audiojax[tfds]`);
@@ -20,6 +22,7 @@ would have seen. Examples are dicts of numpy arrays:
 
 import dataclasses
 import hashlib
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -66,21 +69,26 @@ class BadExampleCounter:
 # ----------------------------------------------------------------------------- sources
 
 
-def _espeak_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
-  from audiojax.data import espeak_speech
+# Built-in corpora: dataset name -> (module in audiojax.data, label used as the speaker id).
+BUILT_IN = {"espeak_speech": "speaker", "music21_audio": "instrument"}
 
-  config = name.split("/", 1)[1] if "/" in name else "default"
-  builder = espeak_speech.prepare(data_dir, config=config)
-  native_hz = espeak_speech.SAMPLE_RATE_HZ
+
+def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
+  """`espeak_speech[/config]` or `music21_audio[/config]`, built into `data_dir` if missing."""
+  dataset, _, config = name.partition("/")
+  module = importlib.import_module(f"audiojax.data.{dataset}")
+  builder = module.prepare(data_dir, config=config or "default")
+  native_hz = builder.info.metadata["sample_rate_hz"]
+  label = BUILT_IN[dataset]
 
   def decode(record):
     audio = audio_io.to_mono_float(record["audio"])
     return {
         "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
-        "speaker": int(record["speaker"]),
+        "speaker": int(record[label]),
     }
 
-  num_speakers = builder.info.features["speaker"].num_classes
+  num_speakers = builder.info.features[label].num_classes
   return Source(builder.as_data_source(split), decode, f"{name}:{split}", num_speakers)
 
 
@@ -177,15 +185,16 @@ def get_source(data_config: ml_collections.ConfigDict, split: str, process_index
   name = data_config.name
   data_dir = os.path.expanduser(data_config.get("data_dir") or DEFAULT_DATA_DIR)
   rate = data_config.sample_rate_hz
-  if name.split("/")[0] == "espeak_speech":
-    return _espeak_source(name, split, data_dir, rate)
+  if name.split("/")[0] in BUILT_IN:
+    return _built_in_source(name, split, data_dir, rate)
   if name.startswith("tfds:"):
     return _tfds_source(name[len("tfds:"):], split, data_dir, rate)
   if name.startswith("folder:"):
     return _folder_source(os.path.expanduser(name[len("folder:"):]), split, data_dir, rate,
                           process_index, process_count)
   raise ValueError(
-      f"unknown dataset {name!r}: use 'espeak_speech[/config]', 'tfds:NAME' or 'folder:/path'"
+      f"unknown dataset {name!r}: use 'espeak_speech[/config]', 'music21_audio[/config]', "
+      "'tfds:NAME' or 'folder:/path'"
   )
 
 
