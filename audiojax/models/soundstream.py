@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiojax.models import discriminators, rvq
+from audiojax.models import discriminators, layers, rvq
 
 
 class CausalConv(nn.Module):
@@ -49,9 +49,8 @@ class CausalConv(nn.Module):
       buffer.value = x[:, x.shape[1] - self.context:]
     else:
       x = jnp.pad(x, ((0, 0), (self.context, 0), (0, 0)))
-    return nn.Conv(self.features, (self.kernel_size,), strides=(self.stride,),
-                   kernel_dilation=(self.dilation,), padding="VALID", dtype=self.dtype,
-                   name="conv")(x)
+    return layers.Conv(self.features, self.kernel_size, self.stride, self.dilation, self.dtype,
+                       name="conv")(x)
 
 
 class CausalConvTranspose(nn.Module):
@@ -67,17 +66,12 @@ class CausalConvTranspose(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
     """x: [batch, frames, channels] -> [batch, frames * stride, F]."""
-    frames = x.shape[1]
+    previous = jnp.zeros_like(x[:, :1])  # Offline: a zero frame before the first one.
     if streaming:
-      previous = self.variable("stream", "previous", jnp.zeros, (x.shape[0], 1, x.shape[-1]),
-                               x.dtype)
-      x_in = jnp.concatenate([previous.value, x], axis=1)
-      previous.value = x[:, -1:]
-    else:
-      x_in = jnp.pad(x, ((0, 0), (1, 0), (0, 0)))  # A zero frame before the first one.
-    y = nn.ConvTranspose(self.features, (2 * self.stride,), strides=(self.stride,),
-                         padding="VALID", dtype=self.dtype, name="conv")(x_in)
-    return y[:, self.stride:self.stride * (frames + 1)]
+      buffer = self.variable("stream", "previous", jnp.zeros, (x.shape[0], 1, x.shape[-1]),
+                             x.dtype)
+      previous, buffer.value = buffer.value, x[:, -1:]
+    return layers.FrameUpsample(self.features, self.stride, self.dtype, name="conv")(x, previous)
 
 
 class ResidualUnit(nn.Module):

@@ -1,0 +1,44 @@
+"""The matmul convolutions equal flax's convolutions on the same params."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax.models import layers
+
+
+@pytest.mark.parametrize("kernel_size,stride,dilation", [(1, 1, 1), (7, 1, 9), (3, 1, 2),
+                                                         (16, 8, 1), (4, 2, 1), (5, 3, 2)])
+def test_conv_equals_nn_conv(kernel_size, stride, dilation):
+  x = jax.random.normal(jax.random.key(0), (2, 96, 6))
+  ours = layers.Conv(5, kernel_size, stride, dilation)
+  params = ours.init(jax.random.key(1), x)
+  reference = nn.Conv(5, (kernel_size,), strides=(stride,), kernel_dilation=(dilation,),
+                      padding="VALID")
+  np.testing.assert_array_equal(params["params"]["kernel"],
+                                reference.init(jax.random.key(1), x)["params"]["kernel"])
+  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
+  expected = reference.apply(params, x)
+  assert ours.apply(params, x).shape == expected.shape
+  np.testing.assert_allclose(ours.apply(params, x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_conv_rejects_inputs_shorter_than_its_span():
+  with pytest.raises(ValueError, match="shorter than the kernel"):
+    layers.Conv(4, 7, dilation=3).init(jax.random.key(0), jnp.zeros((1, 10, 2)))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 5, 8])
+def test_frame_upsample_equals_the_sliced_conv_transpose(stride):
+  frames, channels = 6, 4
+  x = jax.random.normal(jax.random.key(0), (2, frames, channels))
+  previous = jax.random.normal(jax.random.key(1), (2, 1, channels))
+  ours = layers.FrameUpsample(3, stride)
+  params = ours.init(jax.random.key(2), x, previous)
+  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(3), p.shape), params)
+  full = nn.ConvTranspose(3, (2 * stride,), strides=(stride,), padding="VALID").apply(
+      params, jnp.concatenate([previous, x], axis=1))
+  expected = full[:, stride:stride * (frames + 1)]
+  np.testing.assert_allclose(ours.apply(params, x, previous), expected, atol=1e-5, rtol=1e-5)
