@@ -1,15 +1,17 @@
-"""1-D convolutions written as matmuls over stacked taps (same params as `nn.Conv`).
+"""1-D convolutions for audio, as XLA convolutions or as matmuls over stacked taps.
 
-XLA lowers a 1-D `nn.Conv` with dilation or stride to a generic convolution that is slow for
-audio shapes (long time axis, few channels): on an H200 a WaveNet trained 10x faster with the
-dilated conv written as one matmul (benchmarks/RESULTS.md), and on a CPU each small conv call
-carries a large fixed cost. Here every tap is a (strided) slice of the input, the taps are
-concatenated on the channel axis and one [b*t, k*C] x [k*C, F] matmul does the rest.
+Which is faster depends on the backend. On an H200 the WaveNet paper model trained 10x faster
+with its dilated convs written as one matmul over the stacked taps (benchmarks/RESULTS.md):
+every tap is a (strided) slice of the input, the taps are concatenated on the channel axis and
+one [b*t, k*C] x [k*C, F] matmul does the rest. On a CPU the XLA convolution is 2-7x faster
+than that for long inputs (seconds of audio, kernel 7), and the taps only win on inputs of a few
+hundred steps. `impl="auto"` picks taps on GPUs and the XLA convolution elsewhere.
 """
 
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -31,14 +33,29 @@ def conv_taps(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
   return stacked @ kernel.reshape(taps * channels, features)  # [b, length, F]
 
 
+def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1,
+           impl: str = "auto") -> jnp.ndarray:
+  """`conv_taps` (impl "taps") or the same conv through `lax.conv_general_dilated` ("xla");
+  "auto": taps on GPUs, xla elsewhere (see the module docstring)."""
+  if impl == "auto":
+    impl = "taps" if jax.default_backend() == "gpu" else "xla"
+  if impl == "taps":
+    return conv_taps(x, kernel, stride, dilation)
+  if impl != "xla":
+    raise ValueError(f"conv impl {impl!r}: expected auto, taps or xla")
+  return jax.lax.conv_general_dilated(x, kernel, (stride,), "VALID", rhs_dilation=(dilation,),
+                                      dimension_numbers=("NWC", "WIO", "NWC"))
+
+
 class Conv(nn.Module):
   """Drop-in for `nn.Conv(features, (kernel_size,), strides, kernel_dilation, padding='VALID')`:
-  same param names, shapes and initialisers, computed by `conv_taps`."""
+  same param names, shapes and initialisers, computed by `conv1d`."""
   features: int
   kernel_size: int
   stride: int = 1
   dilation: int = 1
   dtype: Any = jnp.float32
+  impl: str = "auto"
   kernel_init: Any = nn.linear.default_kernel_init
   bias_init: Any = nn.initializers.zeros
 
@@ -49,7 +66,7 @@ class Conv(nn.Module):
                         (self.kernel_size, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    return conv_taps(x, kernel, self.stride, self.dilation) + bias
+    return conv1d(x, kernel, self.stride, self.dilation, self.impl) + bias
 
 
 class FrameUpsample(nn.Module):

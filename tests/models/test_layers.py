@@ -9,11 +9,12 @@ import pytest
 from audiojax.models import layers
 
 
+@pytest.mark.parametrize("impl", ["taps", "xla"])
 @pytest.mark.parametrize("kernel_size,stride,dilation", [(1, 1, 1), (7, 1, 9), (3, 1, 2),
                                                          (16, 8, 1), (4, 2, 1), (5, 3, 2)])
-def test_conv_equals_nn_conv(kernel_size, stride, dilation):
+def test_conv_equals_nn_conv(kernel_size, stride, dilation, impl):
   x = jax.random.normal(jax.random.key(0), (2, 96, 6))
-  ours = layers.Conv(5, kernel_size, stride, dilation)
+  ours = layers.Conv(5, kernel_size, stride, dilation, impl=impl)
   params = ours.init(jax.random.key(1), x)
   reference = nn.Conv(5, (kernel_size,), strides=(stride,), kernel_dilation=(dilation,),
                       padding="VALID")
@@ -25,9 +26,11 @@ def test_conv_equals_nn_conv(kernel_size, stride, dilation):
   np.testing.assert_allclose(ours.apply(params, x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_conv_rejects_inputs_shorter_than_its_span():
+def test_conv_rejects_short_inputs_and_unknown_impls():
   with pytest.raises(ValueError, match="shorter than the kernel"):
-    layers.Conv(4, 7, dilation=3).init(jax.random.key(0), jnp.zeros((1, 10, 2)))
+    layers.Conv(4, 7, dilation=3, impl="taps").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
+  with pytest.raises(ValueError, match="expected auto, taps or xla"):
+    layers.Conv(4, 3, impl="cudnn").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
 
 
 @pytest.mark.parametrize("stride", [1, 2, 5, 8])
