@@ -1,6 +1,8 @@
 """Pure numeric audio transforms shared by models, data, samplers and metrics.
 
-Waveforms are float arrays in [-1, 1]; mu-law classes are int32 in [0, mu].
+Waveforms are float arrays in [-1, 1]; mu-law classes are int32 in [0, mu]; linear levels are
+int32 in [0, num_levels), level k at amplitude 2k / (num_levels - 1) - 1 (PixelCNN++'s grid:
+both -1 and 1 are levels).
 Works on numpy and jax arrays alike (functions use `jnp`).
 """
 
@@ -29,6 +31,39 @@ def mu_law_decode(classes: jnp.ndarray, mu: int = 255) -> jnp.ndarray:
   """int32 classes in [0, mu] -> waveform in [-1, 1] (bin centres)."""
   companded = 2.0 * classes.astype(jnp.float32) / mu - 1.0
   return mu_law_expand(companded, mu)
+
+
+def mu_law_bins(classes: jnp.ndarray, mu: int = 255):
+  """The amplitude interval each mu-law class quantises: (centre, below, above), each [...].
+
+  The class holds (centre - below, centre + above]; the first and last classes absorb the tails
+  (below, resp. above, is inf). centre = `mu_law_decode`.
+  """
+  companded = 2.0 * classes.astype(jnp.float32) / mu - 1.0
+  centre = mu_law_expand(companded, mu)
+  below = jnp.where(classes == 0, jnp.inf, centre - mu_law_expand(companded - 1.0 / mu, mu))
+  above = jnp.where(classes == mu, jnp.inf, mu_law_expand(companded + 1.0 / mu, mu) - centre)
+  return centre, below, above
+
+
+def linear_encode(audio: jnp.ndarray, num_levels: int = 2**16) -> jnp.ndarray:
+  """Waveform in [-1, 1] -> int32 levels in [0, num_levels), the nearest one."""
+  level = jnp.round((jnp.clip(audio, -1.0, 1.0) + 1.0) / 2.0 * (num_levels - 1))
+  return level.astype(jnp.int32)
+
+
+def linear_decode(levels: jnp.ndarray, num_levels: int = 2**16) -> jnp.ndarray:
+  """int32 levels -> their amplitudes 2k / (num_levels - 1) - 1."""
+  return 2.0 * levels.astype(jnp.float32) / (num_levels - 1) - 1.0
+
+
+def linear_bins(levels: jnp.ndarray, num_levels: int = 2**16):
+  """(centre, below, above) of each level's bin, as `mu_law_bins`: half a step either side,
+  the edge levels absorbing the tails beyond -1 and 1."""
+  half_step = jnp.float32(1.0 / (num_levels - 1))
+  below = jnp.where(levels == 0, jnp.inf, half_step)
+  above = jnp.where(levels == num_levels - 1, jnp.inf, half_step)
+  return linear_decode(levels, num_levels), below, above
 
 
 def log_spectrogram(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:

@@ -9,6 +9,16 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               4.26 (validation) after 2500 steps.
               Samples at temperature 0.85 have speech's rhythm (bursts and pauses) but a noise-like
               spectrum: voicing (harmonics) needs much longer training than a CPU quick start.
+  mol         quickstart-size with a discretized mixture of 10 logistics over 16-bit audio
+              instead of the 256-way mu-law softmax (inputs: amplitudes). Compare runs by
+              mu_law_bits_per_sample (bits_per_sample is per 16-bit level here; see
+              audiojax/models/wavenet.py).
+  vocoder     quickstart-size, locally conditioned on 40 log-mel bands at 8 ms frames (hop 128
+              samples; the task computes them from the batch audio), upsampled by transposed
+              convs (strides 4, 4, 8), plus the speaker. Audio samples during training are
+              off (sample_every=0): the trainer has no features to pass to the sampler yet;
+              tasks.wavenet_generate(..., condition=mel) resynthesises given features.
+  vocoder_tiny  unit tests: the tiny model with 8 log-mel bands at hop 16 (strides 4, 4).
   paper       the paper's stack: dilations 1..512 x 3 (30 layers), kernel 2, residual 64,
               gate 128, skip 256, 256-way mu-law at 16 kHz (receptive field 3070 samples,
               192 ms). Needs a GPU/TPU: python -m launch.train \
@@ -108,6 +118,17 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.train.update(num_steps=6, log_every=2, checkpoint_every=2, eval_every=0,
                         eval_max_examples=2, sample_every=0, sample_seconds=0.01,
                         async_checkpoints=False)
+  elif variant == "mol":
+    config = get_config("quickstart")
+    config.model.update(output="mol", num_mixtures=10, log_scale_min=-12.0)
+  elif variant in ("vocoder", "vocoder_tiny"):
+    config = get_config("quickstart" if variant == "vocoder" else "tiny")
+    hop, mels, strides = (128, 40, (4, 4, 8)) if variant == "vocoder" else (16, 8, (4, 4))
+    config.model.update(condition_channels=mels, condition_hop=hop,
+                        condition_upsample="transposed", condition_strides=strides,
+                        sample_rate_hz=config.data.get_ref("sample_rate_hz"))
+    config.train.sample_every = 0
   else:
-    raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart or paper")
+    raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
+                     "vocoder_tiny or paper")
   return config

@@ -1,7 +1,41 @@
-"""WaveNet (van den Oord et al., 2016) over mu-law classes, and its incremental decoder.
+"""WaveNet (van den Oord et al., 2016) and its incremental decoder.
 
-Parallel (training) path: `Model.__call__` maps input classes `[batch, time]` to next-sample
-logits `[batch, time, num_classes]` with causal dilated convolutions.
+Parallel (training) path: `Model.__call__` maps inputs `[batch, time]` to next-sample outputs
+`[batch, time, num_outputs]` with causal dilated convolutions.
+
+Output distribution (`Model.output`):
+  softmax  the paper's `num_classes`-way softmax over mu-law classes. Inputs are the int32
+           mu-law classes of the previous samples, embedded; outputs are the class logits.
+  mol      a discretized mixture of `num_mixtures` logistics over 2^16 linear bins on [-1, 1]
+           (PixelCNN++, Parallel WaveNet; `mixture_log_prob`). Outputs are 3K params per step:
+           component logits | means | log scales (clamped below at `log_scale_min`). Inputs are
+           the previous samples' float amplitudes on the 16-bit grid, through a 1x1 conv (a
+           Dense of the scalar). Not the mu-law class embedding: that would show the network
+           an 8-bit view of the past while it must place the next sample on a 16-bit grid, and
+           the low bits a waveform's past predicts (x_t ~ 2 x_{t-1} - x_{t-2} for smooth
+           signals) would be lost: a mu-law class spans ~6 16-bit bins near 0 and ~1400 near
+           full scale. The price is a first layer linear in the amplitude; the gated units
+           make it nonlinear from there on.
+
+Comparing bits per sample: each model's `bits_per_sample` (audiojax.train.tasks) is the NLL it
+optimises, per 8-bit mu-law class (softmax) or per 16-bit bin (mol). The two are not comparable,
+and not by a constant ("16-bit bits minus 8" would assume 256 equal bins per class, while a
+class holds 6 to ~1400 bins). Both models therefore also report `mu_law_bits_per_sample`:
+-log2 P(the mu-law class of the next sample), the same discrete event for both: for softmax it
+is `bits_per_sample`; for mol it is the mixture's exact mass between the class's edges (its CDF
+at the edges, `audio.mu_law_bins`).
+
+Local conditioning (`condition_channels > 0`, as in the paper: W_f*x + V_f*y in both gates):
+features `condition: [batch, frames, C]`, one frame per `condition_hop` samples, are upsampled
+to the sample rate by repetition or by a stack of causal transposed convs (`condition_strides`,
+product = hop; `layers.FrameUpsample`: kernel 2 x stride, output frame j mixes input frames j - 1
+and j; linear, like an interpolation), then each layer adds its own 1x1 (no bias) of them to the
+gates. Alignment: the output at position t uses upsampled row n = t + condition_offset, so it
+sees frame floor(n / hop) and (transposed) earlier frames, never a later one. A frame looks
+ahead within itself: sample n sees the features of all its frame's hop samples (and log-mel
+windows reach further), which is fine for a vocoder, whose features are given. The samplers
+draw sample n at position n (offset 0); training predicts audio[:, t + 1] at position t
+(offset 1) with features aligned to the audio (frame k <-> audio[:, k*hop:(k+1)*hop]).
 
 Incremental (sampling) path, after Fast WaveNet (Paine et al., 2016): every layer keeps a queue of
 its last `(kernel_size - 1) * dilation` inputs, so one new sample costs O(layers), not
@@ -9,18 +43,29 @@ O(receptive field). It reads the same params tree as `Model.__call__`:
 
   weights = decode_weights(model, params)                  # fused once, outside the loop
   state = init_decode_state(model, weights, batch_size, speaker)
-  state, logits_t = decode_step(model, weights, state, inputs_t)   # inputs_t: int32 [batch]
+  upsampled = upsample_condition(model, params, condition)  # once: [batch, frames * hop, C]
+  terms = condition_terms(model, weights, upsampled.transpose(1, 0, 2))  # [time, L, batch, G]
+  state, outputs_t = decode_step(model, weights, state, inputs_t, terms[t])
+
+`inputs_t`: int32 classes [batch] (softmax) or float amplitudes [batch] (mol). The local
+conditioning enters a step as its precomputed gate term [L, batch, G]; the sampler computes the
+terms a chunk of steps at a time (`audiojax.sample.wavenet`): one matmul per chunk instead of a
+small one in every step, without the whole clip's [time, L, batch, G].
 
 Params tree (`nn.meta.unbox(model.init(...)["params"])`; `init` returns each leaf in a
 `nn.LogicallyPartitioned` box naming its axes for `audiojax.train.sharding`), L layers,
-R/G/S/H = residual/gate/skip/head channels:
-  embed/embedding                  [num_classes, R]   (== 1x1 conv of the one-hot input)
+R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outputs:
+  embed/embedding                  [num_classes, R]   (softmax: == 1x1 conv of the one-hot input)
+  embed/kernel [1, R], bias [R]    (mol: 1x1 conv of the amplitude)
+  condition_upsampler/stride_{i}/kernel [2 s_i, C, C], bias [C]  (transposed upsampling only)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
+  layer_{l}/condition/kernel       [C, G]             (only when condition_channels > 0)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
-  head_hidden/kernel [S, H], head_logits/kernel [H, num_classes], with biases.
+  head_hidden/kernel [S, H], head_logits/kernel [H, O], with biases.
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +74,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from audiojax.models import layers
+
+OUTPUTS = ("softmax", "mol")
+MOL_LEVELS = 2**16  # The mixture's bins: linear on [-1, 1] (`audio.linear_bins`).
 
 
 def _init(names: tuple[str | None, ...], init=nn.linear.default_kernel_init):
@@ -53,6 +103,15 @@ def _check_speaker(model: "Model", speaker: jnp.ndarray | None) -> jnp.ndarray |
   if speaker is None:
     raise ValueError(f"model has num_speakers={model.num_speakers}: pass speaker ids")
   return speaker
+
+
+def _check_condition(model: "Model", condition: jnp.ndarray | None) -> jnp.ndarray | None:
+  """The features a locally conditioned model needs; None for a model without them."""
+  if not model.condition_channels:
+    return None
+  if condition is None:
+    raise ValueError(f"model has condition_channels={model.condition_channels}: pass condition")
+  return condition
 
 
 def gated_unit(gates: jnp.ndarray) -> jnp.ndarray:
@@ -99,14 +158,19 @@ class ResidualLayer(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None):
-    """x: [batch, time, R], speaker: int32 [batch] -> (x + residual [b, t, R], skip [b, t, S])."""
+  def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None,
+               condition: jnp.ndarray | None = None):
+    """x: [batch, time, R], speaker: int32 [batch], condition: upsampled features [b, t, C]
+    -> (x + residual [b, t, R], skip [b, t, S])."""
     gates = CausalConv(self.gate_channels, self.kernel_size, self.dilation, self.dtype,
                        name="dilated_conv")(x)  # [b, t, G]
     if speaker is not None:  # V_f^T h and V_g^T h for a one-hot speaker h.
       gates += nn.Embed(self.num_speakers, self.gate_channels, dtype=self.dtype, name="speaker",
                         embedding_init=_init((None, "mlp"), nn.linear.default_embed_init)
                         )(speaker)[:, None, :]
+    if condition is not None:  # V_f * y and V_g * y for time-aligned features y.
+      gates += nn.Dense(self.gate_channels, use_bias=False, dtype=self.dtype, name="condition",
+                        kernel_init=_init((None, "mlp")))(condition)
     z = gated_unit(gates)  # [b, t, G // 2]
     out = nn.Dense(self.residual_channels + self.skip_channels, dtype=self.dtype,
                    name="output", kernel_init=_init(("mlp", "embed")),
@@ -115,12 +179,64 @@ class ResidualLayer(nn.Module):
     return _constrain(x + residual, ("batch", "time", None)), skip
 
 
+class ConditionUpsampler(nn.Module):
+  """Frame-rate features [b, frames, C] -> sample rate [b, frames * hop, C] (module docstring).
+
+  mode "repeat": row n is frame n // hop. "transposed": causal transposed convs with `strides`
+  (default: one of `hop`), each `layers.FrameUpsample` (kernel 2 s) with a zero frame before
+  the first; row n then depends on frame n // hop and earlier frames only.
+  """
+  mode: str
+  hop: int
+  strides: tuple[int, ...] = ()
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, condition: jnp.ndarray) -> jnp.ndarray:
+    x = condition.astype(self.dtype)
+    if self.mode == "repeat":
+      return jnp.repeat(x, self.hop, axis=1)
+    if self.mode != "transposed":
+      raise ValueError(f"condition_upsample={self.mode!r}: use repeat or transposed")
+    strides = tuple(self.strides) or (self.hop,)
+    if math.prod(strides) != self.hop:
+      raise ValueError(f"condition_strides {strides} multiply to {math.prod(strides)}, "
+                       f"not condition_hop={self.hop}")
+    for i, stride in enumerate(strides):
+      x = layers.FrameUpsample(x.shape[-1], stride, self.dtype, name=f"stride_{i}")(
+          x, jnp.zeros_like(x[:, :1]))
+    return x
+
+
+def condition_window(upsampled: jnp.ndarray, offset: int | jnp.ndarray,
+                     time: int) -> jnp.ndarray:
+  """Rows offset .. offset + time - 1 of upsampled features [b, n, C] (zeros past the end).
+
+  offset may be traced (the naive sampler's window start); a static one is checked.
+  """
+  if isinstance(offset, int) and offset + time > upsampled.shape[1]:
+    raise ValueError(f"condition covers {upsampled.shape[1]} samples; positions need "
+                     f"{offset} + {time}")
+  padded = jnp.pad(upsampled, ((0, 0), (0, time), (0, 0)))
+  return jax.lax.dynamic_slice_in_dim(padded, offset, time, axis=1)
+
+
+def _upsampler(model: "Model", **kwargs) -> ConditionUpsampler:
+  """`model`'s conditioning upsampler (a submodule when built inside `Model.__call__`)."""
+  return ConditionUpsampler(model.condition_upsample, model.condition_hop,
+                            tuple(model.condition_strides), model.dtype, **kwargs)
+
+
 class Model(nn.Module):
-  """WaveNet with a softmax over `num_classes` mu-law classes.
+  """WaveNet with a softmax over `num_classes` mu-law classes or a mixture of logistics.
 
   The dilated conv of each layer has `gate_channels` outputs, split into the tanh (filter) and
   sigmoid (gate) halves, so the gated unit has `gate_channels // 2` channels. `num_speakers > 0`
-  adds global conditioning on a speaker id.
+  adds global conditioning on a speaker id, `condition_channels > 0` local conditioning on
+  features at `condition_hop` samples per frame (see the module docstring for both and for
+  `output`). For mol, `num_classes` is the mu-law grid of the comparable
+  `mu_law_bits_per_sample` only. `sample_rate_hz` is the rate of the log-mel features the
+  training task computes when a batch brings no `condition`.
   """
   num_classes: int = 256
   residual_channels: int = 64
@@ -131,6 +247,14 @@ class Model(nn.Module):
   dilation_cycles: int = 3
   max_dilation: int = 512
   num_speakers: int = 0
+  output: str = "softmax"  # softmax | mol
+  num_mixtures: int = 10  # mol: logistic components K.
+  log_scale_min: float = -12.0  # mol: lower clamp of ln(scale); e^-12 ~ 0.2 16-bit bins.
+  condition_channels: int = 0  # C of the local conditioning features; 0 = none.
+  condition_hop: int = 1  # Samples per conditioning frame.
+  condition_upsample: str = "repeat"  # repeat | transposed
+  condition_strides: tuple[int, ...] = ()  # transposed: per-stage strides, product = hop.
+  sample_rate_hz: int = 16000
   dtype: Any = jnp.float32
   remat: str = "none"  # Recompute layer activations in the backward pass: none | full | dots.
 
@@ -145,35 +269,89 @@ class Model(nn.Module):
     """Receptive field in samples (e.g. 3070 = 192 ms at 16 kHz for the paper stack)."""
     return receptive_field(self.kernel_size, self.dilations)
 
-  @nn.compact
-  def __call__(self, inputs: jnp.ndarray, speaker: jnp.ndarray | None = None) -> jnp.ndarray:
-    """inputs: int32 [batch, time], speaker: int32 [batch] -> logits float32 [b, t, classes].
+  @property
+  def num_outputs(self) -> int:
+    """Outputs per step: num_classes logits (softmax) or 3 num_mixtures params (mol)."""
+    if self.output not in OUTPUTS:
+      raise ValueError(f"output={self.output!r}: use one of {', '.join(OUTPUTS)}")
+    return self.num_classes if self.output == "softmax" else 3 * self.num_mixtures
 
-    `logits[:, t]` is the distribution of sample t + 1 given `inputs[:, :t + 1]`.
+  @nn.compact
+  def __call__(self, inputs: jnp.ndarray, speaker: jnp.ndarray | None = None,
+               condition: jnp.ndarray | None = None,
+               condition_offset: int | jnp.ndarray = 0) -> jnp.ndarray:
+    """inputs: [batch, time] int32 classes (softmax) or float amplitudes (mol), speaker: int32
+    [batch], condition: [batch, frames, C] -> outputs float32 [b, t, num_outputs].
+
+    `outputs[:, t]` is the distribution of sample t + 1 given `inputs[:, :t + 1]` and the
+    conditioning rows up to t + condition_offset (module docstring).
     """
     assert self.gate_channels % 2 == 0, "gate_channels is split into filter and gate halves"
     assert self.max_dilation & (self.max_dilation - 1) == 0, "max_dilation is a power of 2"
     speaker = _check_speaker(self, speaker)
-    x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="embed",
-                 embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
-                 )(inputs)  # [b, t, R]
+    condition = _check_condition(self, condition)
+    num_outputs = self.num_outputs  # Checks `output`.
+    if self.output == "mol":
+      x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",
+                   kernel_init=_init((None, "embed")),
+                   bias_init=_init(("embed",), nn.initializers.zeros))(inputs[..., None])
+    else:
+      x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="embed",
+                   embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
+                   )(inputs)  # [b, t, R]
     x = _constrain(x, ("batch", "time", None))
+    if condition is not None:
+      upsampled = _upsampler(self, name="condition_upsampler")(condition)
+      condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
     layer = remat(ResidualLayer, self.remat)
     skips = 0.0
     for i, dilation in enumerate(self.dilations):
       x, skip = layer(self.residual_channels, self.gate_channels, self.skip_channels,
                       self.kernel_size, dilation, self.num_speakers, self.dtype,
-                      name=f"layer_{i}")(x, speaker)
+                      name=f"layer_{i}")(x, speaker, condition)
       skips += skip  # [b, t, S]
     h = nn.relu(skips)
     h = nn.relu(nn.Dense(self.head_channels, dtype=self.dtype, name="head_hidden",
                          kernel_init=_init(("embed", "mlp")),
                          bias_init=_init(("mlp",), nn.initializers.zeros))(h))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head_logits",
+    logits = nn.Dense(num_outputs, dtype=self.dtype, name="head_logits",
                       kernel_init=_init(("mlp", "vocab")),
                       bias_init=_init(("vocab",), nn.initializers.zeros))(h)
     logits = _constrain(logits, ("batch", "time", "vocab"))
-    return logits.astype(jnp.float32)  # [b, t, classes]
+    return logits.astype(jnp.float32)  # [b, t, num_outputs]
+
+
+# The mixture of logistics.
+
+
+def split_mixture(outputs: jnp.ndarray, log_scale_min: float):
+  """outputs [..., 3K] -> component logits, means, log scales (clamped below), each [..., K]."""
+  logits, means, log_scales = jnp.split(outputs, 3, axis=-1)
+  return logits, means, jnp.maximum(log_scales, log_scale_min)
+
+
+def mixture_log_prob(outputs: jnp.ndarray, centre: jnp.ndarray, below: jnp.ndarray,
+                     above: jnp.ndarray, log_scale_min: float) -> jnp.ndarray:
+  """ln P(centre - below < X <= centre + above) under the mixture, exactly; shape [...].
+
+  outputs: [..., 3K]; centre, below, above: [...] in amplitude, below/above >= 0 and inf for
+  an edge bin that absorbs its tail (`audio.linear_bins`, `audio.mu_law_bins`). With
+  a = (lower - mean) / s and b = (upper - mean) / s, sigmoid(b) - sigmoid(a) =
+  sigmoid(b) sigmoid(-a) (1 - e^(a - b)), so the log is log_sigmoid(b) + log_sigmoid(-a) +
+  log(-expm1(-(below + above) / s)): stable for tiny bins and far tails alike.
+  """
+  logits, means, log_scales = split_mixture(outputs, log_scale_min)  # [..., K]
+  open_below, open_above = jnp.isinf(below)[..., None], jnp.isinf(above)[..., None]
+  below = jnp.where(open_below, 0.0, below[..., None])  # finite: no inf * 0 in the gradient
+  above = jnp.where(open_above, 0.0, above[..., None])
+  inv_scale = jnp.exp(-log_scales)
+  centred = centre[..., None] - means
+  log_cdf_upper = jnp.where(open_above, 0.0, jax.nn.log_sigmoid((centred + above) * inv_scale))
+  log_sf_lower = jnp.where(open_below, 0.0, jax.nn.log_sigmoid((below - centred) * inv_scale))
+  width = jnp.where(open_below | open_above, 1.0, (below + above) * inv_scale)
+  log_width = jnp.where(open_below | open_above, 0.0, jnp.log(-jnp.expm1(-width)))
+  component = log_cdf_upper + log_sf_lower + log_width  # ln P(bin | component): [..., K]
+  return jax.nn.logsumexp(jax.nn.log_softmax(logits) + component, axis=-1)
 
 
 REMAT_POLICIES = {
@@ -196,19 +374,21 @@ def remat(module: type[nn.Module], policy: str) -> type[nn.Module]:
 
 class DecodeWeights(struct.PyTreeNode):
   """`Model` params rearranged once for one-sample steps; L layers, shapes as in the params."""
-  embedding: jax.Array  # [classes, R]
+  embedding: jax.Array  # [classes, R] (softmax) or [1, R] (mol: the amplitude's 1x1)
+  embedding_bias: jax.Array | None  # [R] (mol only)
   past_kernel: jax.Array  # [L, k - 1, R, G]: conv taps at t - (k - 1) d, ..., t - d
   current_kernel: tuple[jax.Array, ...]  # L x [R, G]: conv tap at t
   gate_bias: jax.Array  # [L, G]
   speaker_embedding: jax.Array | None  # [L, num_speakers, G]
+  condition_kernel: jax.Array | None  # [C, L, G]: every layer's conditioning 1x1, one matmul
   residual_kernel: tuple[jax.Array, ...]  # L x [G // 2, R]
   residual_bias: tuple[jax.Array, ...]  # L x [R]
   skip_kernel: jax.Array  # [L * G // 2, S]: every layer's skip 1x1, summed by one matmul
   skip_bias: jax.Array  # [S]: sum of the layers' skip biases
   hidden_kernel: jax.Array  # [S, H]
   hidden_bias: jax.Array  # [H]
-  logits_kernel: jax.Array  # [H, classes]
-  logits_bias: jax.Array  # [classes]
+  logits_kernel: jax.Array  # [H, num_outputs]
+  logits_bias: jax.Array  # [num_outputs]
 
 
 class DecodeState(struct.PyTreeNode):
@@ -239,15 +419,23 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
   conv = [cast(p["dilated_conv"]["kernel"]) for p in layers]  # L x [k, R, G]
   out = [cast(p["output"]["kernel"]) for p in layers]  # L x [G // 2, R + S]
   out_bias = [cast(p["output"]["bias"]) for p in layers]  # L x [R + S]
-  speaker = None
+  speaker = condition = embedding_bias = None
   if model.num_speakers:
     speaker = jnp.stack([cast(p["speaker"]["embedding"]) for p in layers])
+  if model.condition_channels:
+    condition = jnp.stack([cast(p["condition"]["kernel"]) for p in layers], axis=1)
+  if model.output == "mol":
+    embedding, embedding_bias = cast(params["embed"]["kernel"]), cast(params["embed"]["bias"])
+  else:
+    embedding = cast(params["embed"]["embedding"])
   return DecodeWeights(
-      embedding=cast(params["embed"]["embedding"]),
+      embedding=embedding,
+      embedding_bias=embedding_bias,
       past_kernel=jnp.stack([w[:-1] for w in conv]),
       current_kernel=tuple(w[-1] for w in conv),
       gate_bias=jnp.stack([cast(p["dilated_conv"]["bias"]) for p in layers]),
       speaker_embedding=speaker,
+      condition_kernel=condition,
       residual_kernel=tuple(w[:, :r] for w in out),
       residual_bias=tuple(b[:r] for b in out_bias),
       skip_kernel=jnp.concatenate([w[:, r:] for w in out]),
@@ -271,24 +459,44 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
   return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32))
 
 
-def decode_step(model: Model, weights: DecodeWeights, state: DecodeState,
-                inputs_t: jnp.ndarray) -> tuple[DecodeState, jnp.ndarray]:
-  """Consumes the input at time `state.step`; inputs_t: int32 [batch] -> logits [batch, classes].
+def upsample_condition(model: Model, params: Any, condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [batch, frames, C] -> [batch, frames * hop, C] as `Model.__call__` upsamples them;
+  row n is for the step that draws sample n. Do it once, before the loop."""
+  return _upsampler(model).apply({"params": params.get("condition_upsampler", {})}, condition)
 
-  The conv taps on the past are already in the queues, so all layers' past taps go through one
-  gather and one batched matmul before the sequential residual chain; the chain's layer inputs
-  go back into the queues with one scatter at the end.
+
+def condition_terms(model: Model, weights: DecodeWeights, upsampled: jnp.ndarray) -> jnp.ndarray:
+  """Upsampled features [time, batch, C] (time-major) -> every layer's gate term of each step,
+  [time, L, batch, G]: all layers' conditioning 1x1s in one matmul."""
+  upsampled = upsampled.astype(model.dtype)
+  return jnp.einsum("tbc,clg->tlbg", upsampled, weights.condition_kernel)
+
+
+def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs_t: jnp.ndarray,
+                condition_t: jnp.ndarray | None = None) -> tuple[DecodeState, jnp.ndarray]:
+  """Consumes the input at time `state.step` -> outputs [batch, num_outputs] (`Model.__call__`).
+
+  inputs_t: int32 classes [batch] (softmax) or float amplitudes [batch] (mol); condition_t:
+  this step's conditioning term [L, batch, G] for a locally conditioned model (row
+  `state.step` of `condition_terms`). The conv taps on the past are already in the queues, so
+  all layers' past taps go through one gather and one batched matmul before the sequential
+  residual chain; the chain's layer inputs go back into the queues with one scatter at the end.
   """
   sizes, offsets, lags = queue_layout(model)
   t = state.step
   in_bounds = dict(mode="promise_in_bounds", unique_indices=True)
   past = state.queues.at[offsets[:, None] + (t - lags) % sizes[:, None]].get(**in_bounds)
   # past: [L, k - 1, batch, R] -> gate pre-activations from the past: [L, batch, G]. Any
-  # per-step term that does not depend on this step's layer inputs (e.g. local conditioning:
-  # one matmul for all layers) adds to `context` here.
+  # per-step term that does not depend on this step's layer inputs adds to `context` here.
   context = state.gate_context + jnp.einsum("ljbr,ljrg->lbg", past, weights.past_kernel)
+  condition_t = _check_condition(model, condition_t)
+  if condition_t is not None:  # Local conditioning, computed before the loop.
+    context = context + condition_t
 
-  x = weights.embedding[inputs_t]  # [batch, R]
+  if model.output == "mol":  # The amplitude's 1x1 conv: [batch, R].
+    x = inputs_t[:, None].astype(model.dtype) * weights.embedding[0] + weights.embedding_bias
+  else:
+    x = weights.embedding[inputs_t]  # [batch, R]
   layer_inputs, zs = [], []
   for i in range(len(model.dilations)):
     z = gated_unit(x @ weights.current_kernel[i] + context[i])  # [batch, G // 2]
@@ -299,5 +507,5 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState,
 
   skips = jnp.concatenate(zs, axis=-1) @ weights.skip_kernel + weights.skip_bias  # [batch, S]
   h = nn.relu(nn.relu(skips) @ weights.hidden_kernel + weights.hidden_bias)  # [batch, H]
-  logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, classes]
+  logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, num_outputs]
   return state.replace(queues=queues, step=t + 1), logits.astype(jnp.float32)

@@ -3,13 +3,31 @@
 `sample` is the fast sampler: a jitted `lax.scan` over time carrying the per-layer queues of
 `wavenet.decode_step`, O(layers) per sample. `naive_sample` recomputes the whole receptive field
 through the parallel `Model.__call__` at every step: the slow reference it must agree with.
-Both start from the mu-law class of silence and draw sample t by inverse-CDF sampling with the
-uniform `jax.random.uniform(rng, (num_samples, batch_size))[t]`, so equal logits give equal
-samples. (One uniform per row and step, drawn in bulk before the loop: per-step Gumbel noise
-over all classes costs more on CPU than the rest of a batch-16 step's elementwise work.)
+Both start from silence (the mu-law class of 0.0, or the amplitude 0.0 for a mixture model) and
+draw sample t with the uniforms `step_uniforms(rng, num_samples, batch_size, model)[t]`, so equal
+outputs give equal samples. (Uniforms drawn in bulk before the loop: per-step Gumbel noise over
+all classes costs more on CPU than the rest of a batch-16 step's elementwise work.)
 
-`params` is the model's params tree (`variables["params"]`); classes are int32 in
-[0, num_classes).
+softmax: one uniform per row and step, inverted through the class CDF (`next_classes`); the
+samples are int32 classes in [0, num_classes). mol: two per row and step (`next_amplitudes`):
+the first picks the component by the same inverse CDF over its logits, the second draws from
+that logistic by its inverse CDF; the samples are float amplitudes on the 16-bit grid.
+Temperature T divides the (class or component) logits and, for mol, multiplies the logistic
+scales; T = 0 takes the argmax (class, or component and then its mean).
+
+A locally conditioned model takes `condition: [batch, frames, C]` with frames * hop >=
+num_samples: sample n sees frame n // hop (`audiojax.models.wavenet`). The features are
+upsampled once before the loop; the layers' conditioning terms [L, batch, G] of each step are
+computed CHUNK_STEPS steps at a time, one matmul per chunk, by an outer scan around the per-step
+scan (`_scan_steps`). Why chunks: precomputing the terms for the whole clip ([time, L, batch, G])
+takes L G / C times the upsampled features' memory: ~250 MB per second of 16 kHz audio and row
+for the paper stack (L G = 30 x 128, 48x that of 80 mels). One [batch, C] x [C, L G] matmul in
+every step needs no memory but costs C L G multiply-adds per row and step, more than the past
+taps' einsum ((k - 1) R L G) once C > (k - 1) R; on a CPU (2 cores, 12 layers, G = 64, 80
+features, batch 2) it ran at 19k samples/s against 51k unconditioned. Chunked: 35-39k, whatever
+C (the rest is the per-step add and the nested loop), with CHUNK_STEPS steps' terms in memory.
+
+`params` is the model's params tree (`variables["params"]`).
 """
 
 import functools
@@ -43,9 +61,80 @@ def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray, temperature: float) 
   return jnp.minimum(below, logits.shape[-1] - 1)  # u * total may round up to total
 
 
-def step_uniforms(rng: jax.Array, num_samples: int, batch_size: int) -> jnp.ndarray:
-  """The uniforms [num_samples, batch_size] that `next_classes` inverts at each step."""
+def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: float,
+                    log_scale_min: float) -> jnp.ndarray:
+  """Draws float [batch] on the 16-bit grid from the mixture outputs [batch, 3K].
+
+  uniforms: [batch, 2] in [0, 1): the component by `next_classes` on its logits, then
+  mean + T s ln(u / (1 - u)) (the logistic's inverse CDF), clipped to [-1, 1] and rounded to
+  the nearest level: exactly a draw from the discretized mixture at T = 1.
+  """
+  logits, means, log_scales = wavenet.split_mixture(outputs, log_scale_min)
+  component = next_classes(uniforms[:, 0], logits, temperature)[:, None]  # [batch, 1]
+  x = jnp.take_along_axis(means, component, axis=-1)[:, 0]
+  if temperature != 0.0:
+    scale = temperature * jnp.exp(jnp.take_along_axis(log_scales, component, axis=-1)[:, 0])
+    u = uniforms[:, 1]
+    x = x + scale * (jnp.log(u) - jnp.log1p(-u))  # u = 0 gives -inf: clipped to -1
+  levels = audio_lib.linear_encode(x, wavenet.MOL_LEVELS)  # clips to [-1, 1]
+  return audio_lib.linear_decode(levels, wavenet.MOL_LEVELS)
+
+
+def next_inputs(model: wavenet.Model, uniforms: jnp.ndarray, outputs: jnp.ndarray,
+                temperature: float) -> jnp.ndarray:
+  """The sample drawn from one step's outputs [batch, num_outputs]: classes or amplitudes."""
+  if model.output == "mol":
+    return next_amplitudes(uniforms, outputs, temperature, model.log_scale_min)
+  return next_classes(uniforms, outputs, temperature)
+
+
+def step_uniforms(rng: jax.Array, num_samples: int, batch_size: int,
+                  model: wavenet.Model | None = None) -> jnp.ndarray:
+  """The uniforms [num_samples, batch_size] that `next_classes` inverts at each step, or
+  [num_samples, batch_size, 2] for `next_amplitudes` when `model` outputs a mixture."""
+  if model is not None and model.output == "mol":
+    return jax.random.uniform(rng, (num_samples, batch_size, 2))
   return jax.random.uniform(rng, (num_samples, batch_size))  # [time, batch]
+
+
+def first_inputs(model: wavenet.Model, batch_size: int) -> jnp.ndarray:
+  """The input before the first sample, silence: [batch_size] classes or amplitudes."""
+  if model.output == "mol":
+    return jnp.zeros((batch_size,), jnp.float32)
+  return jnp.full((batch_size,), silence_class(model), jnp.int32)
+
+
+def _check_length(model: wavenet.Model, condition, num_samples: int) -> None:
+  if condition is not None and condition.shape[1] * model.condition_hop < num_samples:
+    raise ValueError(f"condition has {condition.shape[1]} frames of {model.condition_hop} "
+                     f"samples: too few for num_samples={num_samples}")
+
+
+CHUNK_STEPS = 256  # Steps whose conditioning terms one matmul computes (see module docstring).
+
+
+def _scan_steps(model: wavenet.Model, weights: wavenet.DecodeWeights, step, carry, xs,
+                upsampled: jnp.ndarray | None, unroll: int = 1):
+  """`jax.lax.scan(step, carry, (xs, terms))` over time, where `terms` are the conditioning
+  terms [time, L, batch, G] of time-major upsampled features [time, batch, C] (None: no
+  conditioning), computed CHUNK_STEPS at a time. Returns (carry, ys) as `lax.scan` does."""
+  if upsampled is None:
+    return jax.lax.scan(step, carry, (xs, None), unroll=unroll)
+  time = upsampled.shape[0]
+  size = min(CHUNK_STEPS, time)
+  chunks = -(-time // size)
+
+  def split(x):  # [time, ...] -> [chunks, size, ...], the last chunk padded
+    x = jnp.pad(x, [(0, chunks * size - time)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape(chunks, size, *x.shape[1:])
+
+  def chunk_step(carry, chunk):
+    xs, upsampled = chunk
+    terms = wavenet.condition_terms(model, weights, upsampled)
+    return jax.lax.scan(step, carry, (xs, terms), unroll=unroll)
+
+  carry, ys = jax.lax.scan(chunk_step, carry, jax.tree.map(split, (xs, upsampled)))
+  return carry, jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:])[:time], ys)
 
 
 def _split_batch(x, mesh: Mesh | None, spec: P):
@@ -55,36 +144,46 @@ def _split_batch(x, mesh: Mesh | None, spec: P):
 
 @functools.partial(jax.jit,
                    static_argnames=("model", "num_samples", "temperature", "unroll", "mesh"))
-def _sample(model, params, rng, first, speaker, *, num_samples, temperature, unroll, mesh):
+def _sample(model, params, rng, first, speaker, condition, *, num_samples, temperature, unroll,
+            mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
   # Each device carries the queues of its own rows: the scan then runs with no communication.
-  state = state.replace(queues=_split_batch(state.queues, mesh, P(None, "data", None)),
-                        gate_context=_split_batch(state.gate_context, mesh, P(None, "data", None)))
+  rows = P(None, "data", None)
+  state = state.replace(queues=_split_batch(state.queues, mesh, rows),
+                        gate_context=_split_batch(state.gate_context, mesh, rows))
+  if condition is not None:  # Upsampled once, before the loop.
+    condition = wavenet.upsample_condition(model, params, condition)[:, :num_samples]
+    condition = _split_batch(condition.transpose(1, 0, 2), mesh, rows)  # [time, batch, C]
 
-  def step(carry, uniform):
-    state, inputs_t = carry
-    state, logits = wavenet.decode_step(model, weights, state, inputs_t)
-    outputs_t = next_classes(uniform, logits, temperature)
+  def step(carry, xs):
+    (state, inputs_t), (uniform, condition_t) = carry, xs
+    state, outputs = wavenet.decode_step(model, weights, state, inputs_t, condition_t)
+    outputs_t = next_inputs(model, uniform, outputs, temperature)
     return (state, outputs_t), outputs_t
 
-  uniforms = _split_batch(step_uniforms(rng, num_samples, first.shape[0]), mesh, P(None, "data"))
-  _, classes = jax.lax.scan(step, (state, first), uniforms, unroll=unroll)  # [time, batch]
-  return classes.T
+  uniforms = step_uniforms(rng, num_samples, first.shape[0], model)
+  uniforms = _split_batch(uniforms, mesh, P(None, "data", *[None] * (uniforms.ndim - 2)))
+  _, drawn = _scan_steps(model, weights, step, (state, first), uniforms, condition, unroll)
+  return drawn.T  # [batch, time]
 
 
 def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, rng: jax.Array,
            temperature: float = 1.0, speaker: jnp.ndarray | None = None,
-           unroll: int = 1, mesh: Mesh | None = None) -> jnp.ndarray:
-  """Draws int32 classes [batch_size, num_samples] with the incremental (queue) decoder.
+           condition: jnp.ndarray | None = None, unroll: int = 1,
+           mesh: Mesh | None = None) -> jnp.ndarray:
+  """Draws [batch_size, num_samples] with the incremental (queue) decoder: int32 classes
+  (softmax) or float amplitudes on the 16-bit grid (mol).
 
-  speaker: int32 [batch_size] for a model with num_speakers > 0. With a `mesh`, the batch is
+  speaker: int32 [batch_size] for a model with num_speakers > 0; condition: [batch_size,
+  frames, C] for a model with condition_channels > 0. With a `mesh`, the batch is
   split over its `data` axis (batch_size must be a multiple of its size) and each device draws
   its own rows; the samples are identical to the unsplit ones. On a CPU this is how a batch uses
   every core: XLA:CPU runs one small step's ops one after another, but each device's step on
   its own thread (`jax_num_cpu_devices`, see `audiojax.train.sharding.use_cpu_cores`).
   """
-  first = jnp.full((batch_size,), silence_class(model), jnp.int32)
+  _check_length(model, condition, num_samples)
+  first = first_inputs(model, batch_size)
   if mesh is not None:
     if batch_size % mesh.shape["data"]:
       raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's "
@@ -92,16 +191,17 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
     rows = NamedSharding(mesh, P("data"))
     first = jax.device_put(first, rows)
     speaker = None if speaker is None else jax.device_put(jnp.asarray(speaker), rows)
+    condition = None if condition is None else jax.device_put(jnp.asarray(condition), rows)
     params = jax.device_put(params, NamedSharding(mesh, P()))
-  return _sample(model, params, rng, first, speaker, num_samples=num_samples,
+  return _sample(model, params, rng, first, speaker, condition, num_samples=num_samples,
                  temperature=float(temperature), unroll=unroll, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))
-def _naive_sample(model, params, rng, first, speaker, *, num_samples, temperature):
+def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples, temperature):
   rf, batch_size = model.receptive_field, first.shape[0]
   # inputs[:, t] is the input at time t: silence, then the samples drawn so far.
-  inputs = jnp.zeros((batch_size, max(rf, num_samples + 1)), jnp.int32).at[:, 0].set(first)
+  inputs = jnp.zeros((batch_size, max(rf, num_samples + 1)), first.dtype).at[:, 0].set(first)
 
   def step(inputs, t_and_uniform):
     t, uniform = t_and_uniform
@@ -109,35 +209,43 @@ def _naive_sample(model, params, rng, first, speaker, *, num_samples, temperatur
     # yet drawn) cannot reach logits[:, t] by causality, so the model's own zero padding holds.
     start = jnp.maximum(t - rf + 1, 0)
     window = jax.lax.dynamic_slice_in_dim(inputs, start, rf, axis=1)  # [batch, rf]
-    logits = model.apply({"params": params}, window, speaker)  # [batch, rf, classes]
-    logits_t = jax.lax.dynamic_index_in_dim(logits, t - start, axis=1, keepdims=False)
-    outputs_t = next_classes(uniform, logits_t, temperature)
+    # Position i of the window draws sample start + i: its conditioning row.
+    outputs = model.apply({"params": params}, window, speaker, condition, start)
+    outputs_t = jax.lax.dynamic_index_in_dim(outputs, t - start, axis=1, keepdims=False)
+    outputs_t = next_inputs(model, uniform, outputs_t, temperature)
     inputs = jax.lax.dynamic_update_index_in_dim(inputs, outputs_t, t + 1, axis=1)
     return inputs, None
 
-  uniforms = step_uniforms(rng, num_samples, batch_size)
+  uniforms = step_uniforms(rng, num_samples, batch_size, model)
   inputs, _ = jax.lax.scan(step, inputs, (jnp.arange(num_samples), uniforms))
   return inputs[:, 1:num_samples + 1]
 
 
 def naive_sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int,
-                 rng: jax.Array, temperature: float = 1.0,
-                 speaker: jnp.ndarray | None = None) -> jnp.ndarray:
+                 rng: jax.Array, temperature: float = 1.0, speaker: jnp.ndarray | None = None,
+                 condition: jnp.ndarray | None = None) -> jnp.ndarray:
   """Like `sample`, but each step reruns `Model.__call__` on the last receptive_field inputs."""
-  first = jnp.full((batch_size,), silence_class(model), jnp.int32)
-  return _naive_sample(model, params, rng, first, speaker, num_samples=num_samples,
-                       temperature=float(temperature))
+  _check_length(model, condition, num_samples)
+  return _naive_sample(model, params, rng, first_inputs(model, batch_size), speaker, condition,
+                       num_samples=num_samples, temperature=float(temperature))
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def teacher_forced_logits(model: wavenet.Model, params, inputs: jnp.ndarray,
-                          speaker: jnp.ndarray | None = None) -> jnp.ndarray:
-  """Logits [batch, time, classes] for given inputs int32 [batch, time], one step at a time.
+                          speaker: jnp.ndarray | None = None,
+                          condition: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Outputs [batch, time, num_outputs] for given inputs [batch, time], one step at a time.
 
-  Equals `model.apply({"params": params}, inputs, speaker)` up to float rounding.
+  Equals `model.apply({"params": params}, inputs, speaker, condition)` up to float rounding.
   """
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, inputs.shape[0], speaker)
-  step = functools.partial(wavenet.decode_step, model, weights)
-  _, logits = jax.lax.scan(step, state, inputs.T)  # [time, batch, classes]
-  return logits.transpose(1, 0, 2)
+  if condition is not None:
+    condition = wavenet.upsample_condition(model, params, condition)[:, :inputs.shape[1]]
+    condition = condition.transpose(1, 0, 2)  # [time, batch, C]
+
+  def step(state, xs):
+    return wavenet.decode_step(model, weights, state, *xs)
+
+  _, outputs = _scan_steps(model, weights, step, state, inputs.T, condition)  # [t, b, outputs]
+  return outputs.transpose(1, 0, 2)

@@ -36,6 +36,24 @@ def log_mel(audio: jnp.ndarray, sample_rate_hz: int, window: int, hop: int,
   return jnp.log(magnitude @ mel_filterbank(sample_rate_hz, window, n_mels) + 1e-5)
 
 
+def mel_features(audio: jnp.ndarray, sample_rate_hz: int, hop: int, num_mels: int,
+                 window: int | None = None) -> jnp.ndarray:
+  """Log-mel conditioning frames [b, ceil(samples / hop), num_mels] of audio [b, samples].
+
+  Frame k describes audio[:, k * hop:(k + 1) * hop]: a Hann window of `window` (default
+  4 * hop) samples centred on the frame's middle, so it also sees (window - hop) / 2 samples on
+  either side (reflect-padded at the ends). Scaled so that the floor (ln 1e-5) maps to 0 and a
+  full-scale band to about 1: (ln(mel + 1e-5) - ln 1e-5) / -ln 1e-5.
+  """
+  window = window or 4 * hop
+  samples, frames = audio.shape[1], -(-audio.shape[1] // hop)
+  left = (window - hop) // 2
+  right = (frames - 1) * hop + window - left - samples
+  padded = jnp.pad(audio, ((0, 0), (left, right)), mode="reflect")
+  floor = np.log(1e-5)
+  return (log_mel(padded, sample_rate_hz, window, hop, num_mels) - floor) / -floor
+
+
 def multiscale_mel_loss(real: jnp.ndarray, fake: jnp.ndarray, sample_rate_hz: int,
                         windows=(64, 128, 256, 512, 1024, 2048), n_mels: int = 64) -> jnp.ndarray:
   """SoundStream's reconstruction loss: sum over windows s (hop s/4) of

@@ -2,11 +2,13 @@
 
 `init_fn(model, rng, example_batch) -> variables` ({"params": ..., other collections}).
 `loss_fn(model, variables, batch, rng, train) -> (scalar loss, (metrics, model_state))`, where
-the batch holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]`, the
+the batch holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]` (and
+optionally `condition: [batch, frames, C]` for a locally conditioned WaveNet), the
 gradient is taken with respect to `variables["params"]`, and `model_state` holds the updated
 non-parameter collections (e.g. EMA codebooks; `{}` when there are none).
 `generate(model, variables, rng, num_samples, num_audio_samples, speaker, temperature, mesh)`
--> float audio [num_samples, num_audio_samples]; with a mesh, the samples are split over it.
+-> float audio [num_samples, num_audio_samples]; with a mesh, the samples are split over it
+(a locally conditioned WaveNet also needs `condition=`).
 """
 
 import dataclasses
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from audiojax import audio as audio_lib
-from audiojax.models import discriminators, soundstream
+from audiojax.models import discriminators, soundstream, wavenet
 from audiojax.sample import wavenet as wavenet_sampler
 from audiojax.train import losses
 
@@ -35,37 +37,76 @@ def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   return batch["speaker"] if getattr(model, "num_speakers", 0) else None
 
 
+def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
+  """Features [batch, frames, C] of a locally conditioned WaveNet, aligned to the audio: frame k
+  describes audio[:, k * hop:(k + 1) * hop]. `batch["condition"]` when the pipeline brings it,
+  else the log-mel of the batch audio itself (`losses.mel_features`, C = condition_channels)."""
+  if not getattr(model, "condition_channels", 0):
+    return None
+  if "condition" in batch:
+    return batch["condition"]
+  return losses.mel_features(batch["audio"], model.sample_rate_hz, model.condition_hop,
+                             model.condition_channels)
+
+
+def _wavenet_io(model: nn.Module, audio: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(inputs [b, samples - 1], targets [b, samples - 1]): mu-law classes (softmax) or, for a
+  mixture, the amplitudes on the 16-bit grid and the target levels."""
+  if model.output == "mol":
+    levels = audio_lib.linear_encode(audio, wavenet.MOL_LEVELS)
+    return audio_lib.linear_decode(levels[:, :-1], wavenet.MOL_LEVELS), levels[:, 1:]
+  classes = audio_lib.mu_law_encode(audio, model.num_classes - 1)
+  return classes[:, :-1], classes[:, 1:]
+
+
 def wavenet_init(model: nn.Module, rng: jax.Array, batch: dict):
-  classes = audio_lib.mu_law_encode(batch["audio"], model.num_classes - 1)
-  return model.init(rng, classes[:, :-1], _speaker(model, batch))
+  inputs, _ = _wavenet_io(model, batch["audio"])
+  return model.init(rng, inputs, _speaker(model, batch), _condition(model, batch), 1)
 
 
 def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
-  """Next-sample cross-entropy over mu-law classes; also reported in bits per sample."""
+  """Next-sample NLL in nats (loss) and bits.
+
+  `bits_per_sample` is the NLL the model optimises: per mu-law class (softmax) or per 16-bit
+  level (mol). `mu_law_bits_per_sample` scores every model on the next sample's mu-law class,
+  the comparable figure (see `audiojax.models.wavenet`). Position t predicts audio[:, t + 1],
+  hence the conditioning offset of 1.
+  """
   del rng, train  # WaveNet has no dropout.
   mu = model.num_classes - 1
-  classes = audio_lib.mu_law_encode(batch["audio"], mu)  # [batch, samples]
-  logits = model.apply(variables, classes[:, :-1], _speaker(model, batch))
-  nll = optax.softmax_cross_entropy_with_integer_labels(logits, classes[:, 1:])
+  inputs, targets = _wavenet_io(model, batch["audio"])
+  outputs = model.apply(variables, inputs, _speaker(model, batch), _condition(model, batch), 1)
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)
-  loss = (nll * mask).sum() / count
-  accuracy = ((logits.argmax(-1) == classes[:, 1:]) * mask).sum() / count
-  metrics = {"loss": loss, "bits_per_sample": loss / math.log(2), "accuracy": accuracy,
-             "num_predictions": mask.sum()}
+  mean = lambda x: (x * mask).sum() / count
+  metrics = {"num_predictions": mask.sum()}
+  if model.output == "mol":
+    amplitude = audio_lib.linear_decode(targets, wavenet.MOL_LEVELS)
+    log_prob = lambda bins: wavenet.mixture_log_prob(outputs, *bins, model.log_scale_min)
+    loss = -mean(log_prob(audio_lib.linear_bins(targets, wavenet.MOL_LEVELS)))
+    mu_law_nll = -mean(log_prob(audio_lib.mu_law_bins(audio_lib.mu_law_encode(amplitude, mu),
+                                                      mu)))
+  else:
+    loss = mu_law_nll = mean(optax.softmax_cross_entropy_with_integer_labels(outputs, targets))
+    metrics["accuracy"] = mean(outputs.argmax(-1) == targets)
+  metrics.update(loss=loss, bits_per_sample=loss / math.log(2),
+                 mu_law_bits_per_sample=mu_law_nll / math.log(2))
   return loss, (metrics, {})
 
 
 def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: int,
                      num_audio_samples: int, speaker: jnp.ndarray | None = None,
-                     temperature: float = 1.0, mesh=None) -> jnp.ndarray:
-  """Autoregressive samples decoded from mu-law: [num_samples, num_audio_samples] floats."""
+                     temperature: float = 1.0, mesh=None,
+                     condition: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Autoregressive samples as audio [num_samples, num_audio_samples] floats (mu-law decoded
+  for softmax). condition: [num_samples, frames, C] for a locally conditioned model, aligned
+  as in `_condition` (frames * hop >= num_audio_samples)."""
   if not model.num_speakers:
     speaker = None
-  classes = wavenet_sampler.sample(
+  drawn = wavenet_sampler.sample(
       model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
-      temperature=temperature, speaker=speaker, mesh=mesh)
-  return audio_lib.mu_law_decode(classes, model.num_classes - 1)
+      temperature=temperature, speaker=speaker, condition=condition, mesh=mesh)
+  return drawn if model.output == "mol" else audio_lib.mu_law_decode(drawn, model.num_classes - 1)
 
 
 def soundstream_init(model: nn.Module, rng: jax.Array, batch: dict):

@@ -17,7 +17,11 @@ TINY = dict(num_classes=256, residual_channels=8, gate_channels=8, skip_channels
 def random_params(model: wavenet.Model, seed: int = 0):
   """Random params of `model`'s shapes, biases included (cheaper than compiling `init`)."""
   speaker = jnp.zeros((1,), jnp.int32) if model.num_speakers else None
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8), jnp.int32), speaker)
+  inputs = jnp.zeros((1, 8), jnp.float32 if model.output == "mol" else jnp.int32)
+  condition = None
+  if model.condition_channels:
+    condition = jnp.zeros((1, -(-8 // model.condition_hop), model.condition_channels))
+  shapes = jax.eval_shape(model.init, jax.random.key(0), inputs, speaker, condition)
   rng = np.random.default_rng(seed)
 
   def draw(path, shape):
