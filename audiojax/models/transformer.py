@@ -1,0 +1,393 @@
+"""Decoder-only transformer for AudioLM's token stages, with a KV cache for sampling.
+
+Each AudioLM stage (semantic, coarse, fine) is a decoder-only transformer over a flat token
+sequence: 12 layers, 16 heads, width 1024, MLP 4096, dropout 0.1, T5-style relative position
+bias (Borsos et al., 2022; `PRESETS["paper"]`).
+
+  logits = model.apply({"params": params}, tokens, train)           # [b, t] -> [b, t, vocab]
+  cache = model.init_cache(batch, max_length)                       # zeros, no params needed
+  logits, cache = model.apply({"params": params}, chunk, cache, position, method="decode")
+
+Layer: pre-norm (`norm`: rms | layer), x += Dropout(Attention(Norm(x))), x += Dropout(MLP(Norm(x)));
+a final norm, then the output projection (the token embedding's transpose when
+`tie_embeddings`). No biases in the dense layers (T5). MLP (`mlp`): gelu = W2 gelu(W1 x); swiglu
+= W2 (silu(W_gate x) * W_up x), three matrices of [embed, mlp_dim].
+
+Attention is causal self-attention through `jax.nn.dot_product_attention`: the full forward
+passes `is_causal=True` (cuDNN's fused kernel then skips the upper triangle; choose it with
+`attention_impl="cudnn"`, which needs bfloat16/float16 `dtype` on a GPU), decoding passes a
+boolean mask over the cache, always through XLA (one query row per step: memory-bound, a fused
+kernel gains nothing). Attention-probability dropout (`attention_dropout_rate > 0` while
+training) is not in that API, so training with it takes an explicit softmax path instead.
+
+Positions (`position`):
+  t5_bias  T5's learned scalar bias per head and bucket of the distance q - k >= 0
+           (`relative_position_bucket`, bidirectional=False: `num_buckets` buckets, half exact
+           for distances < num_buckets // 2, the rest log-spaced up to `max_distance`, beyond it
+           the last bucket). One [num_buckets, heads] table shared by all layers, as in T5 ("we
+           share the position embedding parameters across all layers", Raffel et al. 2020 3.1.2;
+           each head has its own). Computed once per call from query and key positions, so the
+           cached path's bias (queries at position..position + n - 1, keys at 0..max_length - 1)
+           is the same as the full forward's.
+  rope     rotary embeddings on queries and keys at their absolute positions (half-split
+           pairs, wavelengths up to `rope_max_wavelength`); cached keys are stored rotated.
+
+KV cache: an explicit pytree passed in and returned by `decode`, not flax's mutable `cache`
+collection: `decode` is then a pure function the sampler carries through `lax.scan` like any
+other state, with no `mutable=` plumbing, and the position is an argument, not hidden state.
+Layout: per layer a `LayerCache` of keys and values [batch, heads, max_length, head_dim] in
+`dtype`, written at `position` with `lax.dynamic_update_slice` (in place inside jit); a tuple of
+`num_layers` of them, or one `LayerCache` with a leading [num_layers] axis when `scan_layers`
+(scanned alongside the layer params). Heads-major because that is the layout of the attention
+dots: with [batch, max_length, heads, head_dim] XLA:CPU transposed the whole cache of every layer
+at every step (2x slower steps for the bench model at batch 16, 512 positions). The scanned
+layout costs more again in a decode step (`nn.scan` slices each layer's cache out of the stack
+and writes it back: 3x slower than unrolled there), so `audiojax.sample.lm` decodes with the
+unrolled layout (`unstack_layers`) whatever the model was trained with. Slots at or past
+position + n hold zeros or stale values; the mask keeps every query from seeing them.
+
+Params tree (`nn.meta.unbox(model.init(rng, tokens)["params"])`; logical axis names in brackets,
+mapped to the mesh by `audiojax.train.sharding.RULES`), L layers, V vocab, D embed, N heads,
+H head_dim, F mlp_dim, B num_buckets:
+  embed/embedding                   [V, D]          (vocab, embed)
+  relative_bias                     [B, N]          (None, heads)     t5_bias only
+  layer_{l}/attention_norm/scale    [D]             (embed)           (+ bias for layer norm)
+  layer_{l}/attention/{query,key,value}/kernel [D, N, H]  (embed, heads, kv)
+  layer_{l}/attention/out/kernel    [N, H, D]       (heads, kv, embed)
+  layer_{l}/mlp_norm/scale          [D]             (embed)
+  layer_{l}/mlp/{wi,wi_gate,wi_up}/kernel [D, F]    (embed, mlp)      wi: gelu; gate/up: swiglu
+  layer_{l}/mlp/wo/kernel           [F, D]          (mlp, embed)
+  final_norm/scale                  [D]             (embed)
+  logits/kernel                     [D, V]          (embed, vocab)    untied only
+With `scan_layers`, `layer_{l}/...` becomes `layers/...` with a leading [L] axis named `layers`
+(not in RULES: replicated, each device holds its slice of the other axes for every layer).
+Activations are constrained to (batch, time, embed), (batch, time, heads, kv) and
+(batch, time, mlp); logits to (batch, time, vocab).
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from audiojax.models.wavenet import remat
+
+POSITIONS = ("t5_bias", "rope")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Unit tests: fast to compile and run on a CPU.
+    "tiny": dict(vocab_size=64, num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64),
+    # benchmarks/lm_sampling.py: ~19M params in the layers.
+    "bench": dict(vocab_size=1024, num_layers=6, embed_dim=512, num_heads=8, mlp_dim=2048),
+    # AudioLM's stages (Borsos et al. 2022): 12 layers, 16 heads, width 1024, MLP 4096, dropout
+    # 0.1 (the paper does not say where: here embeddings and residual branches, none on the
+    # attention probabilities, so training keeps the fused attention); vocab per stage (1024
+    # semantic tokens here). 151M params in the layers, the paper says ~0.3B per stage.
+    "paper": dict(vocab_size=1024, num_layers=12, embed_dim=1024, num_heads=16, mlp_dim=4096,
+                  dropout_rate=0.1),
+}
+
+
+def from_preset(name: str, **overrides: Any) -> "Model":
+  """`Model(**PRESETS[name], **overrides)`, e.g. `from_preset("bench", position="rope")`."""
+  if name not in PRESETS:
+    raise ValueError(f"preset {name!r}: use one of {', '.join(PRESETS)}")
+  return Model(**{**PRESETS[name], **overrides})
+
+
+def unstack_layers(params: dict[str, Any]) -> dict[str, Any]:
+  """Params of a `scan_layers` model (`layers/...` with a leading [L] axis) -> the same weights
+  for the unrolled model (`layer_{l}/...`); other params unchanged."""
+  params = dict(params)
+  stacked = params.pop("layers")
+  num_layers = jax.tree.leaves(stacked)[0].shape[0]
+  return {**params, **{f"layer_{i}": jax.tree.map(lambda x, i=i: x[i], stacked)
+                       for i in range(num_layers)}}
+
+
+class LayerCache(struct.PyTreeNode):
+  """One layer's keys and values [batch, heads, max_length, head_dim] (rope: keys rotated)."""
+  key: jax.Array
+  value: jax.Array
+
+
+def relative_position_bucket(distance: jnp.ndarray, num_buckets: int,
+                             max_distance: int) -> jnp.ndarray:
+  """T5's causal (bidirectional=False) bucket of distance = query - key position, int32.
+
+  Negative distances (future keys, masked anyway) share bucket 0 with distance 0. Distances
+  below num_buckets // 2 get their own bucket; larger ones log-spaced buckets up to
+  max_distance, and everything beyond it the last bucket.
+  """
+  n = jnp.maximum(distance, 0)
+  exact = num_buckets // 2
+  log_ratio = jnp.log(n.astype(jnp.float32) / exact + jnp.finfo(jnp.float32).eps)
+  large = exact + (log_ratio / math.log(max_distance / exact) * (num_buckets - exact))
+  large = jnp.minimum(large.astype(jnp.int32), num_buckets - 1)
+  return jnp.where(n < exact, n, large).astype(jnp.int32)
+
+
+def rope(x: jnp.ndarray, positions: jnp.ndarray, max_wavelength: float) -> jnp.ndarray:
+  """Rotary embedding of x: [b, n, heads, head_dim] at int positions [n]; pairs (i, i + H/2)."""
+  half = x.shape[-1] // 2
+  inv_wavelength = max_wavelength ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angle = positions.astype(jnp.float32)[:, None] * inv_wavelength  # [n, H/2]
+  sin, cos = jnp.sin(angle)[:, None, :], jnp.cos(angle)[:, None, :]  # [n, 1, H/2]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
+
+
+class Context(struct.PyTreeNode):
+  """What every layer of one call shares: the positions of this call's tokens, int32 [n], the
+  relative bias [1, N, n, S] (t5_bias) or None, and the attention mask [1, 1, n, S] (decode)
+  or None (full forward: causal)."""
+  positions: jax.Array
+  bias: jax.Array | None
+  mask: jax.Array | None
+
+
+def _norm(kind: str, dtype: Any, name: str) -> nn.Module:
+  """Pre-norm: RMSNorm or LayerNorm, float32 statistics, params named by axis."""
+  scale = nn.with_logical_partitioning(nn.initializers.ones, ("embed",))
+  if kind == "rms":
+    return nn.RMSNorm(dtype=dtype, scale_init=scale, name=name)
+  if kind == "layer":
+    bias = nn.with_logical_partitioning(nn.initializers.zeros, ("embed",))
+    return nn.LayerNorm(dtype=dtype, scale_init=scale, bias_init=bias, name=name)
+  raise ValueError(f"norm={kind!r}: use rms or layer")
+
+
+class Dense(nn.Module):
+  """Bias-free x @ kernel over x's last `contract` axes: x [..., *in] -> [..., *features].
+
+  The kernel [*in, *features] carries the logical names `axes`; fan-in scaled over all of
+  `in` (`nn.DenseGeneral` builds multi-axis kernels flat and then reshapes them, which clashes
+  with 3-axis logical names once the rules are active).
+  """
+  features: tuple[int, ...]
+  axes: tuple[str | None, ...]
+  dtype: Any
+  contract: int = 1
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    shape = (*x.shape[x.ndim - self.contract:], *self.features)
+    init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
+                                            in_axis=tuple(range(self.contract)),
+                                            out_axis=tuple(range(self.contract, len(shape))))
+    kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
+    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+    return jnp.tensordot(x, kernel, axes=self.contract)
+
+
+def _explicit_attention(q, k, v, bias, rate: float, rng: jax.Array) -> jnp.ndarray:
+  """Causal softmax attention with dropout on the probabilities (training only); the same
+  arithmetic as `jax.nn.dot_product_attention`'s XLA path. q, k, v: [b, t, N, H] -> [b, t, N, H]."""
+  logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32)
+  logits = logits / math.sqrt(q.shape[-1]) + (0.0 if bias is None else bias)
+  causal = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), bool))
+  probs = jax.nn.softmax(jnp.where(causal, logits, -1e30), axis=-1)
+  keep = jax.random.bernoulli(rng, 1.0 - rate, probs.shape)
+  probs = jnp.where(keep, probs / (1.0 - rate), 0.0).astype(v.dtype)
+  return jnp.einsum("bnts,bsnh->btnh", probs, v)
+
+
+class Attention(nn.Module):
+  """Multi-head causal self-attention; with a cache, the chunk's keys and values are written at
+  `positions[0]` and the queries attend to the whole (masked) cache."""
+  num_heads: int
+  head_dim: int
+  position: str
+  rope_max_wavelength: float
+  dropout_rate: float
+  deterministic: bool
+  attention_impl: str | None
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
+               context: Context) -> tuple[jnp.ndarray, LayerCache | None]:
+    """x: [b, n, D] -> ([b, n, D], the cache with this chunk written, or None)."""
+    heads = (self.num_heads, self.head_dim)
+    qkv_axes = ("batch", "time", "heads", "kv")
+    q, k, v = (nn.with_logical_constraint(
+        Dense(heads, ("embed", "heads", "kv"), self.dtype, name=name)(x), qkv_axes)
+        for name in ("query", "key", "value"))  # [b, n, N, H]
+    if self.position == "rope":
+      q = rope(q, context.positions, self.rope_max_wavelength)
+      k = rope(k, context.positions, self.rope_max_wavelength)
+    if cache is not None:  # Heads-major [b, N, S, H] (module docstring).
+      write = lambda buffer, x: jax.lax.dynamic_update_slice(
+          buffer, jnp.swapaxes(x, 1, 2).astype(buffer.dtype), (0, 0, context.positions[0], 0))
+      cache = LayerCache(key=write(cache.key, k), value=write(cache.value, v))
+      out = jax.nn.dot_product_attention(q, jnp.swapaxes(cache.key, 1, 2),
+                                         jnp.swapaxes(cache.value, 1, 2), context.bias,
+                                         context.mask, implementation="xla")
+    elif self.dropout_rate > 0.0 and not self.deterministic:
+      out = _explicit_attention(q, k, v, context.bias, self.dropout_rate,
+                                self.make_rng("dropout"))
+    else:
+      out = jax.nn.dot_product_attention(q, k, v, context.bias, is_causal=True,
+                                         implementation=self.attention_impl)
+    out = nn.with_logical_constraint(out, qkv_axes)
+    out = Dense((x.shape[-1],), ("heads", "kv", "embed"), self.dtype, 2, name="out")(out)
+    return out, cache
+
+
+class Mlp(nn.Module):
+  """gelu: W2 gelu(W1 x); swiglu: W2 (silu(W_gate x) * W_up x). x: [b, n, D] -> [b, n, D]."""
+  mlp_dim: int
+  kind: str
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    dense = lambda name: Dense((self.mlp_dim,), ("embed", "mlp"), self.dtype, name=name)
+    if self.kind == "gelu":
+      h = nn.gelu(dense("wi")(x))
+    elif self.kind == "swiglu":
+      h = nn.silu(dense("wi_gate")(x)) * dense("wi_up")(x)
+    else:
+      raise ValueError(f"mlp={self.kind!r}: use gelu or swiglu")
+    h = nn.with_logical_constraint(h, ("batch", "time", "mlp"))
+    return Dense((x.shape[-1],), ("mlp", "embed"), self.dtype, name="wo")(h)
+
+
+class Block(nn.Module):
+  """One pre-norm layer. `(x, cache, context) -> (x, cache)`: the signature `nn.scan` needs
+  (carry x; the cache scanned over layers; the context broadcast)."""
+  num_heads: int
+  head_dim: int
+  mlp_dim: int
+  norm: str
+  mlp: str
+  position: str
+  rope_max_wavelength: float
+  dropout_rate: float
+  attention_dropout_rate: float
+  deterministic: bool
+  attention_impl: str | None
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
+               context: Context) -> tuple[jnp.ndarray, LayerCache | None]:
+    dropout = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)
+    h, cache = Attention(self.num_heads, self.head_dim, self.position, self.rope_max_wavelength,
+                         self.attention_dropout_rate, self.deterministic, self.attention_impl,
+                         self.dtype, name="attention")(
+        _norm(self.norm, self.dtype, "attention_norm")(x), cache, context)
+    x = nn.with_logical_constraint(x + dropout(h), ("batch", "time", "embed"))
+    h = Mlp(self.mlp_dim, self.mlp, self.dtype, name="mlp")(_norm(self.norm, self.dtype,
+                                                                  "mlp_norm")(x))
+    return nn.with_logical_constraint(x + dropout(h), ("batch", "time", "embed")), cache
+
+
+class Model(nn.Module):
+  """Decoder-only transformer over `vocab_size` tokens (module docstring).
+
+  `head_dim` defaults to embed_dim // num_heads. `dtype` is the compute dtype (params stay
+  float32; logits come out float32). `scan_layers` runs the layers under one `nn.scan` (one
+  layer compiled, params stacked [L, ...]); `remat` recomputes each layer in the backward
+  pass (none | full | dots, as `wavenet.remat`).
+  """
+  vocab_size: int = 1024
+  num_layers: int = 12
+  embed_dim: int = 1024
+  num_heads: int = 16
+  head_dim: int = 0  # 0: embed_dim // num_heads.
+  mlp_dim: int = 4096
+  norm: str = "rms"  # rms | layer
+  mlp: str = "gelu"  # gelu | swiglu
+  position: str = "t5_bias"  # t5_bias | rope
+  num_buckets: int = 32  # t5_bias: T5's defaults.
+  max_distance: int = 128
+  rope_max_wavelength: float = 10_000.0
+  tie_embeddings: bool = True
+  dropout_rate: float = 0.0  # Embeddings and residual branches.
+  attention_dropout_rate: float = 0.0  # Attention probabilities (explicit softmax when > 0).
+  attention_impl: str | None = None  # jax.nn.dot_product_attention: None/xla | cudnn.
+  dtype: Any = jnp.float32
+  scan_layers: bool = False
+  remat: str = "none"
+
+  @property
+  def layer_head_dim(self) -> int:
+    return self.head_dim or self.embed_dim // self.num_heads
+
+  def init_cache(self, batch: int, max_length: int) -> tuple[LayerCache, ...] | LayerCache:
+    """Zero keys and values for `decode`: L x [batch, heads, max_length, head_dim], or one
+    LayerCache of [L, batch, heads, max_length, head_dim] when scan_layers."""
+    shape = (batch, self.num_heads, max_length, self.layer_head_dim)
+    if self.scan_layers:
+      shape = (self.num_layers, *shape)
+      return LayerCache(key=jnp.zeros(shape, self.dtype), value=jnp.zeros(shape, self.dtype))
+    return tuple(LayerCache(key=jnp.zeros(shape, self.dtype), value=jnp.zeros(shape, self.dtype))
+                 for _ in range(self.num_layers))
+
+  def __call__(self, tokens: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    """tokens: int32 [b, t] -> logits float32 [b, t, vocab]; logits[:, i] predicts token i + 1
+    from tokens[:, :i + 1]. `train` enables dropout (rng collection "dropout")."""
+    return self._forward(tokens, None, 0, train)[0]
+
+  def decode(self, tokens: jnp.ndarray, cache, position: int | jnp.ndarray):
+    """tokens: int32 [b, n] at positions position..position + n - 1 (a prefill chunk or one
+    step), the cache holding positions 0..position - 1 -> (logits float32 [b, n, vocab], the
+    cache with these n written). Equal to `__call__` on all tokens up to them (no dropout)."""
+    return self._forward(tokens, cache, position, False)
+
+  @nn.compact
+  def _forward(self, tokens, cache, position, train):
+    if self.position not in POSITIONS:
+      raise ValueError(f"position={self.position!r}: use one of {', '.join(POSITIONS)}")
+    n = tokens.shape[1]
+    positions = position + jnp.arange(n, dtype=jnp.int32)  # [n]
+    if cache is None:
+      key_positions, mask = positions, None  # causal through `is_causal`
+    else:
+      max_length = (cache.key if self.scan_layers else cache[0].key).shape[-2]
+      key_positions = jnp.arange(max_length, dtype=jnp.int32)
+      mask = (key_positions[None, :] <= positions[:, None])[None, None]  # [1, 1, n, S]
+    bias = None
+    if self.position == "t5_bias":
+      buckets = relative_position_bucket(positions[:, None] - key_positions[None, :],
+                                         self.num_buckets, self.max_distance)  # [n, S]
+      table = self.param("relative_bias", nn.with_logical_partitioning(
+          nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
+      bias = jnp.transpose(table[buckets], (2, 0, 1))[None].astype(self.dtype)  # [1, N, n, S]
+    context = Context(positions=positions, bias=bias, mask=mask)
+
+    embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name="embed",
+                     embedding_init=nn.with_logical_partitioning(
+                         nn.linear.default_embed_init, ("vocab", "embed")))
+    dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
+    x = nn.with_logical_constraint(dropout(embed(tokens)), ("batch", "time", "embed"))
+
+    block = remat(Block, self.remat)
+    args = (self.num_heads, self.layer_head_dim, self.mlp_dim, self.norm, self.mlp,
+            self.position, self.rope_max_wavelength, self.dropout_rate,
+            self.attention_dropout_rate, not train, self.attention_impl, self.dtype)
+    if self.scan_layers:
+      stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True,
+                                                                      "dropout": True},
+                      in_axes=(0, nn.broadcast), length=self.num_layers,
+                      metadata_params={nn.PARTITION_NAME: "layers"})
+      x, cache = stack(*args, name="layers")(x, cache, context)
+    else:
+      caches = []
+      for i in range(self.num_layers):
+        x, layer_cache = block(*args, name=f"layer_{i}")(
+            x, None if cache is None else cache[i], context)
+        caches.append(layer_cache)
+      cache = None if cache is None else tuple(caches)
+
+    x = _norm(self.norm, self.dtype, "final_norm")(x)
+    if self.tie_embeddings:
+      logits = embed.attend(x)
+    else:
+      logits = Dense((self.vocab_size,), ("embed", "vocab"), self.dtype, name="logits")(x)
+    logits = nn.with_logical_constraint(logits, ("batch", "time", "vocab"))
+    return logits.astype(jnp.float32), cache

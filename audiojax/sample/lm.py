@@ -1,0 +1,169 @@
+"""Autoregressive sampling from `audiojax.models.transformer.Model`, with its KV cache.
+
+`sample` prefills the cache with the whole prompt in one `decode` call, then runs a jitted
+`lax.scan` of fixed length over one-token cached steps: O(position) attention work per token
+instead of a full forward. A `scan_layers` model decodes unrolled, its params unstacked
+(`transformer.unstack_layers`; the module docstring there says why). `sample_uncached` reruns
+the full forward over the whole (fixed length, zero padded) sequence at every step: the slow
+reference it must agree with.
+
+Token t of the continuation is drawn from the logits at position p + t - 1 (p = prompt length)
+by `next_tokens`, in this order:
+  1. `allowed_range`: tokens outside [lo, hi) of step t get -inf (AudioLM's coarse stage
+     draws each RVQ level from its own slice of a shared vocabulary);
+  2. temperature T: logits / T; T = 0 takes the argmax of the allowed logits (greedy);
+  3. top_k > 0: only the k largest logits stay (ties with the k-th stay too);
+  4. top_p < 1 (nucleus): the smallest set of largest logits whose probability (after 1-3)
+     reaches top_p stays;
+  5. a Gumbel-max draw (`jax.random.categorical`) with the key `fold_in(rng, t)`: both samplers
+     use the same noise at step t, so equal logits give equal tokens, and a token with -inf
+     logit is never drawn.
+
+`params` is the model's params tree (`variables["params"]`).
+"""
+
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audiojax.models import transformer
+
+AllowedRange = Callable[[int], tuple[int, int]] | Sequence[int] | np.ndarray | jax.Array | None
+
+
+def step_ranges(allowed_range: AllowedRange, num_tokens: int) -> jnp.ndarray | None:
+  """The allowed [lo, hi) of every step as int32 [num_tokens, 2], or None (all tokens).
+
+  allowed_range: None; one (lo, hi) pair for every step; an array [num_tokens, 2]; or a
+  function of the step index t (a Python int, 0 for the first drawn token) -> (lo, hi),
+  called once per step here, before sampling.
+  """
+  if allowed_range is None:
+    return None
+  if callable(allowed_range):
+    ranges = np.asarray([allowed_range(t) for t in range(num_tokens)], np.int32)
+  else:
+    ranges = np.asarray(allowed_range, np.int32)
+    if ranges.shape == (2,):
+      ranges = np.broadcast_to(ranges, (num_tokens, 2))
+  if ranges.shape != (num_tokens, 2):
+    raise ValueError(f"allowed_range gives shape {ranges.shape}, not ({num_tokens}, 2)")
+  if (ranges[:, 0] >= ranges[:, 1]).any():
+    raise ValueError("allowed_range has an empty [lo, hi) step")
+  return jnp.asarray(ranges)
+
+
+def filter_logits(logits: jnp.ndarray, temperature: float, top_k: int, top_p: float,
+                  allowed: jnp.ndarray | None = None) -> jnp.ndarray:
+  """logits [b, V] -> [b, V] after the range mask, temperature, top-k and top-p (module
+  docstring, steps 1-4); filtered-out tokens get -inf. allowed: int32 [2] = [lo, hi) or None."""
+  if allowed is not None:
+    ids = jnp.arange(logits.shape[-1])
+    logits = jnp.where((ids >= allowed[0]) & (ids < allowed[1]), logits, -jnp.inf)
+  if temperature == 0.0:
+    return logits  # Greedy: the argmax needs no more filtering.
+  logits = logits / temperature
+  if top_k > 0:
+    kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # [b, 1]
+    logits = jnp.where(logits >= kth, logits, -jnp.inf)
+  if top_p < 1.0:
+    ranked = -jnp.sort(-logits, axis=-1)  # descending
+    probs = jax.nn.softmax(ranked, axis=-1)
+    # associative_scan: XLA:CPU lowers jnp.cumsum to a quadratic reduce-window.
+    before = jax.lax.associative_scan(jnp.add, probs, axis=-1) - probs  # mass above each
+    threshold = jnp.min(jnp.where(before < top_p, ranked, jnp.inf), axis=-1, keepdims=True)
+    logits = jnp.where(logits >= threshold, logits, -jnp.inf)
+  return logits
+
+
+def next_tokens(rng: jax.Array, step: jnp.ndarray, logits: jnp.ndarray, temperature: float,
+                top_k: int, top_p: float, ranges: jnp.ndarray | None) -> jnp.ndarray:
+  """Draws token `step` of the continuation, int32 [b], from logits [b, V] (module docstring);
+  ranges: int32 [num_tokens, 2] from `step_ranges`, or None."""
+  allowed = None if ranges is None else ranges[step]
+  logits = filter_logits(logits, temperature, top_k, top_p, allowed)
+  if temperature == 0.0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  return jax.random.categorical(jax.random.fold_in(rng, step), logits).astype(jnp.int32)
+
+
+def _check(model: transformer.Model, prompt: jnp.ndarray, num_tokens: int, top_k: int,
+           top_p: float) -> None:
+  if prompt.ndim != 2 or prompt.shape[1] < 1:
+    raise ValueError(f"prompt must be [batch, length >= 1] (a start token at least), got shape "
+                     f"{prompt.shape}")
+  if num_tokens < 1:
+    raise ValueError(f"num_tokens={num_tokens}: draw at least one token")
+  if not 0 <= top_k <= model.vocab_size:
+    raise ValueError(f"top_k={top_k}: use 0 (off) to vocab_size={model.vocab_size}")
+  if not 0.0 < top_p <= 1.0:
+    raise ValueError(f"top_p={top_p}: use (0, 1] (1: off)")
+
+
+_STATIC = ("model", "num_tokens", "temperature", "top_k", "top_p")
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll"))
+def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_k, top_p,
+            unroll):
+  batch, length = prompt.shape
+  if model.scan_layers:  # Per-layer caches update in place; a scanned stack copies them.
+    model, params = model.clone(scan_layers=False), transformer.unstack_layers(params)
+  draw = functools.partial(next_tokens, rng, temperature=temperature, top_k=top_k, top_p=top_p,
+                           ranges=ranges)
+  decode = functools.partial(model.apply, {"params": params}, method="decode")
+  # The last drawn token is never fed back: the cache needs length + num_tokens - 1 slots.
+  cache = model.init_cache(batch, length + num_tokens - 1)
+  logits, cache = decode(prompt.astype(jnp.int32), cache, 0)  # prefill, one call
+  first = draw(jnp.int32(0), logits[:, -1])
+
+  def step(carry, t):
+    cache, token = carry  # token t - 1, at position length + t - 1
+    logits, cache = decode(token[:, None], cache, length + t - 1)
+    token = draw(t, logits[:, 0])
+    return (cache, token), token
+
+  _, rest = jax.lax.scan(step, (cache, first), jnp.arange(1, num_tokens, dtype=jnp.int32),
+                         unroll=unroll)
+  return jnp.concatenate([first[:, None], rest.T], axis=1)
+
+
+def sample(model: transformer.Model, params, prompt: jnp.ndarray, num_tokens: int,
+           rng: jax.Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           allowed_range: AllowedRange = None, unroll: int = 1) -> jnp.ndarray:
+  """Continues prompt: int32 [b, p] (p >= 1) by num_tokens tokens -> int32 [b, num_tokens],
+  with the KV cache (module docstring for the filters; top_k 0 and top_p 1 are off)."""
+  _check(model, prompt, num_tokens, top_k, top_p)
+  return _sample(model, params, jnp.asarray(prompt), rng, step_ranges(allowed_range, num_tokens),
+                 num_tokens=num_tokens, temperature=float(temperature), top_k=int(top_k),
+                 top_p=float(top_p), unroll=unroll)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _sample_uncached(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_k,
+                     top_p):
+  batch, length = prompt.shape
+  # tokens[:, :length + t] are known at step t; later slots are zeros the causal mask hides.
+  tokens = jnp.zeros((batch, length + num_tokens), jnp.int32).at[:, :length].set(prompt)
+
+  def step(tokens, t):
+    logits = model.apply({"params": params}, tokens[:, :-1])  # [b, length + num_tokens - 1, V]
+    logits_t = jax.lax.dynamic_index_in_dim(logits, length + t - 1, axis=1, keepdims=False)
+    token = next_tokens(rng, t, logits_t, temperature, top_k, top_p, ranges)
+    return jax.lax.dynamic_update_index_in_dim(tokens, token, length + t, axis=1), None
+
+  tokens, _ = jax.lax.scan(step, tokens, jnp.arange(num_tokens, dtype=jnp.int32))
+  return tokens[:, length:]
+
+
+def sample_uncached(model: transformer.Model, params, prompt: jnp.ndarray, num_tokens: int,
+                    rng: jax.Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                    allowed_range: AllowedRange = None) -> jnp.ndarray:
+  """Like `sample`, but every step reruns `Model.__call__` on the whole sequence (no cache)."""
+  _check(model, prompt, num_tokens, top_k, top_p)
+  return _sample_uncached(model, params, jnp.asarray(prompt), rng,
+                          step_ranges(allowed_range, num_tokens), num_tokens=num_tokens,
+                          temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))

@@ -1,0 +1,93 @@
+r"""AudioLM transformer sampling speed: KV-cached sampler vs the uncached reference.
+
+  python -m benchmarks.lm_sampling --preset=bench --batch_sizes=1,16 --num_tokens=500
+
+Both draw from the same randomly initialised `audiojax.models.transformer` model (`--preset`,
+default `bench`: 6 layers, width 512, 8 heads, MLP 2048, vocab 1024) after a random prompt of
+`--prompt_tokens`, in the same process. Compile time is excluded (each variant runs once
+before it is timed) and every timing ends with `block_until_ready`.
+
+cached: `audiojax.sample.lm.sample`, one prefill call then a `lax.scan` of one-token cached
+steps; the time covers the prefill and all `--num_tokens` steps. uncached: `sample_uncached`
+reruns the full forward over the whole fixed-length sequence (prompt + num_tokens - 1 tokens)
+at every step, so every step costs the same; it is timed on `--uncached_steps` steps at that
+full length (a longer random prompt fills the rest) and scaled to tokens/s. A reference that
+reran only the prefix so far would average about half of that cost per step, less for attention.
+"""
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from audiojax.models import transformer
+from audiojax.sample import lm
+from benchmarks.timing import best_time
+
+_PRESET = flags.DEFINE_enum("preset", "bench", list(transformer.PRESETS), "Model size.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")
+_PROMPT = flags.DEFINE_integer("prompt_tokens", 10, "Prompt length (prefilled in one call).")
+_NUM_TOKENS = flags.DEFINE_integer("num_tokens", 500, "Tokens drawn per row by the cached run.")
+_UNCACHED_STEPS = flags.DEFINE_integer(
+    "uncached_steps", 2, "Steps timed (once) for the uncached reference, at the full length.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs of the cached sampler; the fastest.")
+_POSITION = flags.DEFINE_enum("position", "t5_bias", list(transformer.POSITIONS),
+                              "Position encoding.")
+_SCAN_LAYERS = flags.DEFINE_bool("scan_layers", False, "nn.scan over layers (stacked cache).")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+_TOP_K = flags.DEFINE_integer("top_k", 0, "Top-k filter of both samplers (0: off).")
+_UNROLL = flags.DEFINE_integer("unroll", 1, "lax.scan unroll of the cached sampler.")
+
+
+def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict[str, float]:
+  """Tokens/s (summed over the batch) of both samplers; checks they agree on their first steps."""
+  rng, steps = jax.random.key(1), _UNCACHED_STEPS.value
+  tokens = np.random.default_rng(0).integers(
+      0, model.vocab_size, (batch_size, _PROMPT.value + _NUM_TOKENS.value)).astype(np.int32)
+  prompt = jnp.asarray(tokens[:, :_PROMPT.value])
+  cached = lambda: lm.sample(model, params, prompt, _NUM_TOKENS.value, rng, top_k=_TOP_K.value,
+                             unroll=_UNROLL.value)
+  # The same per-step work as step t of a full uncached run: the sequence is full length.
+  long_prompt = jnp.asarray(tokens[:, :_PROMPT.value + _NUM_TOKENS.value - steps])
+  uncached = lambda: lm.sample_uncached(model, params, long_prompt, steps, rng,
+                                        top_k=_TOP_K.value)
+  check = lm.sample_uncached(model, params, prompt, steps, rng, top_k=_TOP_K.value)
+  first = np.asarray(cached())  # compiles
+  if (agree := np.mean(first[:, :steps] == np.asarray(check))) < 1:
+    print(f"  (cached vs uncached: {agree:.0%} of the first {steps} draws agree)")
+  jax.block_until_ready(uncached())  # compiles
+  return {"cached": batch_size * _NUM_TOKENS.value / best_time(cached, _REPEATS.value,
+                                                               warmup=False),
+          "uncached": batch_size * steps / best_time(uncached, 1, warmup=False)}
+
+
+def main(argv):
+  del argv
+  model = transformer.from_preset(_PRESET.value, position=_POSITION.value,
+                                  scan_layers=_SCAN_LAYERS.value,
+                                  dtype=jnp.dtype(_DTYPE.value))
+  params = nn.meta.unbox(jax.jit(model.init)(jax.random.key(0),
+                                             jnp.zeros((1, 8), jnp.int32))["params"])
+  num_params = sum(x.size for x in jax.tree.leaves(params))
+  print(f"preset={_PRESET.value}: {model.num_layers} layers, width {model.embed_dim}, "
+        f"{model.num_heads} heads, MLP {model.mlp_dim}, vocab {model.vocab_size}, "
+        f"{num_params / 1e6:.1f}M params, {_POSITION.value}, {_DTYPE.value}, scan_layers="
+        f"{_SCAN_LAYERS.value}; prompt {_PROMPT.value} + {_NUM_TOKENS.value} tokens (uncached: "
+        f"{_UNCACHED_STEPS.value} steps at that length); {jax.devices()[0].device_kind}, "
+        f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}")
+  print(f"{'batch':>5} {'cached tok/s':>13} {'uncached tok/s':>15} {'cached/uncached':>16}",
+        flush=True)
+  for batch_size in map(int, _BATCH_SIZES.value):
+    rates = tokens_per_second(model, params, batch_size)
+    print(f"{batch_size:>5} {rates['cached']:>13,.1f} {rates['uncached']:>15,.2f} "
+          f"{rates['cached'] / rates['uncached']:>16,.0f}", flush=True)
+  print(f"tokens/s summed over the batch; load average now {os.getloadavg()[0]:.1f} (other jobs "
+        "on these CPUs slow every column).")
+
+
+if __name__ == "__main__":
+  app.run(main)
