@@ -31,3 +31,38 @@ def espeak_tiny_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("espeak_data"))
   espeak_speech.prepare(data_dir, config="tiny")
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def untrained_codec_workdir(tmp_path_factory, espeak_tiny_dir):
+  """A workdir holding a checkpoint of the tiny codec (untrained: compiling the GAN train
+  step, or even the initialiser, takes a minute on 2 cores): LeCun-normal kernels, zero
+  biases, unit-normal codebooks, written as the trainer writes them."""
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+
+  from audiojax.train import checkpoint, trainer
+  from configs import soundstream as soundstream_config
+
+  config = soundstream_config.get_config("tiny")
+  config.data.data_dir = espeak_tiny_dir
+  model, task, tx, _, _, _ = trainer.build(config)
+  crop = config.data.crop_samples
+  batch = {"audio": jnp.zeros((1, crop)), "mask": jnp.ones((1, crop)),
+           "speaker": jnp.zeros((1,), jnp.int32)}
+  shapes = jax.eval_shape(
+      lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0)))
+  rng = np.random.default_rng(0)
+
+  def fill(leaf):
+    if not jnp.issubdtype(leaf.dtype, jnp.floating) or len(leaf.shape) < 2:
+      return jnp.zeros(leaf.shape, leaf.dtype)
+    fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 2 else 1
+    return jnp.asarray(rng.standard_normal(leaf.shape) / np.sqrt(fan_in), leaf.dtype)
+
+  workdir = str(tmp_path_factory.mktemp("untrained_codec") / "run")
+  manager = checkpoint.make_manager(workdir, async_save=False)
+  checkpoint.save(manager, 0, jax.tree.map(fill, shapes), {}, checkpoint.make_meta(config))
+  manager.wait_until_finished()
+  return workdir

@@ -6,57 +6,26 @@ import os
 import subprocess
 import sys
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from audiojax.eval import codec_eval
 from audiojax.sample import codec
-from audiojax.train import checkpoint, trainer
-from configs import soundstream as soundstream_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def codec_workdir(tmp_path_factory, espeak_tiny_dir):
-  """A workdir holding a checkpoint of the tiny codec (untrained: compiling the GAN train
-  step, or even the initialiser, takes a minute on 2 cores): LeCun-normal kernels, zero
-  biases, unit-normal codebooks, written as the trainer writes them."""
-  config = soundstream_config.get_config("tiny")
-  config.data.data_dir = espeak_tiny_dir
-  model, task, tx, _, _, _ = trainer.build(config)
-  crop = config.data.crop_samples
-  batch = {"audio": jnp.zeros((1, crop)), "mask": jnp.ones((1, crop)),
-           "speaker": jnp.zeros((1,), jnp.int32)}
-  shapes = jax.eval_shape(
-      lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0)))
-  rng = np.random.default_rng(0)
-
-  def fill(leaf):
-    if not jnp.issubdtype(leaf.dtype, jnp.floating) or len(leaf.shape) < 2:
-      return jnp.zeros(leaf.shape, leaf.dtype)
-    fan_in = int(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 2 else 1
-    return jnp.asarray(rng.standard_normal(leaf.shape) / np.sqrt(fan_in), leaf.dtype)
-
-  workdir = str(tmp_path_factory.mktemp("codec_eval") / "run")
-  manager = checkpoint.make_manager(workdir, async_save=False)
-  checkpoint.save(manager, 0, jax.tree.map(fill, shapes), {}, checkpoint.make_meta(config))
-  manager.wait_until_finished()
-  return workdir
-
-
-def test_launch_evaluate_writes_the_codec_and_opus_table(codec_workdir):
+def test_launch_evaluate_writes_the_codec_and_opus_table(untrained_codec_workdir):
   proc = subprocess.run(
-      [sys.executable, "-m", "launch.evaluate", f"--workdir={codec_workdir}", "--max_examples=2",
-       "--num_quantizers=1,3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+      [sys.executable, "-m", "launch.evaluate", f"--workdir={untrained_codec_workdir}",
+       "--max_examples=2", "--num_quantizers=1,3"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  with open(os.path.join(codec_workdir, "eval_test.md")) as f:
+  with open(os.path.join(untrained_codec_workdir, "eval_test.md")) as f:
     table = f.read()
   assert table.strip() in proc.stdout
-  with open(os.path.join(codec_workdir, "eval_test.json")) as f:
+  with open(os.path.join(untrained_codec_workdir, "eval_test.json")) as f:
     result = json.load(f)
   assert result["split"] == "test" and result["num_utterances"] == 2 and result["step"] == 0
   # tiny: hop 8 -> 2000 frames/s, 16 codes (4 bits) per level -> 8 kbps per level.
@@ -80,10 +49,10 @@ def test_launch_evaluate_writes_the_codec_and_opus_table(codec_workdir):
       "| Opus (target 24 kbps)"]
 
 
-def test_reconstruction_equals_encoding_then_decoding_each_utterance(codec_workdir):
+def test_reconstruction_equals_encoding_then_decoding_each_utterance(untrained_codec_workdir):
   """Batched, zero-padded, all-levels-then-masked reconstruction = encode(nq) then decode,
   one clip at a time (as `sample.codec` compresses and decompresses)."""
-  _, model, variables = codec.load(codec_workdir)
+  _, model, variables = codec.load(untrained_codec_workdir)
   rng = np.random.default_rng(0)
   utterances = [0.3 * rng.standard_normal(n).astype(np.float32) for n in (1000, 601)]
   out = codec_eval.reconstruct(model, variables, utterances, [1, 3], batch_size=4)
@@ -100,7 +69,7 @@ def test_reconstruction_equals_encoding_then_decoding_each_utterance(codec_workd
       np.testing.assert_allclose(reconstruction, expected, atol=1e-5)
 
 
-def test_levels_out_of_range_are_a_clear_error(codec_workdir):
+def test_levels_out_of_range_are_a_clear_error(untrained_codec_workdir):
   with pytest.raises(ValueError, match="this codec has 1 to 3 levels"):
-    codec_eval.evaluate(codec_workdir, num_quantizers=[2, 5])
+    codec_eval.evaluate(untrained_codec_workdir, num_quantizers=[2, 5])
 

@@ -18,13 +18,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
                         timeout=600)
 
 
-@pytest.fixture(scope="module")
-def codec_workdir(tmp_path_factory, espeak_tiny_dir):
-  workdir = str(tmp_path_factory.mktemp("codec") / "run")
+@pytest.fixture
+def codec_workdir(untrained_codec_workdir):
+  """The CLI's behaviour does not depend on training: an untrained tiny codec's checkpoint."""
+  return untrained_codec_workdir
+
+
+@pytest.mark.slow
+def test_train_cli_trains_the_tiny_codec(tmp_path, espeak_tiny_dir):
+  workdir = str(tmp_path / "run")
   result = run("launch.train", "--config=configs/soundstream.py:tiny", f"--workdir={workdir}",
                f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2")
   assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
+  assert os.listdir(os.path.join(workdir, "checkpoints"))
 
 
 def test_round_trip_at_a_bitrate(codec_workdir, tmp_path):

@@ -1,5 +1,7 @@
 """Residual vector quantizer: residuals shrink, EMA math, k-means init, dead codes, dropout."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,10 +22,15 @@ def init(model: rvq.ResidualVQ, x: jnp.ndarray):
   return model.init({"params": jax.random.key(0), "quantizer": jax.random.key(1)}, x)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _train_apply(model, variables, x, rng, mask):
+  return model.apply(variables, x, train=True, mask=mask, mutable=["codebooks"],
+                     rngs={"quantizer": rng})
+
+
 def train_step(model, variables, x, seed=0, mask=None):
-  """One training forward: returns (outputs, updated variables)."""
-  out, updates = model.apply(variables, x, train=True, mask=mask, mutable=["codebooks"],
-                             rngs={"quantizer": jax.random.key(seed)})
+  """One training forward (jitted: eager k-means is slow): (outputs, updated variables)."""
+  out, updates = _train_apply(model, variables, x, jax.random.key(seed), mask)
   return out, {**variables, **updates}
 
 
