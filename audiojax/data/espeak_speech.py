@@ -15,7 +15,6 @@ read the test sentences of their language).
 import concurrent.futures
 import dataclasses
 import random
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,7 +22,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from audiojax.data import audio_io, espeak, sentences
+from audiojax.data import audio_io, builders, espeak, sentences
 
 SAMPLE_RATE_HZ = 16000
 _MAX_WORKERS = 2  # Synthesis subprocesses run at once.
@@ -219,21 +218,5 @@ def _example(
 
 
 def prepare(data_dir: str, config: str = "default") -> tfds.core.DatasetBuilder:
-  """Builds `espeak_speech/<config>` into `data_dir` unless already built; returns the builder.
-
-  `builder.as_data_source(split)[i]` then gives a dict of numpy arrays (text as bytes).
-  """
-  names = [c.name for c in EspeakSpeech.BUILDER_CONFIGS]
-  if config not in names:
-    raise ValueError(f"unknown espeak_speech config {config!r}; known: {', '.join(names)}")
-  builder = EspeakSpeech(data_dir=data_dir, config=config, file_format="array_record")
-  if builder.is_prepared():
-    logging.info("espeak_speech/%s: already built in %s", config, builder.data_dir)
-    return builder
-  logging.info("espeak_speech/%s: building into %s", config, builder.data_dir)
-  start = time.time()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-  )
-  logging.info("espeak_speech/%s: built in %.1f s", config, time.time() - start)
-  return builder
+  """Builds `espeak_speech/<config>` into `data_dir` unless already built; returns the builder."""
+  return builders.prepare(EspeakSpeech, data_dir, config)

@@ -21,7 +21,6 @@ seed, the piece id and the note's index in the piece).
 
 import dataclasses
 import hashlib
-import time
 import zlib
 from collections.abc import Iterator
 
@@ -29,6 +28,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
+
+from audiojax.data import builders
 
 INSTRUMENTS = ("plucked_string", "organ", "piano")
 SPLITS = ("train", "validation", "test")
@@ -381,21 +382,5 @@ class Music21Audio(tfds.core.GeneratorBasedBuilder):
 
 
 def prepare(data_dir: str, config: str = "default") -> tfds.core.DatasetBuilder:
-  """Builds `music21_audio/<config>` into `data_dir` unless already built; returns the builder.
-
-  `builder.as_data_source(split)[i]` then gives a dict of numpy arrays (text as bytes).
-  """
-  names = [c.name for c in Music21Audio.BUILDER_CONFIGS]
-  if config not in names:
-    raise ValueError(f"unknown music21_audio config {config!r}; known: {', '.join(names)}")
-  builder = Music21Audio(data_dir=data_dir, config=config, file_format="array_record")
-  if builder.is_prepared():
-    logging.info("music21_audio/%s: already built in %s", config, builder.data_dir)
-    return builder
-  logging.info("music21_audio/%s: building into %s", config, builder.data_dir)
-  start = time.time()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-  )
-  logging.info("music21_audio/%s: built in %.1f s", config, time.time() - start)
-  return builder
+  """Builds `music21_audio/<config>` into `data_dir` unless already built; returns the builder."""
+  return builders.prepare(Music21Audio, data_dir, config)
