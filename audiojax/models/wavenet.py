@@ -140,11 +140,8 @@ class CausalConv(nn.Module):
                         (self.kernel_size, x.shape[-1], self.features))  # [k, C, F]
     bias = self.param("bias", _init(("mlp",), nn.initializers.zeros), (self.features,))
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    time = x.shape[1]
-    lags = [(self.kernel_size - 1 - j) * self.dilation for j in range(self.kernel_size)]
-    taps = [jnp.pad(x, ((0, 0), (lag, 0), (0, 0)))[:, :time] for lag in lags]  # k x [b, t, C]
-    stacked = jnp.concatenate(taps, axis=-1)  # [b, t, k * C]
-    return stacked @ kernel.reshape(-1, self.features) + bias
+    x = jnp.pad(x, ((0, 0), ((self.kernel_size - 1) * self.dilation, 0), (0, 0)))
+    return layers.conv_taps(x, kernel, dilation=self.dilation) + bias
 
 
 class ResidualLayer(nn.Module):
