@@ -1,6 +1,7 @@
 """Token quality report: how phonetic and how speaker-specific each kind of token is.
 
-  python -m launch.token_report --data_dir=DIR [--codec_workdir=runs/ss] [--num_clusters=100]
+  python -m launch.token_report --data_dir=DIR [--codec_workdir=runs/ss]
+      [--semantic_workdir=runs/semantic --semantic_layers=2,3] [--num_clusters=100]
       [--frame_rate_hz=50] [--max_utterances=N] [--output=report.md]
 
 On the built-in `espeak_speech` corpus (phoneme alignments and speaker ids), each token source
@@ -10,9 +11,12 @@ table: per source K, frame rate, and on the eval split phone purity, cluster pur
 (`audiojax.eval.token_metrics`), and the accuracy of a speaker probe (logistic regression on
 bags of tokens) trained on the fit split, with its chance level (the most frequent speaker).
 
-Sources (`token_sources`, the extension point: the semantic model's k-means tokens go there):
+Sources (`token_sources`):
   - MFCC k-means: 39-D MFCCs at --frame_rate_hz, k-means with K = --num_clusters fitted on the
     fit split (`audiojax.eval.mfcc_tokens`);
+  - with --semantic_workdir, a trained speech encoder (`configs/semantic.py`): per layer
+    (--semantic_layers, default all), k-means with K = --num_clusters of that layer's
+    features, fitted on the fit split like the MFCC row (the semantic tokens);
   - with --codec_workdir, the SoundStream codec's RVQ codes: level 1, levels 1-4 and all
     levels. Several levels are scored level by level and the phone metrics averaged (a
     combined id per frame would have up to 1024^4 values, too many to count against phones
@@ -31,6 +35,8 @@ from absl import flags, logging
 
 from audiojax.data import audio_io
 from audiojax.eval import mfcc_tokens, token_metrics
+from audiojax.models import kmeans
+from audiojax.sample import framewise
 from launch import common
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the built-in corpus is (or is built).")
@@ -38,6 +44,11 @@ _DATASET = flags.DEFINE_string("dataset", "espeak_speech",
                                "espeak_speech or espeak_speech/CONFIG (e.g. /tiny, /large).")
 _CODEC_WORKDIR = flags.DEFINE_string("codec_workdir", None,
                                      "A SoundStream workdir: add rows for its codes.")
+_SEMANTIC_WORKDIR = flags.DEFINE_string(
+    "semantic_workdir", None, "A speech-encoder (hubert) workdir: add rows for k-means tokens "
+    "of its layers.")
+_SEMANTIC_LAYERS = flags.DEFINE_list(
+    "semantic_layers", None, "Layers of --semantic_workdir to tokenize (default: all).")
 _NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", 100, "K of the MFCC k-means.")
 _FRAME_RATE_HZ = flags.DEFINE_float("frame_rate_hz", 50.0, "Frame rate of the MFCC tokens.")
 _MAX_UTTERANCES = flags.DEFINE_integer(
@@ -131,27 +142,12 @@ def _codec_encoder(model) -> Callable:
 
 def encode_with_codec(model, variables, audio: list[np.ndarray], batch_size: int = 8
                       ) -> list[np.ndarray]:
-  """Each utterance (float32 [samples] at the codec's rate) -> int32 codes [frames, levels].
-
-  Batched by length, zero-padded to a power of two of frames (the codec is causal: padding
-  after the end changes no earlier code), so each length bucket compiles once."""
-  hop = model.hop_samples
+  """Each utterance (float32 [samples] at the codec's rate) -> int32 codes [frames, levels]
+  (the codec is causal: the zero padding of `framewise.map_utterances` changes no code)."""
   encode = _codec_encoder(model)
-  buckets: dict[int, list[int]] = {}
-  for i, a in enumerate(audio):
-    frames = max(1, -(-a.shape[0] // hop))
-    buckets.setdefault(1 << (frames - 1).bit_length(), []).append(i)
-  out: list[np.ndarray] = [np.zeros((0, 0), np.int32)] * len(audio)
-  for frames, indices in sorted(buckets.items()):
-    for start in range(0, len(indices), batch_size):
-      chunk = indices[start:start + batch_size]
-      batch = np.zeros((batch_size, frames * hop), np.float32)
-      for row, i in enumerate(chunk):
-        batch[row, :audio[i].shape[0]] = audio[i]
-      codes = np.asarray(encode(variables, batch))
-      for row, i in enumerate(chunk):
-        out[i] = codes[row, :max(1, -(-audio[i].shape[0] // hop))].astype(np.int32)
-  return out
+  codes = framewise.map_utterances(lambda audio, mask: encode(variables, audio), audio,
+                                   model.hop_samples, batch_size)
+  return [c.astype(np.int32) for c in codes]
 
 
 def codec_sources(workdir: str) -> dict[str, TokenSource]:
@@ -179,12 +175,41 @@ def codec_sources(workdir: str) -> dict[str, TokenSource]:
   return sources
 
 
+def semantic_sources(workdir: str, layers: list[int] | None, num_clusters: int, seed: int,
+                     **kmeans_kwargs) -> dict[str, TokenSource]:
+  """Rows for k-means (K = num_clusters, fitted on the fit split) of an encoder's layers."""
+  from audiojax.sample import semantic  # Only with --semantic_workdir: it loads the trainer.
+
+  _, model, variables = semantic.load_encoder(workdir)
+  rate = model.sample_rate_hz / model.hop_samples
+
+  def layer_source(layer: int) -> TokenSource:
+    def tokenize(fit: Split, eval_: Split) -> Tokens:
+      audio = lambda split: [audio_io.resample(a, SAMPLE_RATE_HZ, model.sample_rate_hz)
+                             for a in split.audio]
+      features = {s.name: semantic.layer_features(model, variables, audio(s), layer)
+                  for s in (fit, eval_)}
+      clusters = kmeans.fit(np.concatenate(features[fit.name]), num_clusters,
+                            jax.random.key(seed), **kmeans_kwargs)
+      run = lambda split: [kmeans.assign(f, clusters)[:, None] for f in features[split.name]]
+      return Tokens(run(fit), run(eval_), num_clusters, rate)
+
+    return tokenize
+
+  return {f"semantic layer {layer} k-means": layer_source(layer)
+          for layer in (layers or range(1, model.num_layers + 1))}
+
+
 def token_sources(num_clusters: int, frame_rate_hz: float, seed: int,
-                  codec_workdir: str | None = None, **kmeans_kwargs
+                  codec_workdir: str | None = None, semantic_workdir: str | None = None,
+                  semantic_layers: list[int] | None = None, **kmeans_kwargs
                   ) -> dict[str, TokenSource]:
-  """Row name -> token source. The extension point: add the semantic tokens here."""
+  """Row name -> token source."""
   sources = {f"MFCC k-means ({mfcc_tokens.FEATURE_DIM}-D)":
              mfcc_source(num_clusters, frame_rate_hz, seed, **kmeans_kwargs)}
+  if semantic_workdir:
+    sources.update(semantic_sources(semantic_workdir, semantic_layers, num_clusters, seed,
+                                    **kmeans_kwargs))
   if codec_workdir:
     sources.update(codec_sources(codec_workdir))
   return sources
@@ -233,6 +258,8 @@ def main(argv):
   eval_ = load_split(data_dir, _DATASET.value, _EVAL_SPLIT.value, _MAX_UTTERANCES.value)
   sources = token_sources(
       _NUM_CLUSTERS.value, _FRAME_RATE_HZ.value, _SEED.value, _CODEC_WORKDIR.value,
+      _SEMANTIC_WORKDIR.value,
+      [int(x) for x in _SEMANTIC_LAYERS.value] if _SEMANTIC_LAYERS.value else None,
       steps=_KMEANS_STEPS.value, batch_size=_KMEANS_BATCH_SIZE.value or None)
   rows = {}
   for name, source in sources.items():

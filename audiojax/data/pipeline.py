@@ -257,6 +257,35 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   return ds.batch(data_config.batch_size // process_count, drop_remainder=True)
 
 
+def dataset_config(name: str, data_dir: str | None = None, sample_rate_hz: int = 16000,
+                   skip_bad_files: bool = False) -> ml_collections.ConfigDict:
+  """A minimal `config.data` for reading whole utterances (`utterances`) of a dataset."""
+  return ml_collections.ConfigDict(dict(name=name, data_dir=data_dir or "",
+                                        sample_rate_hz=sample_rate_hz,
+                                        skip_bad_files=skip_bad_files))
+
+
+def utterances(data_config: ml_collections.ConfigDict, split: str, *,
+               max_examples: int | None = None, process_index: int | None = None,
+               process_count: int | None = None) -> Iterator[dict[str, Any]]:
+  """This host's share of the first `max_examples` utterances of a split, in order, decoded:
+  {'audio': float32 [samples] at the config rate, 'speaker': int}. Bad files raise (or are
+  skipped and counted under `skip_bad_files`)."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  source = get_source(data_config, split, process_index, process_count)
+  counter = BadExampleCounter()
+  num = len(source) if max_examples is None else min(len(source), max_examples)
+  indices = range(process_index, num, process_count)
+  if source.host_local:  # Already this host's shards: take its share of max_examples.
+    indices = range(len(source) if max_examples is None
+                    else min(len(source), -(-max_examples // process_count)))
+  for index in indices:
+    example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files, counter)
+    if example is not None:
+      yield example
+
+
 def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
                  max_examples: int | None = None, batch_size: int | None = None,
                  process_index: int | None = None,
@@ -266,22 +295,12 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   The last crop of an utterance is zero-padded with mask 0; the final batch is padded with
   all-zero-mask rows so every batch has the same shape (the mask excludes them from metrics).
   """
-  process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  source = get_source(data_config, split, process_index, process_count)
-  counter = BadExampleCounter()
   crop = data_config.crop_samples
   batch_size = batch_size or data_config.batch_size // process_count
-  num = len(source) if max_examples is None else min(len(source), max_examples)
-  indices = range(process_index, num, process_count)
-  if source.host_local:  # Already this host's shards: take its share of max_examples.
-    indices = range(len(source) if max_examples is None
-                    else min(len(source), -(-max_examples // process_count)))
   rows = []
-  for index in indices:
-    example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files, counter)
-    if example is None:
-      continue
+  for example in utterances(data_config, split, max_examples=max_examples,
+                            process_index=process_index, process_count=process_count):
     audio = example["audio"]
     for start in range(0, audio.shape[0], crop):
       window = audio[start:start + crop]

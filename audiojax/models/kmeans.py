@@ -14,6 +14,7 @@ Deterministic for a given `rng`. An empty cluster keeps its centroid.
 
 import functools
 import hashlib
+import json
 from typing import NamedTuple
 
 import jax
@@ -46,15 +47,30 @@ class KMeans(NamedTuple):
     return digest.hexdigest()[:16]
 
 
-def save(path: str, model: KMeans) -> None:
-  """Writes the model to an .npz file (centroids, mean, std)."""
+def save(path: str, model: KMeans, **metadata) -> None:
+  """Writes the model to an .npz file (centroids, mean, std), with JSON-able `metadata` (e.g.
+  which features it clusters: `load_metadata`)."""
+  arrays = {k: np.asarray(v, np.float32) for k, v in model._asdict().items()}
   with open(path, "wb") as f:
-    np.savez(f, **{k: np.asarray(v, np.float32) for k, v in model._asdict().items()})
+    np.savez(f, **arrays, metadata=np.array(json.dumps(metadata)))
 
 
 def load(path: str) -> KMeans:
   with np.load(path) as data:
     return KMeans(*(np.asarray(data[k], np.float32) for k in KMeans._fields))
+
+
+def load_metadata(path: str) -> dict:
+  """The metadata `save` stored ({} for files without)."""
+  with np.load(path) as data:
+    return json.loads(str(data["metadata"])) if "metadata" in data else {}
+
+
+def predict(features: jax.Array, model: KMeans) -> jax.Array:
+  """Jittable: raw features [..., d] -> int32 [...], the nearest centroid of each normalised
+  row (what `assign` computes, for use inside a model's step, e.g. HuBERT's targets)."""
+  x = (features.reshape(-1, features.shape[-1]) - model.mean) / model.std
+  return _nearest(x, model.centroids)[0].reshape(features.shape[:-1])
 
 
 # ----------------------------------------------------------------------------- kernels

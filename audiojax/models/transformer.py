@@ -114,20 +114,27 @@ class LayerCache(struct.PyTreeNode):
   value: jax.Array
 
 
-def relative_position_bucket(distance: jnp.ndarray, num_buckets: int,
-                             max_distance: int) -> jnp.ndarray:
-  """T5's causal (bidirectional=False) bucket of distance = query - key position, int32.
+def relative_position_bucket(distance: jnp.ndarray, num_buckets: int, max_distance: int,
+                             bidirectional: bool = False) -> jnp.ndarray:
+  """T5's bucket of distance = query - key position, int32.
 
-  Negative distances (future keys, masked anyway) share bucket 0 with distance 0. Distances
-  below num_buckets // 2 get their own bucket; larger ones log-spaced buckets up to
-  max_distance, and everything beyond it the last bucket.
+  Causal (bidirectional=False): negative distances (future keys, masked anyway) share bucket
+  0 with distance 0. Distances below num_buckets // 2 get their own bucket; larger ones
+  log-spaced buckets up to max_distance, and everything beyond it the last bucket.
+  Bidirectional (encoders): keys after the query (distance < 0) get the upper half of the
+  buckets, each half laid out as above over |distance| with num_buckets // 2 buckets.
   """
+  offset = 0
+  if bidirectional:
+    num_buckets //= 2
+    offset = jnp.where(distance < 0, num_buckets, 0)
+    distance = jnp.abs(distance)
   n = jnp.maximum(distance, 0)
   exact = num_buckets // 2
   log_ratio = jnp.log(n.astype(jnp.float32) / exact + jnp.finfo(jnp.float32).eps)
   large = exact + (log_ratio / math.log(max_distance / exact) * (num_buckets - exact))
   large = jnp.minimum(large.astype(jnp.int32), num_buckets - 1)
-  return jnp.where(n < exact, n, large).astype(jnp.int32)
+  return (offset + jnp.where(n < exact, n, large)).astype(jnp.int32)
 
 
 def rope(x: jnp.ndarray, positions: jnp.ndarray, max_wavelength: float) -> jnp.ndarray:
@@ -142,8 +149,8 @@ def rope(x: jnp.ndarray, positions: jnp.ndarray, max_wavelength: float) -> jnp.n
 
 class Context(struct.PyTreeNode):
   """What every layer of one call shares: the positions of this call's tokens, int32 [n], the
-  relative bias [1, N, n, S] (t5_bias) or None, and the attention mask [1, 1, n, S] (decode)
-  or None (full forward: causal)."""
+  relative bias [1, N, n, S] (t5_bias) or None, and the attention mask [1, 1, n, S] (decode),
+  [b, 1, 1, S] (an encoder's padded keys) or None (full forward: causal or all keys)."""
   positions: jax.Array
   bias: jax.Array | None
   mask: jax.Array | None
@@ -183,21 +190,27 @@ class Dense(nn.Module):
     return jnp.tensordot(x, kernel, axes=self.contract)
 
 
-def _explicit_attention(q, k, v, bias, rate: float, rng: jax.Array) -> jnp.ndarray:
-  """Causal softmax attention with dropout on the probabilities (training only); the same
-  arithmetic as `jax.nn.dot_product_attention`'s XLA path. q, k, v: [b, t, N, H] -> [b, t, N, H]."""
+def _explicit_attention(q, k, v, bias, mask, rate: float, rng: jax.Array, causal: bool = True
+                        ) -> jnp.ndarray:
+  """Softmax attention (causal or not) with dropout on the probabilities (training only); the
+  same arithmetic as `jax.nn.dot_product_attention`'s XLA path. q, k, v: [b, t, N, H] ->
+  [b, t, N, H]."""
   logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32)
   logits = logits / math.sqrt(q.shape[-1]) + (0.0 if bias is None else bias)
-  causal = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), bool))
-  probs = jax.nn.softmax(jnp.where(causal, logits, -1e30), axis=-1)
+  if causal:
+    logits = jnp.where(jnp.tril(jnp.ones((q.shape[1], k.shape[1]), bool)), logits, -1e30)
+  if mask is not None:
+    logits = jnp.where(mask, logits, -1e30)
+  probs = jax.nn.softmax(logits, axis=-1)
   keep = jax.random.bernoulli(rng, 1.0 - rate, probs.shape)
   probs = jnp.where(keep, probs / (1.0 - rate), 0.0).astype(v.dtype)
   return jnp.einsum("bnts,bsnh->btnh", probs, v)
 
 
 class Attention(nn.Module):
-  """Multi-head causal self-attention; with a cache, the chunk's keys and values are written at
-  `positions[0]` and the queries attend to the whole (masked) cache."""
+  """Multi-head self-attention, causal unless `causal=False` (encoders, e.g. `hubert`); with a
+  cache, the chunk's keys and values are written at `positions[0]` and the queries attend to
+  the whole (masked) cache."""
   num_heads: int
   head_dim: int
   position: str
@@ -206,6 +219,7 @@ class Attention(nn.Module):
   deterministic: bool
   attention_impl: str | None
   dtype: Any
+  causal: bool = True
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
@@ -227,10 +241,11 @@ class Attention(nn.Module):
                                          jnp.swapaxes(cache.value, 1, 2), context.bias,
                                          context.mask, implementation="xla")
     elif self.dropout_rate > 0.0 and not self.deterministic:
-      out = _explicit_attention(q, k, v, context.bias, self.dropout_rate,
-                                self.make_rng("dropout"))
+      out = _explicit_attention(q, k, v, context.bias, context.mask, self.dropout_rate,
+                                self.make_rng("dropout"), self.causal)
     else:
-      out = jax.nn.dot_product_attention(q, k, v, context.bias, is_causal=True,
+      out = jax.nn.dot_product_attention(q, k, v, context.bias, context.mask,
+                                         is_causal=self.causal,
                                          implementation=self.attention_impl)
     out = nn.with_logical_constraint(out, qkv_axes)
     out = Dense((x.shape[-1],), ("heads", "kv", "embed"), self.dtype, 2, name="out")(out)
@@ -271,6 +286,7 @@ class Block(nn.Module):
   deterministic: bool
   attention_impl: str | None
   dtype: Any
+  causal: bool = True
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
@@ -278,7 +294,7 @@ class Block(nn.Module):
     dropout = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)
     h, cache = Attention(self.num_heads, self.head_dim, self.position, self.rope_max_wavelength,
                          self.attention_dropout_rate, self.deterministic, self.attention_impl,
-                         self.dtype, name="attention")(
+                         self.dtype, self.causal, name="attention")(
         _norm(self.norm, self.dtype, "attention_norm")(x), cache, context)
     x = nn.with_logical_constraint(x + dropout(h), ("batch", "time", "embed"))
     h = Mlp(self.mlp_dim, self.mlp, self.dtype, name="mlp")(_norm(self.norm, self.dtype,

@@ -13,6 +13,7 @@ non-parameter collections (e.g. EMA codebooks; `{}` when there are none).
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 import optax
 
 from audiojax import audio as audio_lib
-from audiojax.models import discriminators, soundstream, wavenet
+from audiojax.eval import mfcc_tokens
+from audiojax.models import discriminators, hubert, kmeans, soundstream, wavenet
 from audiojax.sample import wavenet as wavenet_sampler
 from audiojax.train import losses
 
@@ -31,6 +33,10 @@ class Task:
   init_fn: Callable  # (model, rng, example_batch) -> variables
   loss_fn: Callable
   generate: Callable | None = None
+  # (model) -> {collection: arrays}: non-parameter state read from files when a run starts
+  # fresh (HuBERT's k-means targets), placed over what `init_fn` made; a resumed run keeps
+  # its checkpoint's.
+  load_state: Callable | None = None
 
 
 def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
@@ -157,9 +163,113 @@ def soundstream_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
   return g_loss + d_loss, (metrics, state)
 
 
+def _without_head(params: dict) -> dict:
+  """A teacher's params as `features` uses them: no prediction head (its K may differ)."""
+  return {k: v for k, v in params.items() if k not in ("final_norm", "head", "label_embeddings")}
+
+
+def _hubert_target_dim(model: nn.Module) -> int:
+  return mfcc_tokens.FEATURE_DIM if model.targets == "mfcc" else model.embed_dim
+
+
+def hubert_init(model: nn.Module, rng: jax.Array, batch: dict):
+  """Params, and the "targets" collection at its shapes (zeros until `hubert_load_targets`):
+  the k-means model {centroids [K, d], mean [d], std [d]} and, for targets="teacher", the
+  teacher's params."""
+  audio = batch["audio"]
+  frames = hubert.num_frames(audio.shape[1], model.hop_samples)
+  variables = dict(model.init(rng, audio, batch["mask"], jnp.zeros((audio.shape[0], frames),
+                                                                     bool)))
+  dim = _hubert_target_dim(model)
+  targets = {"kmeans": {"centroids": jnp.zeros((model.num_targets, dim), jnp.float32),
+                        "mean": jnp.zeros((dim,), jnp.float32),
+                        "std": jnp.ones((dim,), jnp.float32)}}
+  if model.targets == "teacher":
+    targets["teacher"] = _without_head(variables["params"])
+  return {**variables, "targets": targets}
+
+
+def hubert_targets(model: nn.Module, targets: dict, audio: jnp.ndarray,
+                   audio_mask: jnp.ndarray) -> jnp.ndarray:
+  """int32 [b, frames]: the k-means cluster of each frame's target features (MFCCs, or the
+  teacher's layer `teacher_layer`)."""
+  if model.targets == "mfcc":
+    features = mfcc_tokens.mfcc(audio, model.sample_rate_hz, model.frame_rate_hz)
+  else:
+    features = model.apply({"params": targets["teacher"]}, audio, model.teacher_layer,
+                           audio_mask, method="features")
+  return kmeans.predict(jax.lax.stop_gradient(features).astype(jnp.float32),
+                        kmeans.KMeans(**targets["kmeans"]))
+
+
+def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
+  """HuBERT's masked prediction: cross entropy (nats) of the k-means targets at masked frames
+  (alpha = 1: unmasked frames carry no loss); accuracies on masked and unmasked frames. Eval
+  masks with a fixed key, so its figures are comparable across steps."""
+  audio = batch["audio"] * batch["mask"]
+  targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
+  valid = hubert.frame_padding(batch["mask"], model.hop_samples)  # [b, frames]
+  mask_rng, dropout_rng = jax.random.split(rng)
+  masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  out = model.apply({"params": variables["params"]}, audio, batch["mask"], masked, train,
+                    rngs={"dropout": dropout_rng})
+  nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], targets)
+  correct = out["logits"].argmax(-1) == targets
+  mean = lambda x, where: jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
+  unmasked = valid & ~masked
+  loss = mean(nll, masked)
+  metrics = {"loss": loss, "masked_accuracy": mean(correct, masked),
+             "unmasked_accuracy": mean(correct, unmasked),
+             "unmasked_loss": mean(nll, unmasked), "masked_fraction": mean(masked, valid),
+             "num_predictions": masked.sum().astype(jnp.float32)}
+  return loss, (metrics, {})
+
+
+def hubert_load_targets(model: nn.Module) -> dict:
+  """{"targets": ...} for a fresh HuBERT run: the k-means of `model.target_kmeans` and, for
+  targets="teacher", the params of `model.teacher_workdir`'s latest checkpoint."""
+  if not model.target_kmeans:
+    raise ValueError(
+        "hubert needs target_kmeans: fit the targets' k-means first, e.g. "
+        "python -m launch.fit_kmeans --features=mfcc --num_clusters=100 --output=targets.npz "
+        "(iteration 1) or --workdir=PREVIOUS_RUN --layer=6 (iteration n), then "
+        "--config.model.target_kmeans=targets.npz")
+  if not os.path.exists(model.target_kmeans):
+    raise FileNotFoundError(f"target_kmeans {model.target_kmeans} does not exist")
+  fitted = kmeans.load(model.target_kmeans)
+  dim = _hubert_target_dim(model)
+  if fitted.centroids.shape != (model.num_targets, dim):
+    raise ValueError(
+        f"{model.target_kmeans} holds {fitted.centroids.shape[0]} centroids of "
+        f"{fitted.centroids.shape[1]}-D features; this model predicts num_targets="
+        f"{model.num_targets} clusters of {dim}-D {model.targets} features")
+  targets = {"kmeans": fitted._asdict()}
+  if model.targets == "teacher":
+    from audiojax.train import trainer  # The trainer imports this module.
+
+    if not model.teacher_workdir:
+      raise ValueError("targets='teacher' needs teacher_workdir (the previous iteration's run)")
+    teacher_config = trainer.load_config(model.teacher_workdir)
+    teacher, _, variables, _ = trainer.restore_variables(teacher_config, model.teacher_workdir)
+    if not isinstance(teacher, hubert.Model) or any(
+        getattr(teacher, f) != getattr(model, f) for f in HUBERT_ARCHITECTURE):
+      raise ValueError(f"the teacher in {model.teacher_workdir} is not a hubert model of this "
+                       f"architecture ({', '.join(HUBERT_ARCHITECTURE)} must match)")
+    targets["teacher"] = _without_head(variables["params"])
+  return {"targets": targets}
+
+
+# The fields a teacher (targets="teacher") must share with its student.
+HUBERT_ARCHITECTURE = ("sample_rate_hz", "frontend", "conv_channels", "conv_kernels",
+                       "conv_strides", "num_mels", "mel_subsampling", "hop_samples",
+                       "num_layers", "embed_dim", "num_heads", "mlp_dim", "num_buckets",
+                       "max_distance")
+
+
 TASKS = {
     "wavenet": Task(init_fn=wavenet_init, loss_fn=wavenet_loss, generate=wavenet_generate),
     "soundstream": Task(init_fn=soundstream_init, loss_fn=soundstream_loss),
+    "hubert": Task(init_fn=hubert_init, loss_fn=hubert_loss, load_state=hubert_load_targets),
 }
 
 

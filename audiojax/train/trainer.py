@@ -286,6 +286,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       data_iter.set_state(data_state)
     last_saved = start_step
     logging.info("resumed from %s at step %d", manager.directory, start_step)
+  elif task.load_state:  # Fresh run: non-parameter state from files (e.g. k-means targets).
+    loaded = task.load_state(model)
+    placed = jax.device_put(loaded, {k: shardings.model_state[k] for k in loaded})
+    state = state.replace(model_state={**state.model_state, **placed})
 
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:

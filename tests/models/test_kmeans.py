@@ -83,6 +83,10 @@ def test_assign_matches_brute_force_argmin():
   clear = gap > 1e-4  # Leave out near ties, where float32 rounding may pick either.
   assert clear.mean() > 0.99
   np.testing.assert_array_equal(labels[clear], expected[clear])
+  predicted = jax.jit(kmeans.predict)(x[:3000].reshape(3, 1000, 8), model)  # [b, t, d] rows
+  assert predicted.shape == (3, 1000)
+  np.testing.assert_array_equal(np.asarray(predicted).reshape(-1)[clear[:3000]],
+                                labels[:3000][clear[:3000]])
   np.testing.assert_allclose(kmeans.inertia(x, model, chunk_rows=512), d2.min(1).sum(),
                              rtol=1e-4)
 
@@ -100,8 +104,9 @@ def test_deterministic_for_a_seed():
 def test_save_load_and_fingerprint(tmp_path):
   model = kmeans.fit(blobs(seed=7), 5, jax.random.key(0), steps=3)
   path = str(tmp_path / "km.npz")
-  kmeans.save(path, model)
+  kmeans.save(path, model, features="mfcc", frame_rate_hz=50.0)
   restored = kmeans.load(path)
+  assert kmeans.load_metadata(path) == {"features": "mfcc", "frame_rate_hz": 50.0}
   for a, b in zip(model, restored, strict=True):
     np.testing.assert_array_equal(a, b)
   assert restored.fingerprint() == model.fingerprint() and len(model.fingerprint()) == 16

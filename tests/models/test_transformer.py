@@ -56,6 +56,15 @@ def test_relative_position_bucket_table():
   np.testing.assert_array_equal(transformer.relative_position_bucket(distance, 32, 128), expected)
 
 
+def test_bidirectional_bucket_halves():
+  # 16 buckets both ways: keys before the query (distance > 0) use the causal layout of 8 buckets,
+  # keys after it (distance < 0) the same layout shifted to buckets 8-15.
+  distance = jnp.arange(-20, 21)
+  buckets = transformer.relative_position_bucket(distance, 16, 16, bidirectional=True)
+  causal = transformer.relative_position_bucket(jnp.abs(distance), 8, 16)
+  np.testing.assert_array_equal(buckets, np.where(distance < 0, 8 + causal, causal))
+
+
 @pytest.mark.parametrize("position", transformer.POSITIONS)
 def test_causal(position):
   model = transformer.Model(**TINY, position=position)
@@ -163,8 +172,12 @@ def test_explicit_attention_path_matches_dot_product_attention():
   q, k, v = (jnp.asarray(rng.standard_normal((2, 9, 2, 8)), jnp.float32) for _ in range(3))
   bias = jnp.asarray(rng.standard_normal((1, 2, 9, 9)), jnp.float32)
   np.testing.assert_allclose(
-      transformer._explicit_attention(q, k, v, bias, 1e-12, jax.random.key(4)),
+      transformer._explicit_attention(q, k, v, bias, None, 1e-12, jax.random.key(4)),
       jax.nn.dot_product_attention(q, k, v, bias, is_causal=True), atol=1e-6)
+  mask = jnp.arange(9)[None, None, None, :] < jnp.array([9, 5])[:, None, None, None]
+  np.testing.assert_allclose(
+      transformer._explicit_attention(q, k, v, bias, mask, 1e-12, jax.random.key(4), False),
+      jax.nn.dot_product_attention(q, k, v, bias, mask), atol=1e-6)
 
 
 def test_dropout_only_while_training():

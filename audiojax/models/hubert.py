@@ -1,0 +1,226 @@
+"""Self-supervised speech encoder (HuBERT / w2v-BERT style) for AudioLM's semantic tokens.
+
+AudioLM's semantic tokens are k-means clusters of an inner layer of w2v-BERT; HuBERT (Hsu et
+al., 2021) trains the same kind of encoder by masked prediction of cluster targets: iteration 1
+predicts k-means clusters of MFCC frames, iteration n those of a layer of iteration n - 1.
+
+  out = model.apply(variables, audio, frame_mask, train)        # logits [b, frames, K], hidden
+  h = model.apply(variables, audio, layer, method="features")  # [b, frames, embed_dim]
+
+Front ends (`frontend`), both ending at one frame per `hop_samples` (320 at 16 kHz: 50 Hz):
+  waveform  HuBERT / wav2vec 2.0's conv feature encoder on raw audio: convs of `conv_kernels`
+            and `conv_strides` (paper: 10,3,3,3,3,2,2 and 5,2,2,2,2,2,2 = 320 samples, a
+            400-sample receptive field), GELU, group norm after the first.
+  mel       w2v-BERT's: 80 log-mel bands every `hop_samples // mel_subsampling` samples (25 ms
+            windows), then a conv of kernel and stride `mel_subsampling` (its frames
+            side by side), GELU, and a kernel-3 conv. Far cheaper on a CPU.
+Frame t describes audio[t * hop:(t + 1) * hop] (the front end's window is centred on it) and
+there are ceil(samples / hop) frames: the convention of
+`audiojax.eval.token_metrics.frame_phoneme_labels`, so tokens line up with phone labels.
+
+Then LayerNorm, a projection to `embed_dim` and dropout; masked frames (training) are replaced
+by a learned embedding; `num_layers` bidirectional pre-norm transformer layers
+(`transformer.Block`, causal=False, T5 relative position bias with both directions); a final
+norm. HuBERT's head: a projection to `final_dim`, cosine similarity with one learned embedding
+per target cluster, divided by `logit_temperature` (0.1) -> logits [b, frames, num_targets].
+
+Targets (`targets`): "mfcc" (iteration 1: the 39-D MFCCs of `audiojax.eval.mfcc_tokens`) or
+"teacher" (iteration n: layer `teacher_layer` of a frozen model of the same architecture). The
+k-means model of those features and the teacher's params live in the non-parameter
+collection "targets" (filled from `target_kmeans` / `teacher_workdir` when training starts,
+see `audiojax.train.tasks.hubert_load_targets`), so the training step computes its targets
+from the audio itself, on the accelerator, and a checkpoint holds everything it needs.
+
+Padding: `audio_mask` [b, samples] (1 = real audio) hides padded frames from attention.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audiojax.models import layers, transformer
+from audiojax.models.wavenet import remat
+
+FRONTENDS = ("waveform", "mel")
+TARGETS = ("mfcc", "teacher")
+
+
+def num_frames(num_samples: int, hop_samples: int) -> int:
+  """Frames of a clip: ceil(samples / hop)."""
+  return -(-num_samples // hop_samples)
+
+
+def frame_padding(audio_mask: jnp.ndarray, hop_samples: int) -> jnp.ndarray:
+  """Frames whose first sample is real audio: bool [b, frames] of audio_mask [b, samples]."""
+  return audio_mask[:, ::hop_samples] > 0
+
+
+def span_mask(rng: jax.Array, shape: tuple[int, int], mask_prob: float,
+              mask_length: int) -> jnp.ndarray:
+  """HuBERT / wav2vec 2.0 masking: each frame starts a span with probability `mask_prob`, and a
+  span masks `mask_length` frames from its start (spans may overlap). bool [b, frames]; about
+  1 - (1 - p) ** length of the frames are masked (57% for p = 0.08, length 10)."""
+  starts = jax.random.bernoulli(rng, mask_prob, shape).astype(jnp.float32)
+  padded = jnp.pad(starts, ((0, 0), (mask_length - 1, 0)))
+  covered = sum(padded[:, j:j + shape[1]] for j in range(mask_length))
+  return covered > 0
+
+
+class Model(nn.Module):
+  """The encoder and HuBERT's prediction head (module docstring)."""
+  sample_rate_hz: int = 16000
+  frontend: str = "waveform"  # waveform | mel
+  conv_channels: int = 512
+  conv_kernels: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+  conv_strides: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+  num_mels: int = 80
+  mel_subsampling: int = 2  # mel frames per encoder frame
+  hop_samples: int = 320
+  num_layers: int = 12
+  embed_dim: int = 768
+  num_heads: int = 12
+  mlp_dim: int = 3072
+  num_buckets: int = 32
+  max_distance: int = 128
+  dropout_rate: float = 0.1
+  mask_prob: float = 0.08
+  mask_length: int = 10
+  num_targets: int = 100
+  final_dim: int = 256
+  logit_temperature: float = 0.1
+  targets: str = "mfcc"  # mfcc | teacher
+  target_kmeans: str = ""  # .npz from `launch.fit_kmeans`, read when training starts.
+  teacher_workdir: str = ""  # targets="teacher": the previous iteration's workdir.
+  teacher_layer: int = 6
+  dtype: Any = jnp.float32
+  remat: str = "none"
+
+  def __post_init__(self):
+    if self.frontend not in FRONTENDS:
+      raise ValueError(f"frontend={self.frontend!r}: use one of {', '.join(FRONTENDS)}")
+    if self.targets not in TARGETS:
+      raise ValueError(f"targets={self.targets!r}: use one of {', '.join(TARGETS)}")
+    if self.frontend == "waveform" and int(np.prod(self.conv_strides)) != self.hop_samples:
+      raise ValueError(f"conv_strides {self.conv_strides} multiply to "
+                       f"{int(np.prod(self.conv_strides))}, not hop_samples={self.hop_samples}")
+    if self.frontend == "mel" and self.hop_samples % self.mel_subsampling:
+      raise ValueError(f"hop_samples={self.hop_samples} is not a multiple of "
+                       f"mel_subsampling={self.mel_subsampling}")
+    super().__post_init__()
+
+  @property
+  def frame_rate_hz(self) -> float:
+    return self.sample_rate_hz / self.hop_samples
+
+  @property
+  def receptive_field(self) -> int:
+    """Samples of audio one front-end frame sees (waveform: 400 for the paper's convs)."""
+    if self.frontend == "mel":  # 3 frames of mel bands (the kernel-3 conv), their windows.
+      mel_hop = self.hop_samples // self.mel_subsampling
+      return 3 * self.hop_samples + self._mel_window - mel_hop
+    field = 1
+    for kernel, stride in zip(reversed(self.conv_kernels), reversed(self.conv_strides),
+                              strict=True):
+      field = (field - 1) * stride + kernel
+    return field
+
+  @property
+  def _mel_window(self) -> int:
+    return max(round(0.025 * self.sample_rate_hz), self.hop_samples // self.mel_subsampling)
+
+  def _frontend(self, audio: jnp.ndarray) -> jnp.ndarray:
+    """audio [b, samples] -> front-end features [b, ceil(samples / hop), C]."""
+    frames = num_frames(audio.shape[1], self.hop_samples)
+    kernel_init = nn.with_logical_partitioning(nn.linear.default_kernel_init,
+                                               ("conv_taps", None, None))
+    if self.frontend == "mel":
+      from audiojax.train import losses
+
+      mel_hop = self.hop_samples // self.mel_subsampling
+      x = losses.mel_features(audio, self.sample_rate_hz, mel_hop, self.num_mels,
+                              window=self._mel_window)  # [b, ceil(samples / mel_hop), M]
+      x = jnp.pad(x, ((0, 0), (0, frames * self.mel_subsampling - x.shape[1]), (0, 0)))
+      x = nn.gelu(layers.Conv(self.conv_channels, self.mel_subsampling, self.mel_subsampling,
+                              dtype=self.dtype, kernel_init=kernel_init, name="conv_0")(x))
+      x = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
+      return nn.gelu(layers.Conv(self.conv_channels, 3, dtype=self.dtype,
+                                 kernel_init=kernel_init, name="conv_1")(x))
+    field = self.receptive_field
+    left = (field - self.hop_samples) // 2  # Centre frame t's window on its hop.
+    x = jnp.pad(audio, ((0, 0), (left, (frames - 1) * self.hop_samples + field - left
+                                 - audio.shape[1])))[..., None]  # [b, samples', 1]
+    for i, (kernel, stride) in enumerate(zip(self.conv_kernels, self.conv_strides,
+                                             strict=True)):
+      x = layers.Conv(self.conv_channels, kernel, stride, dtype=self.dtype,
+                      kernel_init=kernel_init, name=f"conv_{i}")(x)
+      if i == 0:  # wav2vec 2.0 base: one group per channel, first layer only.
+        x = nn.GroupNorm(num_groups=self.conv_channels, dtype=self.dtype, name="conv_norm")(x)
+      x = nn.gelu(x)
+    return x  # [b, frames, C]
+
+  @nn.compact
+  def _encode(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
+              frame_mask: jnp.ndarray | None, train: bool, num_layers: int, head: bool):
+    """-> (hidden states of the projection (0) and of layers 1..num_layers, each [b, T, D],
+    the head's logits or None)."""
+    x = self._frontend(audio.astype(jnp.float32))
+    x = nn.LayerNorm(dtype=self.dtype, name="frontend_norm")(x)
+    x = transformer.Dense((self.embed_dim,), (None, "embed"), self.dtype, name="projection")(x)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    embedding = self.param("mask_embedding", nn.with_logical_partitioning(
+        nn.initializers.uniform(1.0), ("embed",)), (self.embed_dim,))
+    if frame_mask is not None:
+      x = jnp.where(frame_mask[..., None], embedding.astype(x.dtype), x)
+    x = nn.with_logical_constraint(x, ("batch", "time", "embed"))
+
+    t = x.shape[1]
+    positions = jnp.arange(t, dtype=jnp.int32)
+    buckets = transformer.relative_position_bucket(positions[:, None] - positions[None, :],
+                                                   self.num_buckets, self.max_distance,
+                                                   bidirectional=True)
+    table = self.param("relative_bias", nn.with_logical_partitioning(
+        nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
+    bias = jnp.transpose(table[buckets], (2, 0, 1))[None].astype(self.dtype)  # [1, N, T, T]
+    keys = None
+    if audio_mask is not None:
+      keys = frame_padding(audio_mask, self.hop_samples)[:, None, None, :]  # [b, 1, 1, T]
+    context = transformer.Context(positions=positions, bias=bias, mask=keys)
+
+    block = remat(transformer.Block, self.remat)
+    hidden = [x]
+    for i in range(num_layers):
+      x, _ = block(self.num_heads, self.embed_dim // self.num_heads, self.mlp_dim, "layer",
+                   "gelu", "t5_bias", 0.0, self.dropout_rate, 0.0, not train, None, self.dtype,
+                   False, name=f"layer_{i}")(x, None, context)
+      hidden.append(x)
+    if not head:
+      return hidden, None
+    x = nn.LayerNorm(dtype=self.dtype, name="final_norm")(x)
+    hidden[-1] = x
+    x = transformer.Dense((self.final_dim,), ("embed", None), self.dtype, name="head")(x)
+    labels = self.param("label_embeddings", nn.with_logical_partitioning(
+        nn.initializers.normal(1.0), ("classes", None)), (self.num_targets, self.final_dim))
+    normalize = lambda v: v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
+    cosine = jnp.einsum("btd,kd->btk", normalize(x.astype(jnp.float32)),
+                        normalize(labels.astype(jnp.float32)))
+    return hidden, cosine / self.logit_temperature
+
+  def __call__(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None = None,
+               frame_mask: jnp.ndarray | None = None, train: bool = False) -> dict:
+    """audio: float [b, samples] (frame_mask: bool [b, frames], True = masked) ->
+    {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L,
+    the last one after the final norm}."""
+    hidden, logits = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
+    return {"logits": logits, "hidden": hidden}
+
+  def features(self, audio: jnp.ndarray, layer: int,
+               audio_mask: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Hidden state after transformer layer `layer` (1..num_layers; 0: the projection of the
+    front end), no masking, no dropout: [b, frames, embed_dim]. Layers above it are not run
+    (the final norm is not applied: the last layer's output is taken before it)."""
+    if not 0 <= layer <= self.num_layers:
+      raise ValueError(f"layer {layer} is not in 0..{self.num_layers}")
+    return self._encode(audio, audio_mask, None, False, layer, False)[0][-1]

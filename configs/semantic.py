@@ -1,0 +1,97 @@
+"""Self-supervised speech encoder for AudioLM's semantic tokens (HuBERT-style masked prediction).
+
+Iteration 1 predicts k-means clusters of MFCC frames; iteration n those of a layer of the
+previous iteration (`--config.model.targets=teacher --config.model.teacher_workdir=RUN
+--config.model.teacher_layer=L`). The k-means of the targets comes first:
+
+  python -m launch.fit_kmeans --features=mfcc --num_clusters=100 --output=runs/mfcc_k100.npz
+  python -m launch.train --config=configs/semantic.py:quickstart --workdir=runs/semantic \
+      --config.model.target_kmeans=runs/mfcc_k100.npz
+  python -m launch.fit_kmeans --workdir=runs/semantic --layer=3 --num_clusters=100
+
+(`./launch/semantic_quickstart.sh` runs these and the token report.)
+
+Variants (`--config=configs/semantic.py:VARIANT`):
+  tiny        unit tests: a few tiny steps.
+  quickstart  2 CPU cores: the mel front end (w2v-BERT's: cheap), 4 layers of width 256, K=100
+              MFCC targets, 50 Hz frames, 2-s crops of the built-in corpus.
+  paper       HuBERT BASE / w2v-BERT-like size for a TPU: the waveform conv front end
+              (512 channels), 12 layers of width 768, 12 heads, MLP 3072, 50 Hz.
+  paper_25hz  `paper` at AudioLM's 25 Hz token rate (one more stride-2 conv: 640 samples).
+"""
+
+import ml_collections
+
+from audiojax.train import sharding
+
+
+def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
+  variant = variant or "quickstart"
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = ml_collections.ConfigDict(dict(
+      name="hubert",
+      sample_rate_hz=16000,
+      frontend="waveform",
+      conv_channels=512,
+      conv_kernels=(10, 3, 3, 3, 3, 2, 2),
+      conv_strides=(5, 2, 2, 2, 2, 2, 2),
+      num_mels=80,
+      mel_subsampling=2,
+      hop_samples=320,
+      num_layers=12,
+      embed_dim=768,
+      num_heads=12,
+      mlp_dim=3072,
+      num_buckets=32,
+      max_distance=128,
+      dropout_rate=0.1,
+      mask_prob=0.08,
+      mask_length=10,
+      num_targets=100,
+      final_dim=256,
+      logit_temperature=0.1,
+      targets="mfcc",
+      target_kmeans="",
+      teacher_workdir="",
+      teacher_layer=6,
+      dtype="float32",
+      remat="none",
+  ))
+  config.data = ml_collections.ConfigDict(dict(
+      name="espeak_speech", data_dir="", sample_rate_hz=16000, crop_samples=32000,
+      batch_size=32, train_split="train", eval_split="validation", test_split="test",
+      skip_bad_files=False, num_threads=2))
+  config.optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=5e-4, schedule="cosine", warmup_steps=8000, final_lr_fraction=0.0,
+      b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.01, clip_norm=10.0))
+  config.mesh = sharding.mesh_config()
+  config.sharding_rules = sharding.RULES
+  config.train = ml_collections.ConfigDict(dict(
+      num_steps=400_000, microbatches=1, log_every=100, checkpoint_every=2000,
+      keep_checkpoints=3, async_checkpoints=True, eval_every=10_000, eval_max_examples=256,
+      sample_every=0, sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0))
+
+  if variant == "paper":
+    pass
+  elif variant == "paper_25hz":
+    config.model.update(conv_kernels=(10, 3, 3, 3, 3, 2, 2, 2),
+                        conv_strides=(5, 2, 2, 2, 2, 2, 2, 2), hop_samples=640)
+  elif variant == "quickstart":
+    config.model.update(frontend="mel", conv_channels=256, num_layers=4, embed_dim=256,
+                        num_heads=4, mlp_dim=1024, dropout_rate=0.0)
+    config.data.update(batch_size=8)
+    config.optimizer.update(learning_rate=1e-3, warmup_steps=200)
+    config.train.update(num_steps=2000, log_every=50, checkpoint_every=500, eval_every=1000,
+                        eval_max_examples=32)
+  elif variant == "tiny":
+    config.model.update(frontend="mel", num_mels=16, conv_channels=16, num_layers=2,
+                        embed_dim=16, num_heads=2, mlp_dim=32, num_targets=8, final_dim=8,
+                        dropout_rate=0.0)
+    config.data.update(name="espeak_speech/tiny", crop_samples=3200, batch_size=2)
+    config.optimizer.update(learning_rate=1e-3, warmup_steps=1)
+    config.train.update(num_steps=4, log_every=2, checkpoint_every=2, eval_every=4,
+                        eval_max_examples=2, async_checkpoints=False)
+  else:
+    raise ValueError(f"unknown semantic variant {variant!r}")
+  return config
