@@ -48,6 +48,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       dropout_rate=0.1,
       mask_prob=0.08,
       mask_length=10,
+      masked_loss_weight=1.0,
       num_targets=100,
       final_dim=256,
       logit_temperature=0.1,

@@ -9,7 +9,9 @@ Datasets are named in the config (`config.data.name`):
     `pip install audiojax[tfds]`);
   - `folder:/path`: every wav/flac/ogg/mp3 file under a folder, resampled to the config rate;
     read from its array_record shards when `launch.prepare_data` prepared it into `data_dir`
-    (`audiojax.data.folder_shards`), else listed and decoded directly.
+    (`audiojax.data.folder_shards`), else listed and decoded directly;
+  - `audiolm_tokens`: token sequences of an AudioLM stage, read from token datasets
+    (`audiojax.data.audiolm_tokens`: batches of tokens and loss_mask instead of audio).
 
 The pipeline is grain over random-access sources (TFDS array_record data sources or a file
 list): every example is addressed by an index, so a seed fixes the whole stream, each host
@@ -33,7 +35,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io
+from audiojax.data import audio_io, audiolm_tokens
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -71,6 +73,7 @@ class BadExampleCounter:
 
 # Built-in corpora: dataset name -> (module in audiojax.data, label used as the speaker id).
 BUILT_IN = {"espeak_speech": "speaker", "music21_audio": "instrument"}
+TOKENS = "audiolm_tokens"  # AudioLM's stages read token datasets (`audiolm_tokens`).
 
 
 def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
@@ -235,6 +238,9 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if data_config.batch_size % process_count:
     raise ValueError(f"data.batch_size={data_config.batch_size} is not divisible by the "
                      f"{process_count} processes")
+  if data_config.name == TOKENS:
+    return audiolm_tokens.train_dataset(data_config, seed=seed, process_index=process_index,
+                                        process_count=process_count)
   source = get_source(data_config, data_config.train_split, process_index, process_count)
   if len(source) < process_count and not source.host_local:
     raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
@@ -255,6 +261,16 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   read = grain.ReadOptions(num_threads=data_config.get("num_threads", 2), prefetch_buffer_size=8)
   ds = ds.to_iter_dataset(read).filter(lambda ex: ex is not None)
   return ds.batch(data_config.batch_size // process_count, drop_remainder=True)
+
+
+def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict[str, np.ndarray]:
+  """Zeros (all masked) shaped like this dataset's batches of `rows` rows: what a model is
+  initialised on, and what a host with no data left evaluates."""
+  if data_config.name == TOKENS:
+    return audiolm_tokens.example_batch(data_config, rows)
+  crop = data_config.crop_samples
+  return {"audio": np.zeros((rows, crop), np.float32), "mask": np.zeros((rows, crop), np.float32),
+          "speaker": np.zeros((rows,), np.int32)}
 
 
 def dataset_config(name: str, data_dir: str | None = None, sample_rate_hz: int = 16000,
@@ -296,8 +312,14 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   all-zero-mask rows so every batch has the same shape (the mask excludes them from metrics).
   """
   process_count = jax.process_count() if process_count is None else process_count
-  crop = data_config.crop_samples
   batch_size = batch_size or data_config.batch_size // process_count
+  if data_config.name == TOKENS:
+    process_index = jax.process_index() if process_index is None else process_index
+    yield from audiolm_tokens.eval_batches(data_config, split, max_examples=max_examples,
+                                           batch_size=batch_size, process_index=process_index,
+                                           process_count=process_count)
+    return
+  crop = data_config.crop_samples
   rows = []
   for example in utterances(data_config, split, max_examples=max_examples,
                             process_index=process_index, process_count=process_count):

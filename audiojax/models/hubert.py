@@ -17,6 +17,7 @@ Front ends (`frontend`), both ending at one frame per `hop_samples` (320 at 16 k
 Frame t describes audio[t * hop:(t + 1) * hop] (the front end's window is centred on it) and
 there are ceil(samples / hop) frames: the convention of
 `audiojax.eval.token_metrics.frame_phoneme_labels`, so tokens line up with phone labels.
+(frontend_padding="none", below: frame t sees audio[t * hop:t * hop + receptive_field].)
 
 Then LayerNorm, a projection to `embed_dim` and dropout; masked frames (training) are replaced
 by a learned embedding; `num_layers` bidirectional pre-norm transformer layers
@@ -32,6 +33,27 @@ see `audiojax.train.tasks.hubert_load_targets`), so the training step computes i
 from the audio itself, on the accelerator, and a checkpoint holds everything it needs.
 
 Padding: `audio_mask` [b, samples] (1 = real audio) hides padded frames from attention.
+
+Pretrained Hugging Face HuBERT / wav2vec 2.0 encoders (`audiojax.models.hf_import` maps a
+HubertModel / Wav2Vec2Model onto these fields; the defaults are the encoder above):
+  position="conv"          wav2vec 2.0's positional embedding instead of the T5 bias: x +=
+                           gelu(conv(x)), a conv over frames of kernel `conv_pos_kernel` (even:
+                           its last output dropped) in `conv_pos_groups` groups, frames hidden
+                           from attention zeroed first.
+  norm_first=False         post-norm layers (BASE) after a layer norm of their input
+                           ("encoder_norm"), no final norm; True: pre-norm, a final norm (LARGE).
+  use_bias                 biases in the projection and in the layers' dense layers.
+  conv_norm="layer"        a layer norm after every front-end conv, not a group norm after the
+                           first ("group").
+  frontend_padding="none"  the waveform is not padded: frame t sees audio[t * hop:t * hop +
+                           receptive_field]. Still ceil(samples / hop) frames, but those whose
+                           window runs past the real audio (the last one or two, and padding)
+                           are hidden from attention, and the group norm's statistics cover the
+                           real audio only: the real frames equal HF's on the unpadded clip.
+  exact_gelu               erf GELU (torch's) instead of the tanh approximation.
+  normalize_audio          each clip to zero mean and unit variance over its real samples (the
+                           HF feature extractor's do_normalize).
+  norm_epsilon             every norm's epsilon (torch's: 1e-5).
 """
 
 from typing import Any
@@ -46,6 +68,9 @@ from audiojax.models.wavenet import remat
 
 FRONTENDS = ("waveform", "mel")
 TARGETS = ("mfcc", "teacher")
+POSITIONS = ("t5_bias", "conv")
+CONV_NORMS = ("group", "layer")
+FRONTEND_PADDINGS = ("centred", "none")
 
 
 def num_frames(num_samples: int, hop_samples: int) -> int:
@@ -56,6 +81,24 @@ def num_frames(num_samples: int, hop_samples: int) -> int:
 def frame_padding(audio_mask: jnp.ndarray, hop_samples: int) -> jnp.ndarray:
   """Frames whose first sample is real audio: bool [b, frames] of audio_mask [b, samples]."""
   return audio_mask[:, ::hop_samples] > 0
+
+
+def normalize_audio(audio: jnp.ndarray, audio_mask: jnp.ndarray | None) -> jnp.ndarray:
+  """Each clip of audio [b, samples] to zero mean and unit variance over its real samples
+  (audio_mask [b, samples] > 0, default all), padding set to 0: wav2vec 2.0's
+  `zero_mean_unit_var_norm`."""
+  real = jnp.ones_like(audio) if audio_mask is None else (audio_mask > 0).astype(audio.dtype)
+  count = jnp.maximum(real.sum(-1, keepdims=True), 1.0)
+  mean = (audio * real).sum(-1, keepdims=True) / count
+  var = (jnp.square(audio - mean) * real).sum(-1, keepdims=True) / count
+  return (audio - mean) * jax.lax.rsqrt(var + 1e-7) * real
+
+
+def _embed_norm(epsilon: float, dtype: Any, name: str) -> nn.LayerNorm:
+  """LayerNorm of [..., embed_dim] features, params annotated with the "embed" axis."""
+  return nn.LayerNorm(epsilon=epsilon, dtype=dtype, name=name,
+                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)))
 
 
 def span_mask(rng: jax.Array, shape: tuple[int, int], mask_prob: float,
@@ -85,9 +128,21 @@ class Model(nn.Module):
   mlp_dim: int = 3072
   num_buckets: int = 32
   max_distance: int = 128
+  # Hugging Face HuBERT / wav2vec 2.0 (module docstring); the defaults are this encoder.
+  position: str = "t5_bias"  # t5_bias | conv
+  conv_pos_kernel: int = 128
+  conv_pos_groups: int = 16
+  norm_first: bool = True
+  use_bias: bool = False
+  conv_norm: str = "group"  # group | layer
+  frontend_padding: str = "centred"  # centred | none
+  exact_gelu: bool = False
+  normalize_audio: bool = False
+  norm_epsilon: float = 1e-6
   dropout_rate: float = 0.1
   mask_prob: float = 0.08
   mask_length: int = 10
+  masked_loss_weight: float = 1.0  # HuBERT's alpha: the loss's weight on masked frames.
   num_targets: int = 100
   final_dim: int = 256
   logit_temperature: float = 0.1
@@ -99,10 +154,15 @@ class Model(nn.Module):
   remat: str = "none"
 
   def __post_init__(self):
-    if self.frontend not in FRONTENDS:
-      raise ValueError(f"frontend={self.frontend!r}: use one of {', '.join(FRONTENDS)}")
-    if self.targets not in TARGETS:
-      raise ValueError(f"targets={self.targets!r}: use one of {', '.join(TARGETS)}")
+    for name, allowed in (("frontend", FRONTENDS), ("targets", TARGETS), ("position", POSITIONS),
+                          ("conv_norm", CONV_NORMS), ("frontend_padding", FRONTEND_PADDINGS)):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+    if self.frontend == "mel" and self.frontend_padding != "centred":
+      raise ValueError("frontend_padding='none' needs the waveform front end")
+    if self.position == "conv" and self.embed_dim % self.conv_pos_groups:
+      raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of "
+                       f"conv_pos_groups={self.conv_pos_groups}")
     if self.frontend == "waveform" and int(np.prod(self.conv_strides)) != self.hop_samples:
       raise ValueError(f"conv_strides {self.conv_strides} multiply to "
                        f"{int(np.prod(self.conv_strides))}, not hop_samples={self.hop_samples}")
@@ -131,8 +191,23 @@ class Model(nn.Module):
   def _mel_window(self) -> int:
     return max(round(0.025 * self.sample_rate_hz), self.hop_samples // self.mel_subsampling)
 
-  def _frontend(self, audio: jnp.ndarray) -> jnp.ndarray:
-    """audio [b, samples] -> front-end features [b, ceil(samples / hop), C]."""
+  def valid_frames(self, audio_mask: jnp.ndarray) -> jnp.ndarray:
+    """bool [b, frames] of audio_mask [b, samples] (1 = real audio): the frames that attention
+    sees. centred: those whose first sample is real (`frame_padding`); none: those whose whole
+    window is (HF's feature-vector attention mask)."""
+    if self.frontend_padding == "centred":
+      return frame_padding(audio_mask, self.hop_samples)
+    samples = audio_mask.shape[1]
+    last = (jnp.arange(num_frames(samples, self.hop_samples)) * self.hop_samples
+            + self.receptive_field - 1)  # The last sample of each frame's window.
+    return (last < samples) & (audio_mask[:, jnp.minimum(last, samples - 1)] > 0)
+
+  def _gelu(self, x: jnp.ndarray) -> jnp.ndarray:
+    return nn.gelu(x, approximate=not self.exact_gelu)
+
+  def _frontend(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None) -> jnp.ndarray:
+    """audio [b, samples] -> front-end features [b, ceil(samples / hop), C]; with
+    frontend_padding="none", [b, max(samples - receptive_field, 0) // hop + 1, C]."""
     frames = num_frames(audio.shape[1], self.hop_samples)
     kernel_init = nn.with_logical_partitioning(nn.linear.default_kernel_init,
                                                ("conv_taps", None, None))
@@ -143,32 +218,52 @@ class Model(nn.Module):
       x = losses.mel_features(audio, self.sample_rate_hz, mel_hop, self.num_mels,
                               window=self._mel_window)  # [b, ceil(samples / mel_hop), M]
       x = jnp.pad(x, ((0, 0), (0, frames * self.mel_subsampling - x.shape[1]), (0, 0)))
-      x = nn.gelu(layers.Conv(self.conv_channels, self.mel_subsampling, self.mel_subsampling,
-                              dtype=self.dtype, kernel_init=kernel_init, name="conv_0")(x))
+      x = self._gelu(layers.Conv(self.conv_channels, self.mel_subsampling,
+                                 self.mel_subsampling, dtype=self.dtype,
+                                 kernel_init=kernel_init, name="conv_0")(x))
       x = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
-      return nn.gelu(layers.Conv(self.conv_channels, 3, dtype=self.dtype,
-                                 kernel_init=kernel_init, name="conv_1")(x))
+      return self._gelu(layers.Conv(self.conv_channels, 3, dtype=self.dtype,
+                                    kernel_init=kernel_init, name="conv_1")(x))
     field = self.receptive_field
-    left = (field - self.hop_samples) // 2  # Centre frame t's window on its hop.
-    x = jnp.pad(audio, ((0, 0), (left, (frames - 1) * self.hop_samples + field - left
-                                 - audio.shape[1])))[..., None]  # [b, samples', 1]
+    real = None  # bool [b, samples']: where the group norm takes its statistics (None: all).
+    if self.frontend_padding == "centred":
+      left = (field - self.hop_samples) // 2  # Centre frame t's window on its hop.
+      x = jnp.pad(audio, ((0, 0), (left, (frames - 1) * self.hop_samples + field - left
+                                   - audio.shape[1])))
+    else:  # HF: no padding (but one window at least).
+      pad = ((0, 0), (0, max(field - audio.shape[1], 0)))
+      x = jnp.pad(audio, pad)
+      real = None if audio_mask is None else jnp.pad(audio_mask, pad) > 0
+    x = x[..., None]  # [b, samples', 1]
     for i, (kernel, stride) in enumerate(zip(self.conv_kernels, self.conv_strides,
                                              strict=True)):
       x = layers.Conv(self.conv_channels, kernel, stride, dtype=self.dtype,
                       kernel_init=kernel_init, name=f"conv_{i}")(x)
-      if i == 0:  # wav2vec 2.0 base: one group per channel, first layer only.
-        x = nn.GroupNorm(num_groups=self.conv_channels, dtype=self.dtype, name="conv_norm")(x)
-      x = nn.gelu(x)
+      if self.conv_norm == "layer":
+        x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name=f"conv_norm_{i}")(x)
+      elif i == 0:  # wav2vec 2.0 base: one group per channel, first layer only.
+        mask = None  # Statistics over the outputs whose window holds real audio only.
+        if real is not None:
+          mask = jnp.broadcast_to(real[:, kernel - 1::stride][:, :x.shape[1], None], x.shape)
+        x = nn.GroupNorm(num_groups=self.conv_channels, epsilon=self.norm_epsilon,
+                         dtype=self.dtype, name="conv_norm")(x, mask=mask)
+      x = self._gelu(x)
     return x  # [b, frames, C]
 
   @nn.compact
   def _encode(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
               frame_mask: jnp.ndarray | None, train: bool, num_layers: int, head: bool):
-    """-> (hidden states of the projection (0) and of layers 1..num_layers, each [b, T, D],
-    the head's logits or None)."""
-    x = self._frontend(audio.astype(jnp.float32))
-    x = nn.LayerNorm(dtype=self.dtype, name="frontend_norm")(x)
-    x = transformer.Dense((self.embed_dim,), (None, "embed"), self.dtype, name="projection")(x)
+    """-> (hidden states of the first layer's input (0) and of layers 1..num_layers, each
+    [b, T, D], the head's logits or None)."""
+    audio = audio.astype(jnp.float32)
+    if self.normalize_audio:
+      audio = normalize_audio(audio, audio_mask)
+    t = num_frames(audio.shape[1], self.hop_samples)
+    x = self._frontend(audio, audio_mask)[:, :t]
+    x = jnp.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)))  # frontend_padding="none"
+    x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="frontend_norm")(x)
+    x = transformer.Dense((self.embed_dim,), (None, "embed"), self.dtype,
+                          use_bias=self.use_bias, name="projection")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     embedding = self.param("mask_embedding", nn.with_logical_partitioning(
         nn.initializers.uniform(1.0), ("embed",)), (self.embed_dim,))
@@ -176,30 +271,47 @@ class Model(nn.Module):
       x = jnp.where(frame_mask[..., None], embedding.astype(x.dtype), x)
     x = nn.with_logical_constraint(x, ("batch", "time", "embed"))
 
-    t = x.shape[1]
+    valid = None  # bool [b, T]: the frames attention sees (None: all).
+    if audio_mask is not None or self.frontend_padding == "none":
+      valid = self.valid_frames(jnp.ones(audio.shape) if audio_mask is None else audio_mask)
     positions = jnp.arange(t, dtype=jnp.int32)
-    buckets = transformer.relative_position_bucket(positions[:, None] - positions[None, :],
-                                                   self.num_buckets, self.max_distance,
-                                                   bidirectional=True)
-    table = self.param("relative_bias", nn.with_logical_partitioning(
-        nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
-    bias = jnp.transpose(table[buckets], (2, 0, 1))[None].astype(self.dtype)  # [1, N, T, T]
-    keys = None
-    if audio_mask is not None:
-      keys = frame_padding(audio_mask, self.hop_samples)[:, None, None, :]  # [b, 1, 1, T]
+    bias = None
+    if self.position == "t5_bias":
+      buckets = transformer.relative_position_bucket(positions[:, None] - positions[None, :],
+                                                     self.num_buckets, self.max_distance,
+                                                     bidirectional=True)
+      table = self.param("relative_bias", nn.with_logical_partitioning(
+          nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
+      bias = jnp.transpose(table[buckets], (2, 0, 1))[None].astype(self.dtype)  # [1, N, T, T]
+    else:  # wav2vec 2.0's conv positional embedding.
+      if valid is not None:
+        x = jnp.where(valid[..., None], x, jnp.zeros((), x.dtype))
+      k = self.conv_pos_kernel
+      x = x + self._gelu(nn.Conv(
+          self.embed_dim, (k,), padding=[(k // 2, (k - 1) // 2)],
+          feature_group_count=self.conv_pos_groups, dtype=self.dtype,
+          kernel_init=nn.with_logical_partitioning(nn.linear.default_kernel_init,
+                                                   ("conv_taps", None, "embed")),
+          bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+          name="position_conv")(x))
+    if not self.norm_first:
+      x = _embed_norm(self.norm_epsilon, self.dtype, "encoder_norm")(x)
+    keys = None if valid is None else valid[:, None, None, :]  # [b, 1, 1, T]
     context = transformer.Context(positions=positions, bias=bias, mask=keys)
 
     block = remat(transformer.Block, self.remat)
     hidden = [x]
     for i in range(num_layers):
       x, _ = block(self.num_heads, self.embed_dim // self.num_heads, self.mlp_dim, "layer",
-                   "gelu", "t5_bias", 0.0, self.dropout_rate, 0.0, not train, None, self.dtype,
-                   False, name=f"layer_{i}")(x, None, context)
+                   "gelu_exact" if self.exact_gelu else "gelu", self.position, 0.0,
+                   self.dropout_rate, 0.0, not train, None, self.dtype, False, self.use_bias,
+                   self.norm_first, self.norm_epsilon, name=f"layer_{i}")(x, None, context)
       hidden.append(x)
     if not head:
       return hidden, None
-    x = nn.LayerNorm(dtype=self.dtype, name="final_norm")(x)
-    hidden[-1] = x
+    if self.norm_first:  # Post-norm layers end normalised.
+      x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="final_norm")(x)
+      hidden[-1] = x
     x = transformer.Dense((self.final_dim,), ("embed", None), self.dtype, name="head")(x)
     labels = self.param("label_embeddings", nn.with_logical_partitioning(
         nn.initializers.normal(1.0), ("classes", None)), (self.num_targets, self.final_dim))
@@ -211,16 +323,17 @@ class Model(nn.Module):
   def __call__(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None = None,
                frame_mask: jnp.ndarray | None = None, train: bool = False) -> dict:
     """audio: float [b, samples] (frame_mask: bool [b, frames], True = masked) ->
-    {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L,
-    the last one after the final norm}."""
+    {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L (0:
+    the first layer's input), the last one after the final norm (norm_first)}."""
     hidden, logits = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
     return {"logits": logits, "hidden": hidden}
 
   def features(self, audio: jnp.ndarray, layer: int,
                audio_mask: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Hidden state after transformer layer `layer` (1..num_layers; 0: the projection of the
-    front end), no masking, no dropout: [b, frames, embed_dim]. Layers above it are not run
-    (the final norm is not applied: the last layer's output is taken before it)."""
+    """Hidden state after transformer layer `layer` (1..num_layers; 0: the first layer's input,
+    the projection of the front end after the positional embedding and encoder_norm if any),
+    no masking, no dropout: [b, frames, embed_dim]. Layers above it are not run (the final
+    norm is not applied: the last layer's output is taken before it)."""
     if not 0 <= layer <= self.num_layers:
       raise ValueError(f"layer {layer} is not in 0..{self.num_layers}")
     return self._encode(audio, audio_mask, None, False, layer, False)[0][-1]

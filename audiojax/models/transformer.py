@@ -10,8 +10,10 @@ bias (Borsos et al., 2022; `PRESETS["paper"]`).
 
 Layer: pre-norm (`norm`: rms | layer), x += Dropout(Attention(Norm(x))), x += Dropout(MLP(Norm(x)));
 a final norm, then the output projection (the token embedding's transpose when
-`tie_embeddings`). No biases in the dense layers (T5). MLP (`mlp`): gelu = W2 gelu(W1 x); swiglu
-= W2 (silu(W_gate x) * W_up x), three matrices of [embed, mlp_dim].
+`tie_embeddings`). No biases in the dense layers (T5). MLP (`mlp`): gelu = W2 gelu(W1 x) (tanh
+approximation; gelu_exact: erf, as torch's); swiglu = W2 (silu(W_gate x) * W_up x), three
+matrices of [embed, mlp_dim]. `Block` also takes post-norm and dense biases (`norm_first=False`,
+`use_bias`: BERT / HuBERT BASE layers, for `hubert`'s imported Hugging Face weights).
 
 Attention is causal self-attention through `jax.nn.dot_product_attention`: the full forward
 passes `is_causal=True` (cuDNN's fused kernel then skips the upper triangle; choose it with
@@ -59,6 +61,8 @@ H head_dim, F mlp_dim, B num_buckets:
   layer_{l}/mlp/wo/kernel           [F, D]          (mlp, embed)
   final_norm/scale                  [D]             (embed)
   logits/kernel                     [D, V]          (embed, vocab)    untied only
+Blocks with `use_bias` (`hubert`) add a `bias` beside each kernel: [N, H] (heads, kv) for query,
+key and value, [F] (mlp) for wi, [D] (embed) for out and wo.
 With `scan_layers`, `layer_{l}/...` becomes `layers/...` with a leading [L] axis named `layers`
 (not in RULES: replicated, each device holds its slice of the other axes for every layer).
 Activations are constrained to (batch, time, embed), (batch, time, heads, kv) and
@@ -156,28 +160,31 @@ class Context(struct.PyTreeNode):
   mask: jax.Array | None
 
 
-def _norm(kind: str, dtype: Any, name: str) -> nn.Module:
-  """Pre-norm: RMSNorm or LayerNorm, float32 statistics, params named by axis."""
+def _norm(kind: str, dtype: Any, name: str, epsilon: float = 1e-6) -> nn.Module:
+  """RMSNorm or LayerNorm, float32 statistics, params named by axis."""
   scale = nn.with_logical_partitioning(nn.initializers.ones, ("embed",))
   if kind == "rms":
-    return nn.RMSNorm(dtype=dtype, scale_init=scale, name=name)
+    return nn.RMSNorm(epsilon=epsilon, dtype=dtype, scale_init=scale, name=name)
   if kind == "layer":
     bias = nn.with_logical_partitioning(nn.initializers.zeros, ("embed",))
-    return nn.LayerNorm(dtype=dtype, scale_init=scale, bias_init=bias, name=name)
+    return nn.LayerNorm(epsilon=epsilon, dtype=dtype, scale_init=scale, bias_init=bias,
+                        name=name)
   raise ValueError(f"norm={kind!r}: use rms or layer")
 
 
 class Dense(nn.Module):
-  """Bias-free x @ kernel over x's last `contract` axes: x [..., *in] -> [..., *features].
+  """x @ kernel over x's last `contract` axes: x [..., *in] -> [..., *features], bias-free
+  unless `use_bias` (a bias [*features], zeros at init).
 
-  The kernel [*in, *features] carries the logical names `axes`; fan-in scaled over all of
-  `in` (`nn.DenseGeneral` builds multi-axis kernels flat and then reshapes them, which clashes
-  with 3-axis logical names once the rules are active).
+  The kernel [*in, *features] carries the logical names `axes` (the bias their last ones);
+  fan-in scaled over all of `in` (`nn.DenseGeneral` builds multi-axis kernels flat and then
+  reshapes them, which clashes with 3-axis logical names once the rules are active).
   """
   features: tuple[int, ...]
   axes: tuple[str | None, ...]
   dtype: Any
   contract: int = 1
+  use_bias: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -187,7 +194,12 @@ class Dense(nn.Module):
                                             out_axis=tuple(range(self.contract, len(shape))))
     kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-    return jnp.tensordot(x, kernel, axes=self.contract)
+    y = jnp.tensordot(x, kernel, axes=self.contract)
+    if self.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(
+          nn.initializers.zeros, self.axes[self.contract:]), self.features)
+      y = y + bias.astype(y.dtype)
+    return y
 
 
 def _explicit_attention(q, k, v, bias, mask, rate: float, rng: jax.Array, causal: bool = True
@@ -220,6 +232,7 @@ class Attention(nn.Module):
   attention_impl: str | None
   dtype: Any
   causal: bool = True
+  use_bias: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
@@ -228,7 +241,8 @@ class Attention(nn.Module):
     heads = (self.num_heads, self.head_dim)
     qkv_axes = ("batch", "time", "heads", "kv")
     q, k, v = (nn.with_logical_constraint(
-        Dense(heads, ("embed", "heads", "kv"), self.dtype, name=name)(x), qkv_axes)
+        Dense(heads, ("embed", "heads", "kv"), self.dtype, use_bias=self.use_bias,
+              name=name)(x), qkv_axes)
         for name in ("query", "key", "value"))  # [b, n, N, H]
     if self.position == "rope":
       q = rope(q, context.positions, self.rope_max_wavelength)
@@ -248,32 +262,39 @@ class Attention(nn.Module):
                                          is_causal=self.causal,
                                          implementation=self.attention_impl)
     out = nn.with_logical_constraint(out, qkv_axes)
-    out = Dense((x.shape[-1],), ("heads", "kv", "embed"), self.dtype, 2, name="out")(out)
+    out = Dense((x.shape[-1],), ("heads", "kv", "embed"), self.dtype, 2, self.use_bias,
+                name="out")(out)
     return out, cache
 
 
 class Mlp(nn.Module):
-  """gelu: W2 gelu(W1 x); swiglu: W2 (silu(W_gate x) * W_up x). x: [b, n, D] -> [b, n, D]."""
+  """gelu: W2 gelu(W1 x) (gelu_exact: erf GELU); swiglu: W2 (silu(W_gate x) * W_up x).
+  x: [b, n, D] -> [b, n, D]."""
   mlp_dim: int
   kind: str
   dtype: Any
+  use_bias: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    dense = lambda name: Dense((self.mlp_dim,), ("embed", "mlp"), self.dtype, name=name)
-    if self.kind == "gelu":
-      h = nn.gelu(dense("wi")(x))
+    dense = lambda name: Dense((self.mlp_dim,), ("embed", "mlp"), self.dtype,
+                               use_bias=self.use_bias, name=name)
+    if self.kind in ("gelu", "gelu_exact"):
+      h = nn.gelu(dense("wi")(x), approximate=self.kind == "gelu")
     elif self.kind == "swiglu":
       h = nn.silu(dense("wi_gate")(x)) * dense("wi_up")(x)
     else:
-      raise ValueError(f"mlp={self.kind!r}: use gelu or swiglu")
+      raise ValueError(f"mlp={self.kind!r}: use gelu, gelu_exact or swiglu")
     h = nn.with_logical_constraint(h, ("batch", "time", "mlp"))
-    return Dense((x.shape[-1],), ("mlp", "embed"), self.dtype, name="wo")(h)
+    return Dense((x.shape[-1],), ("mlp", "embed"), self.dtype, use_bias=self.use_bias,
+                 name="wo")(h)
 
 
 class Block(nn.Module):
-  """One pre-norm layer. `(x, cache, context) -> (x, cache)`: the signature `nn.scan` needs
-  (carry x; the cache scanned over layers; the context broadcast)."""
+  """One pre-norm layer, or post-norm (`norm_first=False`: x = Norm(x + Dropout(f(x))) for
+  attention then MLP, each norm under the same name as its pre-norm). `(x, cache, context) ->
+  (x, cache)`: the signature `nn.scan` needs (carry x; the cache scanned over layers; the
+  context broadcast)."""
   num_heads: int
   head_dim: int
   mlp_dim: int
@@ -287,19 +308,27 @@ class Block(nn.Module):
   attention_impl: str | None
   dtype: Any
   causal: bool = True
+  use_bias: bool = False  # Biases in the attention and MLP dense layers.
+  norm_first: bool = True  # False: post-norm.
+  norm_epsilon: float = 1e-6
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, cache: LayerCache | None,
                context: Context) -> tuple[jnp.ndarray, LayerCache | None]:
     dropout = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)
+    axes = ("batch", "time", "embed")
+    norm = lambda name: _norm(self.norm, self.dtype, name, self.norm_epsilon)
+    attention_norm, mlp_norm = norm("attention_norm"), norm("mlp_norm")
     h, cache = Attention(self.num_heads, self.head_dim, self.position, self.rope_max_wavelength,
                          self.attention_dropout_rate, self.deterministic, self.attention_impl,
-                         self.dtype, self.causal, name="attention")(
-        _norm(self.norm, self.dtype, "attention_norm")(x), cache, context)
-    x = nn.with_logical_constraint(x + dropout(h), ("batch", "time", "embed"))
-    h = Mlp(self.mlp_dim, self.mlp, self.dtype, name="mlp")(_norm(self.norm, self.dtype,
-                                                                  "mlp_norm")(x))
-    return nn.with_logical_constraint(x + dropout(h), ("batch", "time", "embed")), cache
+                         self.dtype, self.causal, self.use_bias, name="attention")(
+        attention_norm(x) if self.norm_first else x, cache, context)
+    x = x + dropout(h)
+    x = nn.with_logical_constraint(x if self.norm_first else attention_norm(x), axes)
+    h = Mlp(self.mlp_dim, self.mlp, self.dtype, self.use_bias, name="mlp")(
+        mlp_norm(x) if self.norm_first else x)
+    x = x + dropout(h)
+    return nn.with_logical_constraint(x if self.norm_first else mlp_norm(x), axes), cache
 
 
 class Model(nn.Module):

@@ -203,12 +203,13 @@ def hubert_targets(model: nn.Module, targets: dict, audio: jnp.ndarray,
 
 
 def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
-  """HuBERT's masked prediction: cross entropy (nats) of the k-means targets at masked frames
-  (alpha = 1: unmasked frames carry no loss); accuracies on masked and unmasked frames. Eval
+  """HuBERT's masked prediction: alpha * (cross entropy, nats, of the k-means targets at masked
+  frames) + (1 - alpha) * (the same at unmasked frames), alpha = `masked_loss_weight` (the
+  paper's 1: unmasked frames carry no loss); accuracies on masked and unmasked frames. Eval
   masks with a fixed key, so its figures are comparable across steps."""
   audio = batch["audio"] * batch["mask"]
   targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
-  valid = hubert.frame_padding(batch["mask"], model.hop_samples)  # [b, frames]
+  valid = model.valid_frames(batch["mask"])  # [b, frames]
   mask_rng, dropout_rng = jax.random.split(rng)
   masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
   out = model.apply({"params": variables["params"]}, audio, batch["mask"], masked, train,
@@ -217,8 +218,10 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
   correct = out["logits"].argmax(-1) == targets
   mean = lambda x, where: jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
   unmasked = valid & ~masked
-  loss = mean(nll, masked)
-  metrics = {"loss": loss, "masked_accuracy": mean(correct, masked),
+  alpha = model.masked_loss_weight
+  loss = alpha * mean(nll, masked) + (1.0 - alpha) * mean(nll, unmasked)
+  metrics = {"loss": loss, "masked_loss": mean(nll, masked),
+             "masked_accuracy": mean(correct, masked),
              "unmasked_accuracy": mean(correct, unmasked),
              "unmasked_loss": mean(nll, unmasked), "masked_fraction": mean(masked, valid),
              "num_predictions": masked.sum().astype(jnp.float32)}
@@ -263,12 +266,33 @@ def hubert_load_targets(model: nn.Module) -> dict:
 HUBERT_ARCHITECTURE = ("sample_rate_hz", "frontend", "conv_channels", "conv_kernels",
                        "conv_strides", "num_mels", "mel_subsampling", "hop_samples",
                        "num_layers", "embed_dim", "num_heads", "mlp_dim", "num_buckets",
-                       "max_distance")
+                       "max_distance", "position", "conv_pos_kernel", "conv_pos_groups",
+                       "norm_first", "use_bias", "conv_norm", "frontend_padding", "exact_gelu",
+                       "normalize_audio", "norm_epsilon")
+
+
+def lm_init(model: nn.Module, rng: jax.Array, batch: dict):
+  return model.init(rng, batch["tokens"])
+
+
+def lm_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
+  """Next-token cross entropy (nats) of an AudioLM stage at the positions its `loss_mask`
+  marks as targets (`audiojax.data.audiolm_tokens`); accuracy of the argmax there."""
+  tokens = batch["tokens"]
+  logits = model.apply(variables, tokens[:, :-1], train, rngs={"dropout": rng})
+  targets, mask = tokens[:, 1:], batch["loss_mask"][:, 1:]
+  count = jnp.maximum(mask.sum(), 1.0)
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  loss = jnp.sum(nll * mask) / count
+  accuracy = jnp.sum((logits.argmax(-1) == targets) * mask) / count
+  return loss, ({"loss": loss, "accuracy": accuracy, "bits_per_token": loss / math.log(2),
+                 "num_predictions": mask.sum()}, {})
 
 
 TASKS = {
     "wavenet": Task(init_fn=wavenet_init, loss_fn=wavenet_loss, generate=wavenet_generate),
     "soundstream": Task(init_fn=soundstream_init, loss_fn=soundstream_loss),
+    "transformer": Task(init_fn=lm_init, loss_fn=lm_loss),
     "hubert": Task(init_fn=hubert_init, loss_fn=hubert_loss, load_state=hubert_load_targets),
 }
 

@@ -154,10 +154,7 @@ def run_eval(eval_step, variables, data_config: ml_collections.ConfigDict, split
 
     batches = list(batches)
     most = int(np.max(multihost_utils.process_allgather(np.int32(len(batches)))))
-    rows = data_config.batch_size // jax.process_count()
-    empty = {"audio": np.zeros((rows, data_config.crop_samples), np.float32),
-             "mask": np.zeros((rows, data_config.crop_samples), np.float32),
-             "speaker": np.zeros((rows,), np.int32)}
+    empty = pipeline.example_batch(data_config, data_config.batch_size // jax.process_count())
     batches += [empty] * (most - len(batches))
   sums, weight = {}, 0.0
   for batch in batches:
@@ -213,9 +210,7 @@ def _write_samples(task, model, variables, config, workdir, writer, step, rng) -
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict:
-  crop = config.data.crop_samples
-  return {"audio": jnp.zeros((1, crop), jnp.float32), "mask": jnp.ones((1, crop), jnp.float32),
-          "speaker": jnp.zeros((1,), jnp.int32)}
+  return jax.tree.map(jnp.asarray, pipeline.example_batch(config.data))
 
 
 def build(config: ml_collections.ConfigDict, mesh_config=None):

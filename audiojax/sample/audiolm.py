@@ -1,0 +1,248 @@
+"""AudioLM generation: prompt audio -> semantic tokens -> coarse -> fine acoustic tokens -> audio.
+
+A pipeline is three trained stages (`configs/audiolm.py`) plus the tokenizers their token
+datasets were made with, found through those datasets' info.json: the semantic tokenizer
+(speech encoder + k-means, `audiojax.sample.semantic`) and the codec (`audiojax.sample.codec`).
+Their fingerprints must match the datasets' (else the stages would read foreign tokens).
+
+Generation (Borsos et al., 2022), all rows of a batch in step:
+  1. semantic: the prompt's semantic tokens (deduplicated when the stage was trained so) are
+     continued by the semantic stage to cover the requested duration (the number of tokens is
+     estimated from the prompt's tokens per second after deduplication), in windows of the
+     stage's length;
+  2. coarse: for windows of the stage's length (`coarse_seconds`) sliding by half a window, the
+     semantic tokens of the window (mapped to time in proportion: deduplicated tokens carry no
+     timestamps) then SEP then the acoustic frames so far; each new frame's Q' levels are drawn
+     level by level, each from its own slice of the vocabulary; the prompt's frames are given;
+  3. fine: non-overlapping windows of `fine_seconds`: the window's coarse levels, then its fine
+     levels drawn frame by frame; the prompt's fine codes are kept;
+  4. the codec decodes all levels; the output holds the prompt then the continuation.
+Sampling temperatures per stage default to the paper's 0.6 / 0.8 / 0.6.
+"""
+
+import dataclasses
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audiojax.data import audio_io, audiolm_tokens, token_dataset
+from audiojax.sample import lm
+from audiojax.train import trainer
+
+TEMPERATURES = {"semantic": 0.6, "coarse": 0.8, "fine": 0.6}
+
+
+@dataclasses.dataclass
+class Stage:
+  model: object
+  params: dict
+  data: object  # The stage's config.data: layout, window sizes, deduplication.
+
+  @property
+  def layout(self) -> audiolm_tokens.Layout:
+    return audiolm_tokens.layout_of(self.data)
+
+
+def load_stage(workdir: str, stage: str) -> Stage:
+  config = trainer.load_config(workdir)
+  if config.model.name != "transformer" or config.data.get("stage") != stage:
+    raise ValueError(f"{workdir} holds a {config.model.name} model of stage "
+                     f"{config.data.get('stage')!r}, not an AudioLM {stage} stage")
+  model, _, variables, _ = trainer.restore_variables(config, workdir)
+  return Stage(model, variables["params"], config.data)
+
+
+@dataclasses.dataclass
+class Pipeline:
+  coarse: Stage
+  semantic: Stage | None  # None: the acoustic_only ablation.
+  fine: Stage | None  # None when the coarse levels are all the codec's levels.
+  tokenizer: object | None  # semantic.Tokenizer
+  codec_model: object
+  codec_variables: dict
+
+  @property
+  def layout(self) -> audiolm_tokens.Layout:
+    return self.coarse.layout
+
+
+def _tokenizer_of(directory: str) -> tuple[str, str]:
+  info = token_dataset.read_info(os.path.expanduser(directory))
+  return info["tokenizer"], info["fingerprint"]
+
+
+def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
+                  fine_workdir: str | None = None) -> Pipeline:
+  """The stages and the tokenizers of their training tokens; clear errors on mismatches."""
+  from audiojax.sample import codec, semantic
+  from audiojax.train import checkpoint
+
+  coarse = load_stage(coarse_workdir, "coarse")
+  layout = coarse.layout
+  semantic_stage = load_stage(semantic_workdir, "semantic") if semantic_workdir else None
+  fine = load_stage(fine_workdir, "fine") if fine_workdir else None
+  if layout.semantic_vocab and semantic_stage is None:
+    raise ValueError("this coarse stage reads semantic tokens: pass the semantic stage too")
+  if fine is None and layout.coarse_levels < layout.num_levels:
+    raise ValueError(f"the codec has {layout.num_levels} levels and the coarse stage models "
+                     f"{layout.coarse_levels}: pass the fine stage too")
+  for other in (semantic_stage, fine):
+    if other is not None and (other.layout.semantic_vocab, other.layout.codebook_size,
+                              other.layout.num_levels, other.layout.coarse_levels) != (
+        layout.semantic_vocab, layout.codebook_size, layout.num_levels, layout.coarse_levels):
+      raise ValueError("the stages were trained on different token layouts")
+
+  codec_dir, acoustic_fingerprint = _tokenizer_of(coarse.data.acoustic_dir)
+  codec_config, codec_model, codec_variables = codec.load(codec_dir)
+  if checkpoint.model_fingerprint(codec_config.model) != acoustic_fingerprint:
+    raise ValueError(f"the codec in {codec_dir} is not the one that made the coarse stage's "
+                     "acoustic tokens")
+  tokenizer = None
+  if layout.semantic_vocab:
+    kmeans_path, semantic_fingerprint = _tokenizer_of(coarse.data.semantic_dir)
+    tokenizer = semantic.load_tokenizer(kmeans_path)
+    if tokenizer.fingerprint != semantic_fingerprint:
+      raise ValueError(f"the semantic tokenizer {kmeans_path} is not the one that made the "
+                       "stages' semantic tokens")
+  return Pipeline(coarse, semantic_stage, fine, tokenizer, codec_model, codec_variables)
+
+
+def _level_ranges(layout: audiolm_tokens.Layout, first_level: int, levels: int,
+                  num_tokens: int, start: int = 0) -> np.ndarray:
+  """[num_tokens, 2]: token t (of a flattened run starting at level slot `start`) may only be
+  a code of its level."""
+  slots = (start + np.arange(num_tokens)) % levels + first_level
+  lo = np.array([layout.level_offset(s) for s in slots])
+  return np.stack([lo, lo + layout.codebook_size], 1).astype(np.int32)
+
+
+def semantic_continuation(stage: Stage, prompt: np.ndarray, num_tokens: int, rng: jax.Array,
+                          temperature: float) -> np.ndarray:
+  """prompt: int [b, p] semantic tokens (starting with SEP if it is an utterance's start) ->
+  [b, num_tokens] drawn, in windows of the stage's length (half a window of context)."""
+  layout, length = stage.layout, stage.data.semantic_tokens
+  tokens = np.asarray(prompt, np.int32)
+  drawn = 0
+  while drawn < num_tokens:
+    context = tokens[:, -max(1, min(tokens.shape[1], length // 2 if drawn else length - 1)):]
+    n = min(num_tokens - drawn, length - context.shape[1])
+    new = lm.sample(stage.model, stage.params, jnp.asarray(context), n,
+                    jax.random.fold_in(rng, drawn), temperature=temperature,
+                    allowed_range=(0, layout.semantic_vocab))
+    tokens = np.concatenate([tokens, np.asarray(new)], axis=1)
+    drawn += n
+  return tokens[:, tokens.shape[1] - num_tokens:]
+
+
+def coarse_frames(stage: Stage, semantic: np.ndarray | None, prompt_codes: np.ndarray,
+                  total_frames: int, rng: jax.Array, temperature: float) -> np.ndarray:
+  """semantic: int [b, S] tokens of the whole clip (None: acoustic only); prompt_codes: int
+  [b, P, >= Q'] -> coarse codes int32 [b, total_frames, Q'] (the prompt's first)."""
+  layout = stage.layout
+  q = layout.coarse_levels
+  window = round(stage.data.coarse_seconds * layout.acoustic_rate_hz)
+  max_semantic = layout.max_semantic(stage.data.coarse_seconds)
+  codes = np.asarray(prompt_codes[:, :total_frames, :q], np.int32)
+  batch = codes.shape[0]
+  while codes.shape[1] < total_frames:
+    have = codes.shape[1]
+    start = 0 if have < window else have - window // 2
+    end = min(start + window, total_frames)
+    parts = []
+    if layout.semantic_vocab:
+      s = semantic.shape[1]
+      a, b = math.floor(start / total_frames * s), math.ceil(end / total_frames * s)
+      prefix = semantic[:, a:b][:, :max_semantic]
+      pad = np.full((batch, max_semantic - prefix.shape[1]), layout.pad, np.int32)
+      parts += [pad, prefix]
+    parts += [np.full((batch, 1), layout.sep, np.int32),
+              np.stack([layout.flatten(c) for c in codes[:, start:have]]).reshape(batch, -1)]
+    n = (end - have) * q
+    new = lm.sample(stage.model, stage.params, jnp.asarray(np.concatenate(parts, 1)), n,
+                    jax.random.fold_in(rng, have), temperature=temperature,
+                    allowed_range=_level_ranges(layout, 0, q, n))
+    new = np.stack([layout.unflatten(row, q) for row in np.asarray(new)])
+    codes = np.concatenate([codes, new], axis=1)
+  return codes
+
+
+def fine_frames(stage: Stage, coarse: np.ndarray, rng: jax.Array, temperature: float
+                ) -> np.ndarray:
+  """coarse: int [b, T, Q'] -> fine codes int32 [b, T, Q - Q'], window by window."""
+  layout = stage.layout
+  q, fine_levels = layout.coarse_levels, layout.num_levels - layout.coarse_levels
+  window = round(stage.data.fine_seconds * layout.acoustic_rate_hz)
+  out = []
+  for start in range(0, coarse.shape[1], window):
+    chunk = coarse[:, start:start + window]
+    prompt = np.stack([layout.flatten(c) for c in chunk])
+    n = chunk.shape[1] * fine_levels
+    new = lm.sample(stage.model, stage.params, jnp.asarray(prompt), n,
+                    jax.random.fold_in(rng, start), temperature=temperature,
+                    allowed_range=_level_ranges(layout, q, fine_levels, n))
+    out.append(np.stack([layout.unflatten(row, fine_levels, q) for row in np.asarray(new)]))
+  return np.concatenate(out, axis=1)
+
+
+def _codec_codes(pipe: Pipeline, audio_16k: np.ndarray) -> np.ndarray:
+  from launch import token_report  # The bucketed codec encoder.
+
+  model = pipe.codec_model
+  audio = audio_io.resample(audio_16k, 16000, model.sample_rate_hz)
+  return token_report.encode_with_codec(model, pipe.codec_variables, [audio])[0]
+
+
+def generate(pipe: Pipeline, seconds: float, rng: jax.Array, num_samples: int = 1,
+             prompt: np.ndarray | None = None, semantic_source: np.ndarray | None = None,
+             temperatures: dict[str, float] | None = None) -> np.ndarray:
+  """-> float32 audio [num_samples, seconds * codec rate] at the codec's sample rate.
+
+  prompt: float audio [samples] at 16 kHz (the clip's start, kept), or None (unconditional).
+  semantic_source: float audio at 16 kHz whose semantic tokens are spoken after the prompt
+  (acoustic generation: the prompt gives the voice), instead of sampling them.
+  """
+  temperatures = {**TEMPERATURES, **(temperatures or {})}
+  layout = pipe.layout
+  rate = layout.acoustic_rate_hz
+  total_frames = max(1, round(seconds * rate))
+  prompt_codes = np.zeros((0, layout.num_levels), np.int32)
+  if prompt is not None:
+    prompt_codes = _codec_codes(pipe, prompt)[:, :layout.num_levels]
+    if len(prompt_codes) >= total_frames:
+      raise ValueError(f"the prompt ({len(prompt_codes) / rate:.2f} s) is not shorter than the "
+                       f"requested {seconds} s")
+  codes = np.broadcast_to(prompt_codes, (num_samples, *prompt_codes.shape))
+  semantic = None
+  if layout.semantic_vocab:
+    dedup = pipe.semantic.data.deduplicate
+    prepare = lambda t: audiolm_tokens.deduplicate(t) if dedup else np.asarray(t)
+    known = np.array([layout.sep], np.int32)  # The stage's start-of-utterance token.
+    per_second = layout.semantic_rate_hz
+    if prompt is not None:
+      raw = pipe.tokenizer.tokens([prompt])[0]
+      tokens = prepare(raw)
+      known = np.concatenate([known, tokens])
+      per_second *= len(tokens) / max(len(raw), 1)
+    if semantic_source is not None:
+      known = np.concatenate([known, prepare(pipe.tokenizer.tokens([semantic_source])[0])])
+      semantic = np.broadcast_to(known, (num_samples, len(known)))
+    else:
+      remaining = max(1, round((seconds - len(prompt_codes) / rate) * per_second))
+      start = np.broadcast_to(known, (num_samples, len(known)))
+      new = semantic_continuation(pipe.semantic, start, remaining,
+                                  jax.random.fold_in(rng, 0), temperatures["semantic"])
+      semantic = np.concatenate([start, new], axis=1)
+    semantic = semantic[:, 1:]  # Without the start token.
+  coarse = coarse_frames(pipe.coarse, semantic, codes, total_frames, jax.random.fold_in(rng, 1),
+                         temperatures["coarse"])
+  full = coarse
+  if pipe.fine is not None:
+    fine = fine_frames(pipe.fine, coarse, jax.random.fold_in(rng, 2), temperatures["fine"])
+    fine[:, :len(prompt_codes)] = prompt_codes[:, layout.coarse_levels:]
+    full = np.concatenate([coarse, fine], axis=2)
+  decode = jax.jit(lambda v, c: pipe.codec_model.apply(v, c, method=pipe.codec_model.decode))
+  audio = decode(pipe.codec_variables, jnp.asarray(full))
+  return np.asarray(audio)[:, :round(seconds * pipe.codec_model.sample_rate_hz)]
