@@ -51,7 +51,6 @@ def tokenizer_from_flags():
     return lambda audio: tokenizer.tokens(audio, _BATCH_SIZE.value), rate, info
   from audiojax.sample import codec
   from audiojax.train import checkpoint
-  from launch import token_report
 
   config, model, variables = codec.load(_CODEC_WORKDIR.value)
   info = {"kind": "acoustic", "fingerprint": checkpoint.model_fingerprint(config.model),
@@ -59,8 +58,7 @@ def tokenizer_from_flags():
           "frame_rate_hz": model.sample_rate_hz / model.hop_samples,
           "sample_rate_hz": model.sample_rate_hz,
           "tokenizer": os.path.abspath(_CODEC_WORKDIR.value)}
-  return (lambda audio: token_report.encode_with_codec(model, variables, audio,
-                                                       _BATCH_SIZE.value),
+  return (lambda audio: codec.encode_utterances(model, variables, audio, _BATCH_SIZE.value),
           model.sample_rate_hz, info)
 
 

@@ -25,7 +25,6 @@ Sources (`token_sources`):
 """
 
 import dataclasses
-import functools
 import os
 from collections.abc import Callable
 
@@ -36,7 +35,6 @@ from absl import flags, logging
 from audiojax.data import audio_io
 from audiojax.eval import mfcc_tokens, token_metrics
 from audiojax.models import kmeans
-from audiojax.sample import framewise
 from launch import common
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the built-in corpus is (or is built).")
@@ -134,22 +132,6 @@ def mfcc_source(num_clusters: int, frame_rate_hz: float, seed: int, **kmeans_kwa
   return tokenize
 
 
-@functools.cache
-def _codec_encoder(model) -> Callable:
-  """The jitted encoder of a codec (one per model, so both splits share its compilations)."""
-  return jax.jit(lambda variables, audio: model.apply(variables, audio, method=model.encode))
-
-
-def encode_with_codec(model, variables, audio: list[np.ndarray], batch_size: int = 8
-                      ) -> list[np.ndarray]:
-  """Each utterance (float32 [samples] at the codec's rate) -> int32 codes [frames, levels]
-  (the codec is causal: the zero padding of `framewise.map_utterances` changes no code)."""
-  encode = _codec_encoder(model)
-  codes = framewise.map_utterances(lambda audio, mask: encode(variables, audio), audio,
-                                   model.hop_samples, batch_size)
-  return [c.astype(np.int32) for c in codes]
-
-
 def codec_sources(workdir: str) -> dict[str, TokenSource]:
   """Rows for a codec's codes at level 1, levels 1-4 and all levels (encoded once)."""
   from audiojax.sample import codec  # Only with --codec_workdir: it loads the trainer.
@@ -161,7 +143,7 @@ def codec_sources(workdir: str) -> dict[str, TokenSource]:
   def codes(split: Split) -> list[np.ndarray]:
     if split.name not in cache:
       audio = [audio_io.resample(a, SAMPLE_RATE_HZ, rate) for a in split.audio]
-      cache[split.name] = encode_with_codec(model, variables, audio)
+      cache[split.name] = codec.encode_utterances(model, variables, audio)
     return cache[split.name]
 
   def first(nq: int) -> TokenSource:

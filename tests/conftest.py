@@ -66,3 +66,22 @@ def untrained_codec_workdir(tmp_path_factory, espeak_tiny_dir):
   checkpoint.save(manager, 0, jax.tree.map(fill, shapes), {}, checkpoint.make_meta(config))
   manager.wait_until_finished()
   return workdir
+
+
+@pytest.fixture(scope="session")
+def semantic_run(tmp_path_factory, espeak_tiny_dir):
+  """(root, workdir): the tiny speech encoder trained for 4 steps on MFCC k-means targets
+  (root/mfcc_k8.npz), and the k-means of its layer 1 (workdir/kmeans_layer1_k6.npz), all
+  through the CLIs."""
+  from tests.launch.test_cli import run
+
+  root = str(tmp_path_factory.mktemp("semantic"))
+  targets = os.path.join(root, "mfcc_k8.npz")
+  run("launch.fit_kmeans", "--features=mfcc", "--num_clusters=8", f"--output={targets}",
+      f"--data_dir={espeak_tiny_dir}", "--dataset=espeak_speech/tiny", "--steps=5")
+  workdir = os.path.join(root, "run")
+  run("launch.train", "--config=configs/semantic.py:tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", f"--config.model.target_kmeans={targets}")
+  run("launch.fit_kmeans", f"--workdir={workdir}", "--layer=1", "--num_clusters=6",
+      "--steps=5")
+  return root, workdir

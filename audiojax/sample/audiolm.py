@@ -188,11 +188,11 @@ def fine_frames(stage: Stage, coarse: np.ndarray, rng: jax.Array, temperature: f
 
 
 def _codec_codes(pipe: Pipeline, audio_16k: np.ndarray) -> np.ndarray:
-  from launch import token_report  # The bucketed codec encoder.
+  from audiojax.sample import codec
 
   model = pipe.codec_model
   audio = audio_io.resample(audio_16k, 16000, model.sample_rate_hz)
-  return token_report.encode_with_codec(model, pipe.codec_variables, [audio])[0]
+  return codec.encode_utterances(model, pipe.codec_variables, [audio])[0]
 
 
 def generate(pipe: Pipeline, seconds: float, rng: jax.Array, num_samples: int = 1,

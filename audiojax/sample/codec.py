@@ -1,12 +1,15 @@
 """Codec inference: audio file -> token file -> audio, with a trained SoundStream workdir."""
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from audiojax.data import audio_io, token_file
+from audiojax.sample import framewise
 from audiojax.train import checkpoint, trainer
 
 
@@ -62,3 +65,20 @@ def decompress(tokens: token_file.TokenFile, workdir: str | None = None) -> np.n
   decode = jax.jit(lambda v, c: model.apply(v, c, method=model.decode))
   audio = decode(variables, jnp.asarray(tokens.codes, jnp.int32)[None])
   return np.asarray(audio)[0, :tokens.num_samples]
+
+
+@functools.cache
+def _encoder(model) -> Callable:
+  """The jitted encoder of a codec (one per model, so repeated calls share compilations)."""
+  return jax.jit(lambda variables, audio: model.apply(variables, audio, method=model.encode))
+
+
+def encode_utterances(model, variables, audio: Sequence[np.ndarray], batch_size: int = 8
+                      ) -> list[np.ndarray]:
+  """Each utterance (float32 [samples] at the codec's rate) -> int32 codes [frames, levels],
+  all levels (the codec is causal: the zero padding of `framewise.map_utterances` changes no
+  code)."""
+  encode = _encoder(model)
+  codes = framewise.map_utterances(lambda a, mask: encode(variables, a), audio,
+                                   model.hop_samples, batch_size)
+  return [c.astype(np.int32) for c in codes]

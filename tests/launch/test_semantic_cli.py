@@ -14,34 +14,21 @@ from configs import semantic as semantic_config
 from tests.launch.test_cli import run
 
 
-@pytest.fixture(scope="module")
-def semantic_run(tmp_path_factory, espeak_tiny_dir):
-  root = tmp_path_factory.mktemp("semantic")
-  targets = str(root / "mfcc_k8.npz")
-  run("launch.fit_kmeans", "--features=mfcc", "--num_clusters=8", f"--output={targets}",
-      f"--data_dir={espeak_tiny_dir}", "--dataset=espeak_speech/tiny", "--steps=5")
-  workdir = str(root / "run")
-  run("launch.train", "--config=configs/semantic.py:tiny", f"--workdir={workdir}",
-      f"--config.data.data_dir={espeak_tiny_dir}", f"--config.model.target_kmeans={targets}")
-  return root, targets, workdir
-
-
 def test_training_logs_masked_prediction(semantic_run):
-  _, targets, workdir = semantic_run
+  root, workdir = semantic_run
+  targets = os.path.join(root, "mfcc_k8.npz")
   assert kmeans.load_metadata(targets)["features"] == "mfcc"
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["model"]["target_kmeans"] == targets
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
 
 
-def test_layer_kmeans_and_token_dataset(semantic_run, espeak_tiny_dir):
-  root, _, workdir = semantic_run
-  run("launch.fit_kmeans", f"--workdir={workdir}", "--layer=1", "--num_clusters=6",
-      "--steps=5")
-  path = os.path.join(workdir, "kmeans_layer1_k6.npz")
+def test_layer_kmeans_and_token_dataset(semantic_run, espeak_tiny_dir, tmp_path):
+  root, workdir = semantic_run
+  path = os.path.join(workdir, "kmeans_layer1_k6.npz")  # launch.fit_kmeans --layer=1
   metadata = kmeans.load_metadata(path)
   assert metadata["features"] == "hubert" and metadata["layer"] == 1
-  out = str(root / "tokens")
+  out = str(tmp_path / "tokens")
   proc = run("launch.extract_tokens", f"--kmeans={path}", "--dataset=espeak_speech/tiny",
              f"--data_dir={espeak_tiny_dir}", "--splits=train,test", f"--output={out}")
   info = token_dataset.read_info(out)
@@ -69,9 +56,9 @@ def test_layer_kmeans_and_token_dataset(semantic_run, espeak_tiny_dir):
     token_dataset.open_split(out, "test", fingerprint="0123456789abcdef")
   # A k-means fitted on other weights than the workdir's is refused.
   metadata["encoder_fingerprint"] = "0" * 16
-  kmeans.save(str(root / "stale.npz"), kmeans.load(path), **metadata)
+  kmeans.save(str(tmp_path / "stale.npz"), kmeans.load(path), **metadata)
   with pytest.raises(ValueError, match="refit"):
-    semantic.load_tokenizer(str(root / "stale.npz"))
+    semantic.load_tokenizer(str(tmp_path / "stale.npz"))
 
 
 def test_missing_or_mismatched_targets_are_clear_errors(tmp_path):

@@ -89,7 +89,9 @@ def test_codec_encoding_in_buckets_equals_one_by_one(tiny_codec):
   rng = np.random.default_rng(3)
   # 6 (the last frame partial), 6, 6 and 15 frames: buckets of 8 (two batches of 2) and 16.
   audio = [rng.uniform(-0.5, 0.5, n).astype(np.float32) for n in (101, 120, 115, 300)]
-  codes = token_report.encode_with_codec(model, variables, audio, batch_size=2)
+  from audiojax.sample import codec
+
+  codes = codec.encode_utterances(model, variables, audio, batch_size=2)
   encode = jax.jit(lambda v, a: model.apply(v, a, method=model.encode))
   for a, c in zip(audio, codes, strict=True):
     frames = -(-a.shape[0] // 20)
