@@ -14,7 +14,9 @@ previous iteration (`--config.model.targets=teacher --config.model.teacher_workd
 Variants (`--config=configs/semantic.py:VARIANT`):
   tiny        unit tests: a few tiny steps.
   quickstart  2 CPU cores: the mel front end (w2v-BERT's: cheap), 4 layers of width 256, K=100
-              MFCC targets, 50 Hz frames, 2-s crops of the built-in corpus.
+              MFCC targets, 50 Hz frames, 2-s crops of the built-in corpus, 2000 steps of 8
+              (about 12 minutes). Measured: layer-1 tokens (K=100) PNMI 0.547 vs 0.472 for MFCC
+              k-means (1.16x; the issue's target is 1.5x); iteration 2 on those: 0.545.
   paper       HuBERT BASE / w2v-BERT-like size for a TPU: the waveform conv front end
               (512 channels), 12 layers of width 768, 12 heads, MLP 3072, 50 Hz.
   paper_25hz  `paper` at AudioLM's 25 Hz token rate (one more stride-2 conv: 640 samples).
@@ -79,8 +81,12 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(conv_kernels=(10, 3, 3, 3, 3, 2, 2, 2),
                         conv_strides=(5, 2, 2, 2, 2, 2, 2, 2), hop_samples=640)
   elif variant == "quickstart":
+    # Short spans (5 frames, p = 0.12: 47% masked) and half the loss on unmasked frames: with
+    # the paper's 10-frame spans and masked-only loss, masked accuracy stayed at chance (5%)
+    # for 1,500 steps; with these it rose to 28% by step 2000.
     config.model.update(frontend="mel", conv_channels=256, num_layers=4, embed_dim=256,
-                        num_heads=4, mlp_dim=1024, dropout_rate=0.0)
+                        num_heads=4, mlp_dim=1024, dropout_rate=0.0, mask_length=5,
+                        mask_prob=0.12, masked_loss_weight=0.5)
     config.data.update(batch_size=8)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=200)
     config.train.update(num_steps=2000, log_every=50, checkpoint_every=500, eval_every=1000,

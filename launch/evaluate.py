@@ -2,6 +2,8 @@
 
 WaveNet: test-split NLL (bits per sample).
   python -m launch.evaluate --workdir=runs/wavenet [--split=test] [--max_examples=N]
+AudioLM stage: next-token NLL (nats, bits per token), accuracy and perplexity on its targets.
+  python -m launch.evaluate --workdir=runs/audiolm/coarse [--split=test]
 SoundStream: the codec at each bitrate against Opus (mel and MR-STFT distance, SI-SNR, PESQ,
 STOI; `audiojax.eval.codec_eval`), a markdown table also in WORKDIR/eval_<split>.md.
   python -m launch.evaluate --workdir=runs/ss [--num_quantizers=1,2,4,8] [--max_examples=N]
@@ -9,6 +11,7 @@ STOI; `audiojax.eval.codec_eval`), a markdown table also in WORKDIR/eval_<split>
 """
 
 import json
+import math
 
 from absl import flags
 
@@ -43,6 +46,8 @@ def main(argv):
     print(codec_eval.markdown(result))
     return
   result = trainer.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value)
+  if "bits_per_token" in result:  # An AudioLM stage: per-token perplexity of the split.
+    result["perplexity"] = math.exp(result["loss"])
   print(json.dumps(result, indent=2))
 
 
