@@ -2,6 +2,12 @@
 
   python -m launch.sample --workdir=runs/wavenet --output_dir=samples --num_samples=4 \
       --seconds=2 [--speaker=3] [--temperature=1.0] [--seed=0]
+
+A locally conditioned WaveNet (e.g. `configs/wavenet.py:vocoder`) resynthesises a recording
+from its log-mel features (the features the model was trained on, computed from the file):
+  python -m launch.sample --workdir=runs/vocoder --output_dir=resynth \
+      --condition_audio=in.wav [--speaker=3]
+Each clip then has the recording's length (--seconds is ignored).
 """
 
 import os
@@ -13,7 +19,7 @@ from absl import flags
 
 from audiojax.data import audio_io
 from audiojax.eval import voicing
-from audiojax.train import sharding, trainer
+from audiojax.train import sharding, tasks, trainer
 from launch import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by launch.train.")
@@ -25,6 +31,9 @@ _SPEAKER = flags.DEFINE_integer("speaker", None, "Speaker id (models with speake
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_CONDITION_AUDIO = flags.DEFINE_string(
+    "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
+    "features (any common format and rate).")
 flags.mark_flags_as_required(["workdir", "output_dir"])
 
 
@@ -42,10 +51,22 @@ def main(argv):
              else jnp.arange(n, dtype=jnp.int32) % max(num_speakers, 1))
   rate = config.data.sample_rate_hz
   length = int(round(_SECONDS.value * rate))
+  kwargs = {}
+  conditioned = config.model.get("condition_channels", 0) > 0
+  if conditioned != bool(_CONDITION_AUDIO.value):
+    raise SystemExit(
+        "error: this model is locally conditioned: pass --condition_audio=FILE" if conditioned
+        else "error: --condition_audio needs a locally conditioned model (configs/wavenet.py:"
+        f"vocoder); {_WORKDIR.value} has none")
+  if conditioned:
+    recording = audio_io.load_audio(_CONDITION_AUDIO.value, rate)
+    length = recording.shape[0]
+    features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
+    kwargs["condition"] = jnp.repeat(features, n, axis=0)
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,
-                        _TEMPERATURE.value, mesh)
+                        _TEMPERATURE.value, mesh, **kwargs)
   for i, clip in enumerate(np.asarray(jax.device_get(audio))):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
     audio_io.write_wav(path, clip, rate)

@@ -43,16 +43,22 @@ def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   return batch["speaker"] if getattr(model, "num_speakers", 0) else None
 
 
+def condition_features(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
+  """A vocoder's conditioning computed from audio [b, samples]: the log-mel frames
+  [b, ceil(samples / hop), condition_channels] (`losses.mel_features`) it trains on."""
+  return losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
+                             model.condition_channels)
+
+
 def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   """Features [batch, frames, C] of a locally conditioned WaveNet, aligned to the audio: frame k
   describes audio[:, k * hop:(k + 1) * hop]. `batch["condition"]` when the pipeline brings it,
-  else the log-mel of the batch audio itself (`losses.mel_features`, C = condition_channels)."""
+  else the log-mel of the batch audio itself (`condition_features`)."""
   if not getattr(model, "condition_channels", 0):
     return None
   if "condition" in batch:
     return batch["condition"]
-  return losses.mel_features(batch["audio"], model.sample_rate_hz, model.condition_hop,
-                             model.condition_channels)
+  return condition_features(model, batch["audio"])
 
 
 def _wavenet_io(model: nn.Module, audio: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

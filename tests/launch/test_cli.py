@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -72,3 +73,24 @@ def test_sample_without_a_checkpoint_is_a_clear_error(tmp_path):
   proc = run("launch.sample", f"--workdir={tmp_path}", f"--output_dir={tmp_path}/o",
              check=False)
   assert proc.returncode != 0 and "holds no checkpoint" in proc.stderr
+
+
+def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, trained_workdir):
+  """A locally conditioned WaveNet: --condition_audio gives clips of the recording's length; an
+  unconditioned model refuses the flag, and a vocoder needs it."""
+  workdir = str(tmp_path / "vocoder")
+  run("launch.train", "--config=configs/wavenet.py:vocoder_tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+      "--config.train.eval_every=0")
+  recording = str(tmp_path / "in.wav")
+  sf.write(recording, 0.1 * np.sin(np.arange(700) / 5.0).astype(np.float32), 8000)
+  out = str(tmp_path / "resynth")
+  run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}", "--num_samples=2",
+      f"--condition_audio={recording}")
+  for i in range(2):  # 700 samples at 8 kHz = 1400 at the model's 16 kHz.
+    assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
+  proc = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}", check=False)
+  assert proc.returncode != 0 and "pass --condition_audio" in proc.stderr
+  proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={out}",
+             f"--condition_audio={recording}", check=False)
+  assert proc.returncode != 0 and "needs a locally conditioned model" in proc.stderr
