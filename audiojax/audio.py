@@ -6,6 +6,9 @@ both -1 and 1 are levels).
 Works on numpy and jax arrays alike (functions use `jnp`).
 """
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,3 +77,32 @@ def log_spectrogram(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.n
   frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop]
   spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1)).T
   return 20.0 * np.log10(np.maximum(spec, 1e-5))
+
+
+@functools.cache
+def _lowpass_taps(factor: int, num_taps: int = 63) -> np.ndarray:
+  """A Hamming-window FIR low-pass at 0.9 x the Nyquist frequency of the rate / factor."""
+  from scipy import signal
+
+  return signal.firwin(num_taps, 0.9 / factor).astype(np.float32)
+
+
+def lowband(audio: jnp.ndarray, factor: int) -> jnp.ndarray:
+  """audio [b, samples] -> the same signal at 1 / factor of the rate, [b, ceil(samples /
+  factor)]: FIR low-pass (zero phase: centred taps, zeros beyond the ends) then every factor-th
+  sample. What a low-rate recording of the audio looks like (super-resolution's input)."""
+  taps = _lowpass_taps(factor)
+  half = len(taps) // 2
+  padded = jnp.pad(audio, ((0, 0), (half, half)))[:, :, None]  # [b, samples + 2 half, 1]
+  filtered = jax.lax.conv_general_dilated(padded, jnp.asarray(taps[::-1])[:, None, None],
+                                          (factor,), "VALID",
+                                          dimension_numbers=("NWC", "WIO", "NWC"))
+  return filtered[..., 0]
+
+
+def frames_of(low: jnp.ndarray, samples_per_frame: int, num_frames: int) -> jnp.ndarray:
+  """Low-rate audio [b, n] -> frames [b, num_frames, samples_per_frame] (zero-padded at the
+  end): frame k holds low-rate samples [k * spf, (k + 1) * spf)."""
+  need = num_frames * samples_per_frame
+  low = jnp.pad(low, ((0, 0), (0, max(0, need - low.shape[1]))))[:, :need]
+  return low.reshape(low.shape[0], num_frames, samples_per_frame)

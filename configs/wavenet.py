@@ -19,6 +19,11 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               off (sample_every=0): the trainer has no features to pass to the sampler yet;
               tasks.wavenet_generate(..., condition=mel) resynthesises given features.
   vocoder_tiny  unit tests: the tiny model with 8 log-mel bands at hop 16 (strides 4, 4).
+  super_resolution  quickstart-size, conditioned on the audio's low band at 8 kHz (the task
+              low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
+              frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
+              python -m launch.super_resolve --workdir=DIR --input=low.wav --output=hi.wav
+  super_resolution_tiny  unit tests: hop 16, 8 low-rate samples per frame.
   paper       the paper's stack: dilations 1..512 x 3 (30 layers), kernel 2, residual 64,
               gate 128, skip 256, 256-way mu-law at 16 kHz (receptive field 3070 samples,
               192 ms). Needs a GPU/TPU: python -m launch.train \
@@ -128,7 +133,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         condition_upsample="transposed", condition_strides=strides,
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
     config.train.sample_every = 0
+  elif variant in ("super_resolution", "super_resolution_tiny"):
+    # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
+    config = get_config("quickstart" if variant == "super_resolution" else "tiny")
+    hop, strides = (64, (4, 4, 4)) if variant == "super_resolution" else (16, (4, 4))
+    config.model.update(condition_channels=hop // 2, condition_hop=hop,
+                        condition_upsample="transposed", condition_strides=strides,
+                        condition_source="lowband", lowband_factor=2,
+                        sample_rate_hz=config.data.get_ref("sample_rate_hz"))
+    config.train.sample_every = 0
   else:
     raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
-                     "vocoder_tiny or paper")
+                     "vocoder_tiny, super_resolution, super_resolution_tiny or paper")
   return config

@@ -11,6 +11,9 @@ Every metric takes a reference and an estimate of the same length, mono floats i
   pesq          wide-band PESQ (ITU-T P.862.2, MOS-LQO 1.0 ... 4.64) at 16 kHz (the audio is
                 resampled); NaN where PESQ cannot score the clip (no speech, too short).
   stoi          short-time objective intelligibility, 0 ... 1; NaN where it cannot score.
+  log_spectral_distance  (super-resolution; Kuleshov et al., 2017) mean over STFT frames of
+                sqrt(mean over bins of (log10 |X|^2 - log10 |Y|^2)^2), optionally only bins
+                at or above `min_hz` (the band a super-resolution model adds). 0 = equal.
 PESQ and STOI need the `eval` extra (`pip install audiojax[eval]`: `pesq`, `pystoi`).
 """
 
@@ -41,6 +44,16 @@ def _check(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.
     raise ValueError(f"expected two mono clips [samples] of one length, got shapes "
                      f"{reference.shape} and {estimate.shape}")
   return reference, estimate
+
+
+def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate_hz: int,
+                          min_hz: float = 0.0, n_fft: int = 2048, hop: int = 512) -> float:
+  """LSD (module docstring), power floored at 1e-10."""
+  reference, estimate = _check(reference, estimate)
+  power = lambda x: np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop)) ** 2  # [bins, frames]
+  bins = librosa.fft_frequencies(sr=sample_rate_hz, n_fft=n_fft) >= min_hz
+  diff = np.log10(power(reference)[bins] + 1e-10) - np.log10(power(estimate)[bins] + 1e-10)
+  return float(np.mean(np.sqrt(np.mean(diff**2, axis=0))))
 
 
 def _padded_length(num_samples: int) -> int:

@@ -251,6 +251,11 @@ class Model(nn.Module):
   condition_hop: int = 1  # Samples per conditioning frame.
   condition_upsample: str = "repeat"  # repeat | transposed
   condition_strides: tuple[int, ...] = ()  # transposed: per-stage strides, product = hop.
+  # What the task computes the features from the audio as (`tasks.condition_features`): "mel"
+  # (a vocoder: condition_channels log-mel bands) or "lowband" (super-resolution: the audio at
+  # sample_rate_hz / lowband_factor, condition_hop / lowband_factor samples per frame).
+  condition_source: str = "mel"
+  lowband_factor: int = 2
   sample_rate_hz: int = 16000
   dtype: Any = jnp.float32
   remat: str = "none"  # Recompute layer activations in the backward pass: none | full | dots.

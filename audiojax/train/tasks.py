@@ -44,10 +44,29 @@ def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
 
 
 def condition_features(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
-  """A vocoder's conditioning computed from audio [b, samples]: the log-mel frames
-  [b, ceil(samples / hop), condition_channels] (`losses.mel_features`) it trains on."""
+  """A locally conditioned WaveNet's features computed from audio [b, samples], frames
+  [b, ceil(samples / hop), condition_channels]: log-mel bands (`condition_source="mel"`, a
+  vocoder; `losses.mel_features`), or the audio's low band at 1 / lowband_factor of the rate
+  ("lowband", super-resolution; `audio.lowband`), hop / factor low-rate samples per frame."""
+  frames = -(-audio.shape[1] // model.condition_hop)
+  if model.condition_source == "lowband":
+    return lowband_features(model, audio_lib.lowband(audio, model.lowband_factor), frames)
+  if model.condition_source != "mel":
+    raise ValueError(f"condition_source={model.condition_source!r}: use mel or lowband")
   return losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
                              model.condition_channels)
+
+
+def lowband_features(model: nn.Module, low: jnp.ndarray, num_frames: int) -> jnp.ndarray:
+  """Low-rate audio [b, n] (at sample_rate_hz / lowband_factor) -> super-resolution features
+  [b, num_frames, hop / factor]."""
+  per_frame = model.condition_hop // model.lowband_factor
+  if per_frame * model.lowband_factor != model.condition_hop or \
+      per_frame != model.condition_channels:
+    raise ValueError(f"lowband conditioning needs condition_hop={model.condition_hop} = "
+                     f"lowband_factor={model.lowband_factor} x condition_channels="
+                     f"{model.condition_channels}")
+  return audio_lib.frames_of(low, per_frame, num_frames)
 
 
 def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:

@@ -94,3 +94,20 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, trained_wo
   proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={out}",
              f"--condition_audio={recording}", check=False)
   assert proc.returncode != 0 and "needs a locally conditioned model" in proc.stderr
+
+
+def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_dir):
+  workdir = str(tmp_path / "superres")
+  run("launch.train", "--config=configs/wavenet.py:super_resolution_tiny",
+      f"--workdir={workdir}", f"--config.data.data_dir={espeak_tiny_dir}",
+      "--config.train.num_steps=2", "--config.train.eval_every=0")
+  original = str(tmp_path / "original.wav")
+  sf.write(original, 0.3 * np.sin(np.arange(1600) / 3.0).astype(np.float32), 16000)
+  low = str(tmp_path / "low.wav")
+  sf.write(low, 0.3 * np.sin(np.arange(800) / 1.5).astype(np.float32), 8000)
+  out = str(tmp_path / "hi.wav")
+  proc = run("launch.super_resolve", f"--workdir={workdir}", f"--input={low}",
+             f"--output={out}", f"--reference={original}")
+  info = sf.info(out)
+  assert info.samplerate == 16000 and info.frames == 1600
+  assert "super-resolution: LSD" in proc.stdout and "resampling: LSD" in proc.stdout
