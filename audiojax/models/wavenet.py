@@ -243,6 +243,7 @@ class Model(nn.Module):
   kernel_size: int = 2
   dilation_cycles: int = 3
   max_dilation: int = 512
+  dilated: bool = True  # False: every layer dilation 1 (the receptive-field ablation).
   num_speakers: int = 0
   output: str = "softmax"  # softmax | mol
   num_mixtures: int = 10  # mol: logistic components K.
@@ -262,8 +263,9 @@ class Model(nn.Module):
 
   @property
   def dilations(self) -> tuple[int, ...]:
-    """1, 2, 4, ..., max_dilation, repeated dilation_cycles times (one entry per layer)."""
-    cycle = tuple(2**i for i in range(self.max_dilation.bit_length()))
+    """1, 2, 4, ..., max_dilation, repeated dilation_cycles times (one entry per layer); with
+    `dilated=False` (the paper's non-dilated baseline) as many layers, all of dilation 1."""
+    cycle = tuple(2**i if self.dilated else 1 for i in range(self.max_dilation.bit_length()))
     return cycle * self.dilation_cycles
 
   @property

@@ -111,3 +111,18 @@ def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_
   info = sf.info(out)
   assert info.samplerate == 16000 and info.frames == 1600
   assert "super-resolution: LSD" in proc.stdout and "resampling: LSD" in proc.stdout
+
+
+def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
+  workdir = str(tmp_path / "ablate")
+  proc = run("launch.ablate", "--sweep=wavenet", f"--workdir={workdir}", "--num_steps=2",
+             "--eval_examples=1", "--rows=dilated x1,non-dilated (18 layers)",
+             "--dataset=espeak_speech/tiny", f"--data_dir={espeak_tiny_dir}")
+  with open(os.path.join(workdir, "results.md")) as f:
+    table = f.read()
+  assert table in proc.stdout
+  rows = [line for line in table.splitlines() if line.startswith("| dilated x1")
+          or line.startswith("| non-dilated")]
+  assert len(rows) == 2
+  # Receptive fields: 9 layers of dilations 1..256 (512 samples) vs 18 of dilation 1 (19).
+  assert "| 512 |" in rows[0] and "| 19 |" in rows[1]
