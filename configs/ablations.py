@@ -6,7 +6,7 @@ its rows differ only in what the ablation varies.
   wavenet  (van den Oord et al., 2016, at CPU scale on the built-in speech corpus; base
            `configs/wavenet.py:quickstart`):
     receptive field: 1, 2 and 3 dilation cycles (dilations 1..256) and a non-dilated stack as
-      deep as 2 cycles (18 layers of dilation 1);
+      deep as the base (2 cycles: 18 layers of dilation 1);
     output: the 256-way mu-law softmax vs a mixture of 10 logistics over 16-bit audio (compare
       mu_law_bits_per_sample: the same event for both);
     conditioning: none vs the speaker id.
@@ -26,17 +26,21 @@ def _wavenet(variant: str = "quickstart") -> ml_collections.ConfigDict:
   return module.get_config(variant)
 
 
-def wavenet_sweep() -> dict[str, ml_collections.ConfigDict]:
+def wavenet_sweep(base: str = "quickstart") -> dict[str, ml_collections.ConfigDict]:
+  """The rows on `configs/wavenet.py:<base>` (`tiny` for tests)."""
   rows = {}
   for cycles in (1, 2, 3):
-    config = _wavenet()
+    config = _wavenet(base)
     config.model.dilation_cycles = cycles
     rows[f"dilated x{cycles}"] = config
-  config = _wavenet()
+  config = _wavenet(base)
   config.model.dilated = False  # Not in the base config: older runs keep their fingerprint.
-  rows["non-dilated (18 layers)"] = config
-  rows["mixture of logistics"] = _wavenet("mol")
-  config = _wavenet()
+  layers = len(wavenet_dilations(config))
+  rows[f"non-dilated ({layers} layers)"] = config
+  config = _wavenet(base)
+  config.model.update(output="mol", num_mixtures=10, log_scale_min=-12.0)
+  rows["mixture of logistics"] = config
+  config = _wavenet(base)
   config.model.num_speakers = 0
   rows["no speaker conditioning"] = config
   for config in rows.values():
@@ -44,10 +48,15 @@ def wavenet_sweep() -> dict[str, ml_collections.ConfigDict]:
   return rows
 
 
+def wavenet_dilations(config: ml_collections.ConfigDict) -> list[int]:
+  """Layers of a WaveNet config: log2(max_dilation) + 1 per cycle."""
+  return [0] * (config.model.max_dilation.bit_length() * config.model.dilation_cycles)
+
+
 SWEEPS = {"wavenet": wavenet_sweep}
 
 
-def get_sweep(name: str) -> dict[str, ml_collections.ConfigDict]:
+def get_sweep(name: str, base: str = "quickstart") -> dict[str, ml_collections.ConfigDict]:
   if name not in SWEEPS:
     raise ValueError(f"unknown sweep {name!r}: use one of {', '.join(SWEEPS)}")
-  return SWEEPS[name]()
+  return SWEEPS[name](base)
