@@ -82,7 +82,7 @@ def main(argv):
     speed = audio_seconds_per_second(tokenize, clips)
     count = sum(x.size for x in jax.tree.leaves(params))
     print(f"| {variant} layer {layer} ({_DTYPE.value}) | {count / 1e6:.1f}M | {speed:,.0f} "
-          f"| {speed / baseline:.2f} |", flush=True)
+          f"| {speed / baseline:.3g} |", flush=True)
 
 
 if __name__ == "__main__":
