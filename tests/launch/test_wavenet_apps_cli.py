@@ -4,14 +4,15 @@ super-resolution and the ablation sweep."""
 import os
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.launch.test_cli import run
 
 
 def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir):
-  """A locally conditioned WaveNet: --condition_audio gives clips of the recording's length,
-  and the vocoder refuses to sample without it (test_cli: an unconditioned model refuses it)."""
+  """A locally conditioned WaveNet: --condition_audio gives clips of the recording's length
+  (test_cli: an unconditioned model refuses the flag)."""
   workdir = str(tmp_path / "vocoder")
   run("launch.train", "--config=configs/wavenet.py:vocoder_tiny", f"--workdir={workdir}",
       f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
@@ -23,8 +24,6 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir):
       f"--condition_audio={recording}")
   for i in range(2):  # 700 samples at 8 kHz = 1400 at the model's 16 kHz.
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
-  proc = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}", check=False)
-  assert proc.returncode != 0 and "pass --condition_audio" in proc.stderr
 
 
 def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_dir):
@@ -44,6 +43,7 @@ def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_
   assert "super-resolution: LSD" in proc.stdout and "resampling: LSD" in proc.stdout
 
 
+@pytest.mark.slow  # ~40 s on 2 cores (two runs trained and evaluated in one process).
 def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate")
   proc = run("launch.ablate", "--sweep=wavenet", "--base=tiny", f"--workdir={workdir}",

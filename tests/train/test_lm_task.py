@@ -50,15 +50,16 @@ def test_kv_cache_equals_full_forward_for_every_stage(stage):
   forward's (to 1e-5), on a sequence of its own token layout."""
   config = audiolm_config.get_config(f"{stage}_tiny")
   model, task, tx, _, _, _ = trainer.build(config)
-  params = nn.meta.unbox(model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))["params"]
+  params = nn.meta.unbox(jax.jit(model.init)(jax.random.key(0),
+                                             jnp.zeros((1, 8), jnp.int32)))["params"]
   tokens = jnp.asarray(np.random.default_rng(1).integers(0, model.vocab_size, (2, 12)),
                        jnp.int32)
-  full = model.apply({"params": params}, tokens)
-  cache = model.init_cache(2, 12)
-  logits, cache = model.apply({"params": params}, tokens[:, :5], cache, 0, method="decode")
+  full = jax.jit(model.apply)({"params": params}, tokens)
+  decode = jax.jit(lambda tokens, cache, position: model.apply(
+      {"params": params}, tokens, cache, position, method="decode"))
+  logits, cache = decode(tokens[:, :5], model.init_cache(2, 12), 0)
   steps = [logits]
   for t in range(5, 12):
-    logits, cache = model.apply({"params": params}, tokens[:, t:t + 1], cache, t,
-                                method="decode")
+    logits, cache = decode(tokens[:, t:t + 1], cache, t)
     steps.append(logits)
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full, atol=1e-5)
