@@ -26,6 +26,7 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir):
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
 
 
+@pytest.mark.slow  # ~40 s on 2 cores; the lowband conditioning itself is tested in models/.
 def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "superres")
   run("launch.train", "--config=configs/wavenet.py:super_resolution_tiny",
