@@ -9,16 +9,10 @@
 #   WORKDIR (default runs/semantic_quickstart), AUDIOJAX_DATA_DIR (default data/) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
 WORKDIR=${WORKDIR:-runs/semantic_quickstart}
 export AUDIOJAX_DATA_DIR=${AUDIOJAX_DATA_DIR:-$PWD/data}
 export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-. .venv/bin/activate
-python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-python -m pip install --quiet -e . 2>&1 | grep -v "is ignored" || true
+. launch/venv.sh ""
 
 python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA_DIR"
 mkdir -p "$WORKDIR"

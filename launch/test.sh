@@ -3,13 +3,7 @@
 # the default test suite (everything not marked `slow`). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-. .venv/bin/activate
-python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "is ignored" || true
+. launch/venv.sh "[test]"
 python -c "import audiojax, jax, flax, tensorflow_datasets" # fail early if the install failed
 ruff check .
 pytest -m "not slow" -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
