@@ -240,6 +240,12 @@ class StageSource:
     return semantic, codes
 
 
+def _window_seconds(data_config) -> float:
+  """The window of an acoustic stage (coarse or fine), in seconds."""
+  return data_config.coarse_seconds if data_config.stage == "coarse" else \
+      data_config.fine_seconds
+
+
 def _semantic_sequence(data_config, layout: Layout, semantic: np.ndarray) -> np.ndarray:
   """An utterance's semantic stage sequence: SEP (its start: what unconditional generation
   starts from), then its tokens (deduplicated unless the config says not to)."""
@@ -258,7 +264,7 @@ def stage_examples(data_config, layout: Layout, semantic, codes, start: int | No
     length = data_config.semantic_tokens
     at = pick(len(tokens), length)
     return layout.semantic_example(tokens[at:at + length], length)
-  seconds = data_config.coarse_seconds if stage == "coarse" else data_config.fine_seconds
+  seconds = _window_seconds(data_config)
   frames = round(seconds * layout.acoustic_rate_hz)
   at = pick(len(codes), frames)
   codes = codes[at:at + frames, :layout.num_levels]
@@ -277,8 +283,7 @@ def num_windows(data_config, layout: Layout, semantic, codes) -> int:
   if data_config.stage == "semantic":
     tokens = _semantic_sequence(data_config, layout, semantic)
     return max(1, math.ceil((len(tokens) - 1) / max(data_config.semantic_tokens - 1, 1)))
-  seconds = data_config.coarse_seconds if data_config.stage == "coarse" else \
-      data_config.fine_seconds
+  seconds = _window_seconds(data_config)
   return max(1, math.ceil(len(codes) / round(seconds * layout.acoustic_rate_hz)))
 
 
@@ -287,8 +292,7 @@ def window_start(data_config, layout: Layout, k: int) -> int:
   token but the utterance's first is a target once)."""
   if data_config.stage == "semantic":
     return k * (data_config.semantic_tokens - 1)
-  seconds = data_config.coarse_seconds if data_config.stage == "coarse" else \
-      data_config.fine_seconds
+  seconds = _window_seconds(data_config)
   return k * round(seconds * layout.acoustic_rate_hz)
 
 

@@ -47,11 +47,11 @@ class Stage:
 
 
 def load_stage(workdir: str, stage: str) -> Stage:
-  config = trainer.load_config(workdir)
-  if config.model.name != "transformer" or config.data.get("stage") != stage:
-    raise ValueError(f"{workdir} holds a {config.model.name} model of stage "
-                     f"{config.data.get('stage')!r}, not an AudioLM {stage} stage")
-  model, _, variables, _ = trainer.restore_variables(config, workdir)
+  config, model, variables = trainer.restore_model(workdir, "transformer",
+                                                   f"an AudioLM {stage} stage")
+  if config.data.get("stage") != stage:
+    raise ValueError(f"{workdir} holds the AudioLM {config.data.get('stage')!r} stage, not "
+                     f"the {stage} stage")
   return Stage(model, variables["params"], config.data)
 
 

@@ -15,11 +15,7 @@ from audiojax.train import checkpoint, trainer
 
 def load(workdir: str):
   """(config, model, variables) of a codec workdir's latest checkpoint."""
-  config = trainer.load_config(workdir)
-  if config.model.name != "soundstream":
-    raise ValueError(f"{workdir} holds a {config.model.name} model, not a soundstream codec")
-  model, _, variables, _ = trainer.restore_variables(config, workdir)
-  return config, model, variables
+  return trainer.restore_model(workdir, "soundstream", "a soundstream codec")
 
 
 def num_quantizers_for(model, bitrate_kbps: float | None) -> int:

@@ -20,11 +20,7 @@ from audiojax.train import trainer
 
 def load_encoder(workdir: str):
   """(config, model, variables) of a speech-encoder workdir's latest checkpoint."""
-  config = trainer.load_config(workdir)
-  if config.model.name != "hubert":
-    raise ValueError(f"{workdir} holds a {config.model.name} model, not a hubert speech encoder")
-  model, _, variables, _ = trainer.restore_variables(config, workdir)
-  return config, model, variables
+  return trainer.restore_model(workdir, "hubert", "a hubert speech encoder")
 
 
 def params_fingerprint(params) -> str:

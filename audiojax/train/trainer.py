@@ -392,6 +392,16 @@ def restore_variables(config: ml_collections.ConfigDict, workdir: str,
   return model, task, state.variables, step
 
 
+def restore_model(workdir: str, model_name: str, description: str):
+  """(config, model, variables) of a workdir's latest checkpoint, which must hold a
+  `model_name` model (else a clear error naming `description`, e.g. "a soundstream codec")."""
+  config = load_config(workdir)
+  if config.model.name != model_name:
+    raise ValueError(f"{workdir} holds a {config.model.name} model, not {description}")
+  model, _, variables, _ = restore_variables(config, workdir)
+  return config, model, variables
+
+
 def evaluate(workdir: str, split: str = "test", max_examples: int | None = None) -> dict:
   """Test metrics of a workdir's latest checkpoint (WaveNet: NLL in bits per sample); also
   written to WORKDIR/eval_<split>.json."""
