@@ -145,7 +145,8 @@ def sharded_check() -> None:
 
 
 def test_sharded_fit_on_8_devices_equals_one_device():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  env = {**os.environ, "XLA_FLAGS": flags,
          "JAX_PLATFORMS": "cpu"}
   result = subprocess.run(
       [sys.executable, "-c", "from tests.models import test_kmeans; test_kmeans.sharded_check()"],
