@@ -19,6 +19,12 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               off (sample_every=0): the trainer has no features to pass to the sampler yet;
               tasks.wavenet_generate(..., condition=mel) resynthesises given features.
   vocoder_tiny  unit tests: the tiny model with 8 log-mel bands at hop 16 (strides 4, 4).
+  tts         text-to-speech: quickstart-size, conditioned on linguistic features from espeak's
+              phoneme alignment of the corpus (previous/current/next phoneme, stress, position
+              in and duration of the phoneme; audiojax/data/phonemes.py) at 5 ms frames (hop 80,
+              repeated to the sample rate), plus the speaker. Speak new text with
+              python -m launch.synthesize --workdir=DIR --text="..." --speaker=K --output=a.wav
+  tts_tiny    unit tests: the tiny model with phoneme features at hop 16.
   super_resolution  quickstart-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
@@ -34,6 +40,7 @@ Any field can be overridden: --config.train.num_steps=500 --config.data.batch_si
 
 import ml_collections
 
+from audiojax.data import phonemes
 from audiojax.train import sharding
 
 
@@ -133,6 +140,18 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         condition_upsample="transposed", condition_strides=strides,
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
     config.train.sample_every = 0
+  elif variant in ("tts", "tts_tiny"):
+    # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
+    # at one frame per 5 ms, repeated to the sample rate, and on the speaker.
+    config = get_config("quickstart" if variant == "tts" else "tiny")
+    num_phonemes = 128
+    config.model.update(condition_channels=phonemes.num_features(num_phonemes),
+                        condition_hop=80 if variant == "tts" else 16, condition_upsample="repeat",
+                        condition_source="phonemes")
+    config.data.update(condition="phonemes", num_phonemes=num_phonemes,
+                       phonemes="")  # "": the trainer fills in the train split's inventory.
+    config.data.condition_hop = config.model.get_ref("condition_hop")
+    config.train.sample_every = 0
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("quickstart" if variant == "super_resolution" else "tiny")
@@ -144,5 +163,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.train.sample_every = 0
   else:
     raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
-                     "vocoder_tiny, super_resolution, super_resolution_tiny or paper")
+                     "vocoder_tiny, tts, tts_tiny, super_resolution, super_resolution_tiny or "
+                     "paper")
   return config

@@ -217,6 +217,28 @@ def _example(
   }
 
 
+def corpus_speakers(config: str = "default") -> list[Speaker]:
+  """The speakers of `espeak_speech/<config>` in label order: speaker id k is element k."""
+  by_name = {c.name: c for c in EspeakSpeech.BUILDER_CONFIGS}
+  if config not in by_name:
+    raise ValueError(f"unknown espeak_speech config {config!r}: use one of {sorted(by_name)}")
+  seen, unseen = by_name[config].speakers()
+  return seen + unseen
+
+
+def speak(speaker: Speaker, text: str) -> dict:
+  """`text` read by a corpus speaker, as a corpus example: 16 kHz int16 audio and espeak's
+  phoneme alignment (what text-to-speech conditions on). Raises ValueError on empty text."""
+  if not text.strip():
+    raise ValueError("the text is empty")
+  request = espeak.Request(text, speaker.voice, speaker.rate_wpm, speaker.pitch,
+                           speaker.pitch_range)
+  audio, phonemes = espeak.synthesize_many([request])[0]
+  if not phonemes:
+    raise ValueError(f"espeak found nothing to say in {text!r}")
+  return _example("text", speaker, text, audio, phonemes)
+
+
 def prepare(data_dir: str, config: str = "default") -> tfds.core.DatasetBuilder:
   """Builds `espeak_speech/<config>` into `data_dir` unless already built; returns the builder."""
   return builders.prepare(EspeakSpeech, data_dir, config)

@@ -19,7 +19,11 @@ reads only the records `process_index::process_count`, and the iterator state is
 dict that the trainer saves in its checkpoint, so a resumed run sees exactly the batches it
 would have seen. Examples are dicts of numpy arrays:
   audio: float32 [samples] in [-1, 1]; mask: float32 [samples] (0 on padding);
-  speaker: int32 [].
+  speaker: int32 [];
+and, when `config.data.condition` asks for them, time-aligned conditioning features:
+  condition: float32 [samples / condition_hop, C]: row k describes the audio's samples
+  [k * hop, (k + 1) * hop). "phonemes" = text-to-speech linguistic features from the espeak
+  corpus' phoneme alignment (`audiojax.data.phonemes`); crops then start on a frame boundary.
 """
 
 import dataclasses
@@ -35,7 +39,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io, audiolm_tokens
+from audiojax.data import audio_io, audiolm_tokens, phonemes
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -83,16 +87,29 @@ def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) 
   builder = module.prepare(data_dir, config=config or "default")
   native_hz = builder.info.metadata["sample_rate_hz"]
   label = BUILT_IN[dataset]
-
-  def decode(record):
-    audio = audio_io.to_mono_float(record["audio"])
-    return {
-        "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
-        "speaker": int(record[label]),
-    }
-
   num_speakers = builder.info.features[label].num_classes
-  return Source(builder.as_data_source(split), decode, f"{name}:{split}", num_speakers)
+  return Source(builder.as_data_source(split),
+                lambda record: decode_record(record, label, native_hz, sample_rate_hz),
+                f"{name}:{split}", num_speakers)
+
+
+def decode_record(record: dict, label: str, native_hz: int, sample_rate_hz: int) -> dict:
+  """A built-in corpus record (audio at `native_hz`, int label `label`, and for espeak_speech
+  the phoneme alignment) -> an example at `sample_rate_hz`: {'audio', 'speaker'} (+ 'phonemes':
+  [mnemonic], 'phoneme_starts', 'phoneme_ends': int64 samples at sample_rate_hz)."""
+  audio = audio_io.to_mono_float(record["audio"])
+  example = {
+      "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
+      "speaker": int(record[label]),
+  }
+  if "phonemes" in record:
+    mnemonics = record["phonemes"]
+    example["phonemes"] = (mnemonics.decode() if isinstance(mnemonics, bytes)
+                           else str(mnemonics)).split()
+    for key in ("phoneme_starts", "phoneme_ends"):
+      example[key] = np.round(np.asarray(record[key], np.int64) * sample_rate_hz /
+                              native_hz).astype(np.int64)
+  return example
 
 
 def _tfds_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
@@ -204,8 +221,65 @@ def get_source(data_config: ml_collections.ConfigDict, split: str, process_index
 # ----------------------------------------------------------------------------- examples
 
 
-def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator) -> dict:
-  """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding."""
+def phoneme_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The stress-free phonemes of the training split (`phonemes.inventory`)."""
+  return phonemes.inventory(
+      " ".join(example.get("phonemes", ()))
+      for example in utterances(data_config, data_config.train_split, process_index=0,
+                                process_count=1))
+
+
+def condition_fn(data_config: ml_collections.ConfigDict
+                 ) -> Callable[[dict], np.ndarray] | None:
+  """example -> its conditioning features [frames, C] (`config.data.condition`), or None."""
+  kind = data_config.get("condition", "")
+  if not kind:
+    return None
+  if kind != "phonemes":
+    raise ValueError(f"data.condition={kind!r}: use '' or 'phonemes'")
+  inventory = tuple(data_config.phonemes.split())
+  if not inventory:
+    raise ValueError("data.phonemes is empty: the trainer fills it with the training split's "
+                     "phoneme inventory (pipeline.phoneme_inventory)")
+
+  def features(example: dict) -> np.ndarray:
+    if "phonemes" not in example:
+      raise ValueError(f"data.condition='phonemes' needs phoneme labels, which {data_config.name}"
+                       " has not: train text-to-speech on the built-in espeak_speech corpus")
+    return phonemes.frame_features(
+        example["phonemes"], example["phoneme_starts"], example["phoneme_ends"],
+        example["audio"].shape[0], data_config.condition_hop, inventory,
+        data_config.num_phonemes, data_config.sample_rate_hz)
+
+  return features
+
+
+def condition_rows(condition: np.ndarray, start: int, crop_samples: int, hop: int) -> np.ndarray:
+  """The conditioning frames of audio[start:start + crop_samples] (start a multiple of hop),
+  zero-padded past the utterance: [crop_samples // hop, C]."""
+  first, num = start // hop, crop_samples // hop
+  rows = condition[first:first + num]
+  return np.pad(rows, ((0, num - rows.shape[0]), (0, 0)))
+
+
+def _check_condition_hop(data_config: ml_collections.ConfigDict) -> None:
+  if data_config.get("condition") and data_config.crop_samples % data_config.condition_hop:
+    raise ValueError(f"data.crop_samples={data_config.crop_samples} is not a multiple of "
+                     f"condition_hop={data_config.condition_hop}")
+
+
+def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator,
+                condition: np.ndarray | None = None, hop: int = 1) -> dict:
+  """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding.
+  With `condition` [frames, C] (one per `hop` samples) the window starts on a frame boundary
+  and brings its frames as 'condition'."""
+  if condition is not None:
+    start = hop * int(rng.integers(0, max(0, audio.shape[0] - crop_samples) // hop + 1))
+    window = audio[start:start + crop_samples]
+    mask = np.zeros(crop_samples, np.float32)
+    mask[:window.shape[0]] = 1.0
+    return {"audio": np.pad(window, (0, crop_samples - window.shape[0])), "mask": mask,
+            "condition": condition_rows(condition, start, crop_samples, hop)}
   mask = np.ones(crop_samples, np.float32)
   if audio.shape[0] >= crop_samples:
     start = rng.integers(0, audio.shape[0] - crop_samples + 1)
@@ -246,12 +320,18 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
     raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
   counter = counter or BadExampleCounter()
   crop_samples = data_config.crop_samples
+  _check_condition_hop(data_config)
+  features = condition_fn(data_config)
 
   def load_and_crop(index_record, rng):
     example = _decode_or_skip(source, index_record, data_config.skip_bad_files, counter)
     if example is None:
       return None
-    cropped = random_crop(example["audio"], crop_samples, rng)
+    if features is None:
+      cropped = random_crop(example["audio"], crop_samples, rng)
+    else:
+      cropped = random_crop(example["audio"], crop_samples, rng, features(example),
+                            data_config.condition_hop)
     return {**cropped, "speaker": np.int32(example["speaker"])}
 
   ds = grain.MapDataset.source(source.records)
@@ -269,8 +349,13 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
   if data_config.name == TOKENS:
     return audiolm_tokens.example_batch(data_config, rows)
   crop = data_config.crop_samples
-  return {"audio": np.zeros((rows, crop), np.float32), "mask": np.zeros((rows, crop), np.float32),
-          "speaker": np.zeros((rows,), np.int32)}
+  batch = {"audio": np.zeros((rows, crop), np.float32),
+           "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
+  if data_config.get("condition"):
+    channels = phonemes.num_features(data_config.num_phonemes)
+    batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
+                                  np.float32)
+  return batch
 
 
 def dataset_config(name: str, data_dir: str | None = None, sample_rate_hz: int = 16000,
@@ -320,21 +405,26 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
                                            process_count=process_count)
     return
   crop = data_config.crop_samples
+  _check_condition_hop(data_config)
+  features = condition_fn(data_config)
   rows = []
   for example in utterances(data_config, split, max_examples=max_examples,
                             process_index=process_index, process_count=process_count):
     audio = example["audio"]
+    condition = None if features is None else features(example)
     for start in range(0, audio.shape[0], crop):
       window = audio[start:start + crop]
       mask = np.zeros(crop, np.float32)
       mask[:window.shape[0]] = 1.0
       rows.append({"audio": np.pad(window, (0, crop - window.shape[0])), "mask": mask,
                    "speaker": np.int32(example["speaker"])})
+      if condition is not None:
+        rows[-1]["condition"] = condition_rows(condition, start, crop,
+                                               data_config.condition_hop)
       if len(rows) == batch_size:
         yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
         rows = []
   if rows:
-    pad = {"audio": np.zeros(crop, np.float32), "mask": np.zeros(crop, np.float32),
-           "speaker": np.int32(0)}
+    pad = {k: v[0] for k, v in example_batch(data_config).items()}
     rows += [pad] * (batch_size - len(rows))
     yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}

@@ -253,8 +253,9 @@ class Model(nn.Module):
   condition_upsample: str = "repeat"  # repeat | transposed
   condition_strides: tuple[int, ...] = ()  # transposed: per-stage strides, product = hop.
   # What the task computes the features from the audio as (`tasks.condition_features`): "mel"
-  # (a vocoder: condition_channels log-mel bands) or "lowband" (super-resolution: the audio at
-  # sample_rate_hz / lowband_factor, condition_hop / lowband_factor samples per frame).
+  # (a vocoder: condition_channels log-mel bands), "lowband" (super-resolution: the audio at
+  # sample_rate_hz / lowband_factor, condition_hop / lowband_factor samples per frame), or
+  # "phonemes" (text-to-speech: the data pipeline brings linguistic features, `data.phonemes`).
   condition_source: str = "mel"
   lowband_factor: int = 2
   sample_rate_hz: int = 16000

@@ -51,8 +51,12 @@ def condition_features(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
   frames = -(-audio.shape[1] // model.condition_hop)
   if model.condition_source == "lowband":
     return lowband_features(model, audio_lib.lowband(audio, model.lowband_factor), frames)
+  if model.condition_source == "phonemes":
+    raise ValueError("a text-to-speech model's features come from text (launch.synthesize) or "
+                     "the data pipeline's phoneme labels, not from audio")
   if model.condition_source != "mel":
-    raise ValueError(f"condition_source={model.condition_source!r}: use mel or lowband")
+    raise ValueError(f"condition_source={model.condition_source!r}: use mel, lowband or "
+                     "phonemes")
   return losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
                              model.condition_channels)
 

@@ -262,6 +262,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains (or resumes) to `config.train.num_steps`; returns the final train state."""
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  if config.data.get("condition") == "phonemes" and not config.data.phonemes:
+    # Text-to-speech: the phoneme inventory is part of the model (saved with its config).
+    config = config.copy_and_resolve_references()
+    config.data.phonemes = " ".join(pipeline.phoneme_inventory(config.data))
   model, task, tx, schedule, mesh, rules = build(config)
   microbatches = config.train.get("microbatches", 1)
   sharding.check_batch_size(config.data.batch_size, mesh, microbatches)

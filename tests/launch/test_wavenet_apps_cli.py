@@ -1,5 +1,5 @@
 """The WaveNet application entry points end to end on tiny runs: vocoder resynthesis,
-super-resolution and the ablation sweep."""
+text-to-speech, super-resolution and the ablation sweep."""
 
 import os
 
@@ -24,6 +24,34 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir):
       f"--condition_audio={recording}")
   for i in range(2):  # 700 samples at 8 kHz = 1400 at the model's 16 kHz.
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
+
+
+def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir):
+  """Text-to-speech: the clip spans espeak's reading of the text (whole frames); empty text,
+  phonemes the model never saw and unknown speakers are clear errors."""
+  from audiojax.data import espeak_speech
+
+  workdir = str(tmp_path / "tts")
+  run("launch.train", "--config=configs/wavenet.py:tts_tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+      "--config.train.eval_every=0")
+  record = espeak_speech.prepare(espeak_tiny_dir, "tiny").as_data_source("train")[0]
+  text, speaker = record["text"], int(record["speaker"])
+  text = text.decode() if isinstance(text, bytes) else text
+  out = str(tmp_path / "speech.wav")
+  proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
+             f"--speaker={speaker}", f"--output={out}")
+  info = sf.info(out)
+  spoken = espeak_speech.speak(espeak_speech.corpus_speakers("tiny")[speaker], text)
+  assert info.samplerate == 16000
+  assert info.frames == -(-spoken["audio"].shape[0] // 16) * 16  # tts_tiny: hop 16.
+  assert f"{len(spoken['phonemes'].split())} phonemes" in proc.stdout
+  for flags, message in ((["--text=  "], "the text is empty"),
+                         (["--text=yes", "--speaker=0"], "not in the model's inventory"),
+                         (["--text=hello", "--speaker=99"], "the corpus has speakers 0..3")):
+    proc = run("launch.synthesize", f"--workdir={workdir}", f"--output={out}", *flags,
+               check=False)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
 
 
 @pytest.mark.slow  # ~40 s on 2 cores; the lowband conditioning itself is tested in models/.

@@ -1,0 +1,68 @@
+r"""Text-to-speech with a WaveNet conditioned on linguistic features (`configs/wavenet.py:tts`).
+
+  python -m launch.synthesize --workdir=runs/tts --text="The quick brown fox." --speaker=3 \
+      --output=fox.wav [--temperature=1.0] [--seed=0]
+
+The front end is espeak-ng, as for the built-in corpus the model trained on: the text is read
+by the training corpus' speaker K (its voice, language, rate and pitch), and espeak's phonemes
+and durations become the frame features (`audiojax.data.phonemes`) the WaveNet is conditioned
+on, together with speaker id K. espeak's own audio is not used.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+
+from audiojax.data import audio_io, espeak_speech, pipeline
+from audiojax.eval import voicing
+from audiojax.train import trainer
+from launch import common
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/wavenet.py:tts).")
+_TEXT = flags.DEFINE_string("text", None, "What to say, in the speaker's language.")
+_SPEAKER = flags.DEFINE_integer("speaker", 0, "Speaker id of the training corpus.")
+_OUTPUT = flags.DEFINE_string("output", None, "Where the .wav goes.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
+                                  lower_bound=0.0)
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.mark_flags_as_required(["workdir", "text", "output"])
+
+
+def main(argv):
+  del argv
+  config = trainer.load_config(_WORKDIR.value)
+  if config.data.get("condition") != "phonemes":
+    raise SystemExit(f"error: {_WORKDIR.value} is not a text-to-speech model "
+                     "(configs/wavenet.py:tts: data.condition='phonemes')")
+  corpus, _, corpus_config = config.data.name.partition("/")
+  if corpus != "espeak_speech":
+    raise SystemExit(f"error: the model trained on {config.data.name}; launch.synthesize "
+                     "speaks with the voices of the built-in espeak_speech corpus")
+  speakers = espeak_speech.corpus_speakers(corpus_config or "default")
+  if not 0 <= _SPEAKER.value < len(speakers):
+    raise SystemExit(f"error: --speaker={_SPEAKER.value}: the corpus has speakers "
+                     f"0..{len(speakers) - 1}")
+  speaker = speakers[_SPEAKER.value]
+  try:
+    spoken = {**espeak_speech.speak(speaker, _TEXT.value), "speaker": _SPEAKER.value}
+    example = pipeline.decode_record(spoken, "speaker", espeak_speech.SAMPLE_RATE_HZ,
+                                     config.data.sample_rate_hz)
+    condition = pipeline.condition_fn(config.data)(example)  # [frames, C]
+  except ValueError as err:
+    raise SystemExit(f"error: {err}") from err
+  model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
+  rate, hop = config.data.sample_rate_hz, config.data.condition_hop
+  length = condition.shape[0] * hop
+  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length,
+                        jnp.full((1,), _SPEAKER.value, jnp.int32), _TEMPERATURE.value,
+                        condition=jnp.asarray(condition)[None])
+  audio = np.asarray(jax.device_get(audio))[0]
+  audio_io.write_wav(_OUTPUT.value, audio, rate)
+  stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
+  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, speaker {_SPEAKER.value} "
+        f"{speaker.name}, {len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
+
+
+if __name__ == "__main__":
+  common.run(main)
