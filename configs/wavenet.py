@@ -25,6 +25,11 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               repeated to the sample rate), plus the speaker. Speak new text with
               python -m launch.synthesize --workdir=DIR --text="..." --speaker=K --output=a.wav
   tts_tiny    unit tests: the tiny model with phoneme features at hop 16.
+  tts_cloning tts with voice cloning: conditioned on a speaker vector that a jointly trained
+              speaker encoder computes from 2 s of another utterance of the same speaker
+              (audiojax/models/wavenet.py), not on the speaker id; speak in a new voice with
+              python -m launch.synthesize ... --reference=voice.wav
+  tts_cloning_tiny  unit tests.
   super_resolution  quickstart-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
@@ -152,6 +157,14 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                        phonemes="")  # "": the trainer fills in the train split's inventory.
     config.data.condition_hop = config.model.get_ref("condition_hop")
     config.train.sample_every = 0
+  elif variant in ("tts_cloning", "tts_cloning_tiny"):
+    # Voice cloning: tts conditioned on a speaker vector from 2 s of another utterance of the
+    # speaker (a jointly trained speaker encoder) instead of the speaker id.
+    tiny = variant == "tts_cloning_tiny"
+    config = get_config("tts_tiny" if tiny else "tts")
+    config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64,
+                        reference_mels=8 if tiny else 40, reference_hop=160)
+    config.data.reference_samples = 640 if tiny else 32000
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("quickstart" if variant == "super_resolution" else "tiny")
@@ -163,6 +176,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.train.sample_every = 0
   else:
     raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
-                     "vocoder_tiny, tts, tts_tiny, super_resolution, super_resolution_tiny or "
-                     "paper")
+                     "vocoder_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, "
+                     "super_resolution, super_resolution_tiny or paper")
   return config

@@ -7,7 +7,8 @@ A locally conditioned WaveNet (e.g. `configs/wavenet.py:vocoder`) resynthesises 
 from its log-mel features (the features the model was trained on, computed from the file):
   python -m launch.sample --workdir=runs/vocoder --output_dir=resynth \
       --condition_audio=in.wav [--speaker=3]
-Each clip then has the recording's length (--seconds is ignored).
+Each clip then has the recording's length (--seconds is ignored). A voice-cloning model
+(`speaker_embedding_dim > 0`) speaks in the voice of --reference=voice.wav instead of --speaker.
 """
 
 import os
@@ -34,6 +35,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
     "features (any common format and rate).")
+_REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
+                                 "voice to speak in (any common format and rate).")
 flags.mark_flags_as_required(["workdir", "output_dir"])
 
 
@@ -50,6 +53,14 @@ def main(argv):
   speaker = (jnp.full((n,), _SPEAKER.value, jnp.int32) if _SPEAKER.value is not None
              else jnp.arange(n, dtype=jnp.int32) % max(num_speakers, 1))
   rate = config.data.sample_rate_hz
+  cloning = config.model.get("speaker_embedding_dim", 0) > 0
+  if cloning != bool(_REFERENCE.value):
+    raise SystemExit("error: this is a voice-cloning model: pass --reference=voice.wav" if cloning
+                     else "error: --reference needs a voice-cloning model "
+                     "(speaker_embedding_dim > 0)")
+  if cloning:
+    reference = audio_io.load_audio(_REFERENCE.value, rate)[None]
+    speaker = jnp.repeat(tasks.speaker_vectors(model, variables, reference), n, axis=0)
   length = int(round(_SECONDS.value * rate))
   kwargs = {}
   conditioned = config.model.get("condition_channels", 0) > 0

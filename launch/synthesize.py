@@ -7,6 +7,12 @@ The front end is espeak-ng, as for the built-in corpus the model trained on: the
 by the training corpus' speaker K (its voice, language, rate and pitch), and espeak's phonemes
 and durations become the frame features (`audiojax.data.phonemes`) the WaveNet is conditioned
 on, together with speaker id K. espeak's own audio is not used.
+
+Voice cloning (`configs/wavenet.py:tts_cloning`): --reference=voice.wav (a few seconds of the
+voice to clone, any common format and rate) gives the speaker vector; --speaker then only picks
+the espeak front end (language, rate) that reads the text.
+  python -m launch.synthesize --workdir=runs/tts_cloning --text="..." --reference=voice.wav \
+      --output=cloned.wav
 """
 
 import jax
@@ -16,7 +22,7 @@ from absl import flags
 
 from audiojax.data import audio_io, espeak_speech, pipeline
 from audiojax.eval import voicing
-from audiojax.train import trainer
+from audiojax.train import tasks, trainer
 from launch import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/wavenet.py:tts).")
@@ -26,6 +32,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "Where the .wav goes.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
+                                 "voice to speak in (any common format and rate).")
 flags.mark_flags_as_required(["workdir", "text", "output"])
 
 
@@ -43,25 +51,35 @@ def main(argv):
   if not 0 <= _SPEAKER.value < len(speakers):
     raise SystemExit(f"error: --speaker={_SPEAKER.value}: the corpus has speakers "
                      f"0..{len(speakers) - 1}")
-  speaker = speakers[_SPEAKER.value]
+  front_end = speakers[_SPEAKER.value]
   try:
-    spoken = {**espeak_speech.speak(speaker, _TEXT.value), "speaker": _SPEAKER.value}
+    spoken = {**espeak_speech.speak(front_end, _TEXT.value), "speaker": _SPEAKER.value}
     example = pipeline.decode_record(spoken, "speaker", espeak_speech.SAMPLE_RATE_HZ,
                                      config.data.sample_rate_hz)
-    condition = pipeline.condition_fn(config.data)(example)  # [frames, C]
+    condition = pipeline.condition_fn(config.data, strict=True)(example)  # [frames, C]
   except ValueError as err:
     raise SystemExit(f"error: {err}") from err
-  model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   rate, hop = config.data.sample_rate_hz, config.data.condition_hop
+  cloning = config.model.get("speaker_embedding_dim", 0) > 0
+  if cloning != bool(_REFERENCE.value):
+    raise SystemExit("error: this is a voice-cloning model: pass --reference=voice.wav" if cloning
+                     else "error: --reference needs a voice-cloning model (configs/wavenet.py:"
+                     f"tts_cloning); {_WORKDIR.value} conditions on --speaker")
+  reference = audio_io.load_audio(_REFERENCE.value, rate) if cloning else None
+  model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
+  speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
+  if cloning:
+    speaker = tasks.speaker_vectors(model, variables, reference[None])  # [1, E]
   length = condition.shape[0] * hop
-  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length,
-                        jnp.full((1,), _SPEAKER.value, jnp.int32), _TEMPERATURE.value,
-                        condition=jnp.asarray(condition)[None])
+  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length, speaker,
+                        _TEMPERATURE.value, condition=jnp.asarray(condition)[None])
   audio = np.asarray(jax.device_get(audio))[0]
   audio_io.write_wav(_OUTPUT.value, audio, rate)
   stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
-  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, speaker {_SPEAKER.value} "
-        f"{speaker.name}, {len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
+  voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if cloning
+           else f"speaker {_SPEAKER.value} {front_end.name}")
+  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}, "
+        f"{len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
 
 
 if __name__ == "__main__":

@@ -36,19 +36,21 @@ def num_features(num_phonemes: int) -> int:
   return 3 * (num_phonemes + 1) + NUM_STRESS + 2
 
 
-def ids(mnemonics: Sequence[str], phoneme_inventory: Sequence[str]) -> np.ndarray:
-  """int32 [len(mnemonics)] ids (1 + index in the inventory); an unknown phoneme is an error."""
+def ids(mnemonics: Sequence[str], phoneme_inventory: Sequence[str],
+        strict: bool = True) -> np.ndarray:
+  """int32 [len(mnemonics)] ids (1 + index in the inventory). A phoneme outside the inventory
+  is an error when `strict`, else id 0 (none)."""
   index = {p: i + 1 for i, p in enumerate(phoneme_inventory)}
   unknown = sorted({split_stress(m)[0] for m in mnemonics} - index.keys())
-  if unknown:
+  if unknown and strict:
     raise ValueError(f"phonemes {unknown} are not in the model's inventory of "
                      f"{len(phoneme_inventory)} (it was trained on other languages or voices)")
-  return np.array([index[split_stress(m)[0]] for m in mnemonics], np.int32)
+  return np.array([index.get(split_stress(m)[0], 0) for m in mnemonics], np.int32)
 
 
 def frame_features(mnemonics: Sequence[str], starts: np.ndarray, ends: np.ndarray,
                    num_samples: int, hop: int, phoneme_inventory: Sequence[str],
-                   num_phonemes: int, sample_rate_hz: int) -> np.ndarray:
+                   num_phonemes: int, sample_rate_hz: int, strict: bool = True) -> np.ndarray:
   """float32 [ceil(num_samples / hop), num_features(num_phonemes)] features of an utterance.
 
   Args:
@@ -56,6 +58,8 @@ def frame_features(mnemonics: Sequence[str], starts: np.ndarray, ends: np.ndarra
     starts, ends: int [len(mnemonics)] each phoneme's [start, end) in samples, non-decreasing.
     num_samples: length of the audio the frames cover.
     hop: samples per frame.
+    strict: a phoneme outside the inventory is an error (text to speak), else id 0 (corpus
+      utterances of held-out sentences may hold phonemes the training split lacks).
   """
   if len(phoneme_inventory) > num_phonemes:
     raise ValueError(f"the inventory has {len(phoneme_inventory)} phonemes, more than "
@@ -66,7 +70,8 @@ def frame_features(mnemonics: Sequence[str], starts: np.ndarray, ends: np.ndarra
   if not len(mnemonics):
     return features
   starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
-  phoneme = np.concatenate([[0], ids(mnemonics, phoneme_inventory), [0]])  # Padded by "none".
+  # Ids padded by "none" on both sides.
+  phoneme = np.concatenate([[0], ids(mnemonics, phoneme_inventory, strict), [0]])
   stress = np.array([split_stress(m)[1] for m in mnemonics])
   centre = np.minimum(np.arange(num_frames) * hop + hop // 2, num_samples - 1)
   current = np.searchsorted(starts, centre, side="right") - 1  # -1 before the first phoneme.

@@ -23,7 +23,10 @@ would have seen. Examples are dicts of numpy arrays:
 and, when `config.data.condition` asks for them, time-aligned conditioning features:
   condition: float32 [samples / condition_hop, C]: row k describes the audio's samples
   [k * hop, (k + 1) * hop). "phonemes" = text-to-speech linguistic features from the espeak
-  corpus' phoneme alignment (`audiojax.data.phonemes`); crops then start on a frame boundary.
+  corpus' phoneme alignment (`audiojax.data.phonemes`); crops then start on a frame boundary;
+and, when `config.data.reference_samples > 0` (voice cloning), reference audio of the speaker:
+  reference: float32 [reference_samples], a random window of another utterance of the same
+  speaker in training (evaluation: of the utterance itself, for a deterministic score).
 """
 
 import dataclasses
@@ -56,6 +59,7 @@ class Source:
   name: str
   num_speakers: int = 1
   host_local: bool = False  # `records` are already this host's share (its own shards).
+  speaker_of: Callable[[Any], int] | None = None  # A record's speaker without decoding audio.
 
   def __len__(self) -> int:
     return len(self.records)
@@ -90,7 +94,7 @@ def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) 
   num_speakers = builder.info.features[label].num_classes
   return Source(builder.as_data_source(split),
                 lambda record: decode_record(record, label, native_hz, sample_rate_hz),
-                f"{name}:{split}", num_speakers)
+                f"{name}:{split}", num_speakers, speaker_of=lambda record: int(record[label]))
 
 
 def decode_record(record: dict, label: str, native_hz: int, sample_rate_hz: int) -> dict:
@@ -193,7 +197,8 @@ def _folder_source(folder: str, split: str, data_dir: str, sample_rate_hz: int,
   def decode(path):
     return {"audio": audio_io.load_audio(path, sample_rate_hz), "speaker": speaker_of(path)}
 
-  return Source(paths, decode, f"folder:{folder}:{split}", max(1, len(speakers)))
+  return Source(paths, decode, f"folder:{folder}:{split}", max(1, len(speakers)),
+                speaker_of=speaker_of)
 
 
 def get_source(data_config: ml_collections.ConfigDict, split: str, process_index: int = 0,
@@ -229,9 +234,10 @@ def phoneme_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]
                                 process_count=1))
 
 
-def condition_fn(data_config: ml_collections.ConfigDict
+def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
                  ) -> Callable[[dict], np.ndarray] | None:
-  """example -> its conditioning features [frames, C] (`config.data.condition`), or None."""
+  """example -> its conditioning features [frames, C] (`config.data.condition`), or None.
+  `strict`: phonemes outside the inventory are an error (else "none", `phonemes.ids`)."""
   kind = data_config.get("condition", "")
   if not kind:
     return None
@@ -249,7 +255,7 @@ def condition_fn(data_config: ml_collections.ConfigDict
     return phonemes.frame_features(
         example["phonemes"], example["phoneme_starts"], example["phoneme_ends"],
         example["audio"].shape[0], data_config.condition_hop, inventory,
-        data_config.num_phonemes, data_config.sample_rate_hz)
+        data_config.num_phonemes, data_config.sample_rate_hz, strict)
 
   return features
 
@@ -266,6 +272,29 @@ def _check_condition_hop(data_config: ml_collections.ConfigDict) -> None:
   if data_config.get("condition") and data_config.crop_samples % data_config.condition_hop:
     raise ValueError(f"data.crop_samples={data_config.crop_samples} is not a multiple of "
                      f"condition_hop={data_config.condition_hop}")
+
+
+def reference_window(audio: np.ndarray, num_samples: int,
+                     rng: np.random.Generator | None = None) -> np.ndarray:
+  """A window of `num_samples` of a speaker's reference audio: random with `rng`, else the
+  start; audio shorter than that is repeated to fill it."""
+  if audio.shape[0] == 0:
+    return np.zeros(num_samples, np.float32)
+  if audio.shape[0] <= num_samples:
+    return np.resize(audio, num_samples).astype(np.float32)
+  start = 0 if rng is None else int(rng.integers(0, audio.shape[0] - num_samples + 1))
+  return audio[start:start + num_samples].astype(np.float32)
+
+
+def _records_by_speaker(source: Source, indices: Sequence[int]) -> dict[int, list[int]]:
+  """speaker id -> the record indices (of `indices`) of that speaker."""
+  if source.speaker_of is None:
+    raise ValueError(f"data.reference_samples > 0 needs speaker labels, which {source.name} "
+                     "does not provide: use the built-in corpora or a folder of speaker folders")
+  by_speaker: dict[int, list[int]] = {}
+  for index in indices:
+    by_speaker.setdefault(source.speaker_of(source.records[index]), []).append(index)
+  return by_speaker
 
 
 def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator,
@@ -322,9 +351,15 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   crop_samples = data_config.crop_samples
   _check_condition_hop(data_config)
   features = condition_fn(data_config)
+  reference_samples = data_config.get("reference_samples", 0)
+  ds = grain.MapDataset.range(len(source))
+  if not source.host_local:
+    ds = ds[process_index::process_count]
+  by_speaker = (_records_by_speaker(source, list(ds)) if reference_samples else {})
 
-  def load_and_crop(index_record, rng):
-    example = _decode_or_skip(source, index_record, data_config.skip_bad_files, counter)
+  def load_and_crop(index, rng):
+    example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files,
+                              counter)
     if example is None:
       return None
     if features is None:
@@ -332,11 +367,16 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
     else:
       cropped = random_crop(example["audio"], crop_samples, rng, features(example),
                             data_config.condition_hop)
-    return {**cropped, "speaker": np.int32(example["speaker"])}
+    cropped["speaker"] = np.int32(example["speaker"])
+    if reference_samples:  # Another utterance of the speaker (itself if it has no other).
+      others = [i for i in by_speaker[example["speaker"]] if i != index] or [index]
+      other = _decode_or_skip(source, source.records[others[rng.integers(len(others))]],
+                              data_config.skip_bad_files, counter)
+      if other is None:
+        return None
+      cropped["reference"] = reference_window(other["audio"], reference_samples, rng)
+    return cropped
 
-  ds = grain.MapDataset.source(source.records)
-  if not source.host_local:
-    ds = ds[process_index::process_count]
   ds = ds.seed(seed).shuffle().repeat().random_map(load_and_crop)
   read = grain.ReadOptions(num_threads=data_config.get("num_threads", 2), prefetch_buffer_size=8)
   ds = ds.to_iter_dataset(read).filter(lambda ex: ex is not None)
@@ -355,6 +395,8 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
     channels = phonemes.num_features(data_config.num_phonemes)
     batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
                                   np.float32)
+  if data_config.get("reference_samples", 0):
+    batch["reference"] = np.zeros((rows, data_config.reference_samples), np.float32)
   return batch
 
 
@@ -421,6 +463,8 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
       if condition is not None:
         rows[-1]["condition"] = condition_rows(condition, start, crop,
                                                data_config.condition_hop)
+      if data_config.get("reference_samples", 0):
+        rows[-1]["reference"] = reference_window(audio, data_config.reference_samples)
       if len(rows) == batch_size:
         yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
         rows = []

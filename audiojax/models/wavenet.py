@@ -37,6 +37,15 @@ windows reach further), which is fine for a vocoder, whose features are given. T
 draw sample n at position n (offset 0); training predicts audio[:, t + 1] at position t
 (offset 1) with features aligned to the audio (frame k <-> audio[:, k*hop:(k+1)*hop]).
 
+Global conditioning: a speaker id (`num_speakers > 0`: a learned vector per speaker and
+layer, the paper's V^T h for a one-hot h) or, for voice cloning (`speaker_embedding_dim > 0`),
+a speaker vector computed from reference audio of the speaker: `SpeakerEncoder` maps the
+reference's log-mel [batch, frames, M] to a unit-norm vector [batch, E], trained jointly with
+the WaveNet on references from other utterances of the same speaker, and each layer adds its
+own 1x1 (no bias) of it to the gates. Such a model takes as `speaker` the reference log-mel
+(3-D) or an already computed vector (2-D: `speaker_vectors`), so an unseen voice is cloned
+from a few seconds of it.
+
 Incremental (sampling) path, after Fast WaveNet (Paine et al., 2016): every layer keeps a queue of
 its last `(kernel_size - 1) * dilation` inputs, so one new sample costs O(layers), not
 O(receptive field). It reads the same params tree as `Model.__call__`:
@@ -60,6 +69,9 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   condition_upsampler/stride_{i}/kernel [2 s_i, C, C], bias [C]  (transposed upsampling only)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
+  layer_{l}/speaker_vector/kernel  [E, G]             (only when speaker_embedding_dim > 0)
+  speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
+                                   [F, E], bias [E]   (only when speaker_embedding_dim > 0)
   layer_{l}/condition/kernel       [C, G]             (only when condition_channels > 0)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
   head_hidden/kernel [S, H], head_logits/kernel [H, O], with biases.
@@ -97,7 +109,13 @@ def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
 
 
 def _check_speaker(model: "Model", speaker: jnp.ndarray | None) -> jnp.ndarray | None:
-  """The speaker ids a conditional model needs; None for an unconditional model."""
+  """The speaker ids (or reference features / vectors) a globally conditioned model needs;
+  None for an unconditional model."""
+  if model.speaker_embedding_dim:
+    if speaker is None or speaker.ndim not in (2, 3):
+      raise ValueError("model has speaker_embedding_dim > 0: pass reference log-mel features "
+                       "[batch, frames, M] or speaker vectors [batch, E]")
+    return speaker
   if not model.num_speakers:
     return None
   if speaker is None:
@@ -144,6 +162,26 @@ class CausalConv(nn.Module):
     return layers.conv_taps(x, kernel, dilation=self.dilation) + bias
 
 
+class SpeakerEncoder(nn.Module):
+  """Reference log-mel [batch, frames, M] -> unit-norm speaker vector [batch, embedding_dim]:
+  three 1-D convs (kernel 3, ReLU), the mean over frames, a linear projection (a d-vector)."""
+  embedding_dim: int
+  channels: int = 128
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, mel: jnp.ndarray) -> jnp.ndarray:
+    x = mel.astype(self.dtype)
+    for i in range(3):
+      x = nn.relu(nn.Conv(self.channels, (3,), dtype=self.dtype, name=f"conv_{i}",
+                          kernel_init=_init(("conv_taps", None, "mlp")),
+                          bias_init=_init(("mlp",), nn.initializers.zeros))(x))
+    x = nn.Dense(self.embedding_dim, dtype=self.dtype, name="project",
+                 kernel_init=_init(("mlp", None)))(x.mean(axis=1))
+    x = x.astype(jnp.float32)
+    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)  # [batch, E]
+
+
 class ResidualLayer(nn.Module):
   """Dilated causal conv -> gated unit -> 1x1 to the residual and to the skip path."""
   residual_channels: int
@@ -157,11 +195,15 @@ class ResidualLayer(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None,
                condition: jnp.ndarray | None = None):
-    """x: [batch, time, R], speaker: int32 [batch], condition: upsampled features [b, t, C]
+    """x: [batch, time, R], speaker: int32 [batch] or vectors [batch, E], condition: upsampled
+    features [b, t, C]
     -> (x + residual [b, t, R], skip [b, t, S])."""
     gates = CausalConv(self.gate_channels, self.kernel_size, self.dilation, self.dtype,
                        name="dilated_conv")(x)  # [b, t, G]
-    if speaker is not None:  # V_f^T h and V_g^T h for a one-hot speaker h.
+    if speaker is not None and speaker.ndim == 2:  # V^T h for a speaker vector h.
+      gates += nn.Dense(self.gate_channels, use_bias=False, dtype=self.dtype,
+                        name="speaker_vector", kernel_init=_init((None, "mlp")))(speaker)[:, None]
+    elif speaker is not None:  # V_f^T h and V_g^T h for a one-hot speaker h.
       gates += nn.Embed(self.num_speakers, self.gate_channels, dtype=self.dtype, name="speaker",
                         embedding_init=_init((None, "mlp"), nn.linear.default_embed_init)
                         )(speaker)[:, None, :]
@@ -245,6 +287,9 @@ class Model(nn.Module):
   max_dilation: int = 512
   dilated: bool = True  # False: every layer dilation 1 (the receptive-field ablation).
   num_speakers: int = 0
+  speaker_embedding_dim: int = 0  # E > 0: condition on a vector from reference audio instead.
+  reference_mels: int = 40  # Log-mel bands of the reference audio (`SpeakerEncoder`).
+  reference_hop: int = 160  # Samples per reference frame (10 ms at 16 kHz).
   output: str = "softmax"  # softmax | mol
   num_mixtures: int = 10  # mol: logistic components K.
   log_scale_min: float = -12.0  # mol: lower clamp of ln(scale); e^-12 ~ 0.2 16-bit bins.
@@ -294,6 +339,8 @@ class Model(nn.Module):
     assert self.gate_channels % 2 == 0, "gate_channels is split into filter and gate halves"
     assert self.max_dilation & (self.max_dilation - 1) == 0, "max_dilation is a power of 2"
     speaker = _check_speaker(self, speaker)
+    if speaker is not None and speaker.ndim == 3:  # Reference log-mel -> speaker vector.
+      speaker = _speaker_encoder(self, name="speaker_encoder")(speaker)
     condition = _check_condition(self, condition)
     num_outputs = self.num_outputs  # Checks `output`.
     if self.output == "mol":
@@ -384,7 +431,7 @@ class DecodeWeights(struct.PyTreeNode):
   past_kernel: jax.Array  # [L, k - 1, R, G]: conv taps at t - (k - 1) d, ..., t - d
   current_kernel: tuple[jax.Array, ...]  # L x [R, G]: conv tap at t
   gate_bias: jax.Array  # [L, G]
-  speaker_embedding: jax.Array | None  # [L, num_speakers, G]
+  speaker_embedding: jax.Array | None  # [L, num_speakers, G] (ids) or [L, E, G] (vectors)
   condition_kernel: jax.Array | None  # [C, L, G]: every layer's conditioning 1x1, one matmul
   residual_kernel: tuple[jax.Array, ...]  # L x [G // 2, R]
   residual_bias: tuple[jax.Array, ...]  # L x [R]
@@ -425,7 +472,9 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
   out = [cast(p["output"]["kernel"]) for p in layers]  # L x [G // 2, R + S]
   out_bias = [cast(p["output"]["bias"]) for p in layers]  # L x [R + S]
   speaker = condition = embedding_bias = None
-  if model.num_speakers:
+  if model.speaker_embedding_dim:
+    speaker = jnp.stack([cast(p["speaker_vector"]["kernel"]) for p in layers])
+  elif model.num_speakers:
     speaker = jnp.stack([cast(p["speaker"]["embedding"]) for p in layers])
   if model.condition_channels:
     condition = jnp.stack([cast(p["condition"]["kernel"]) for p in layers], axis=1)
@@ -453,15 +502,32 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
 
 def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
                       speaker: jnp.ndarray | None = None) -> DecodeState:
-  """Empty queues (zeros, as the causal padding of `__call__`); speaker: int32 [batch]."""
+  """Empty queues (zeros, as the causal padding of `__call__`); speaker: int32 [batch], or
+  speaker vectors [batch, E] (`speaker_vectors`) for a model with speaker_embedding_dim."""
   speaker = _check_speaker(model, speaker)
   sizes, _, _ = queue_layout(model)
   queues = jnp.zeros((sizes.sum(), batch_size, model.residual_channels), model.dtype)
   context = jnp.broadcast_to(weights.gate_bias[:, None, :],
                              (len(model.dilations), batch_size, model.gate_channels))
-  if speaker is not None:
+  if speaker is not None and model.speaker_embedding_dim:
+    if speaker.ndim != 2:
+      raise ValueError("the sampler conditions on speaker vectors [batch, E]: compute them "
+                       "from the reference with `speaker_vectors`")
+    context = context + jnp.einsum("be,leg->lbg", speaker.astype(model.dtype),
+                                   weights.speaker_embedding)
+  elif speaker is not None:
     context = context + weights.speaker_embedding[:, speaker, :]  # [L, batch, G]
   return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32))
+
+
+def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
+  return SpeakerEncoder(model.speaker_embedding_dim, dtype=model.dtype, **kwargs)
+
+
+def speaker_vectors(model: Model, params: Any, reference_mel: jnp.ndarray) -> jnp.ndarray:
+  """Reference log-mel [batch, frames, reference_mels] -> speaker vectors [batch, E], as
+  `Model.__call__` computes them (for the samplers: compute once, then condition on them)."""
+  return _speaker_encoder(model).apply({"params": params["speaker_encoder"]}, reference_mel)
 
 
 def upsample_condition(model: Model, params: Any, condition: jnp.ndarray) -> jnp.ndarray:

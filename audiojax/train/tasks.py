@@ -40,7 +40,31 @@ class Task:
 
 
 def _speaker(model: nn.Module, batch: dict) -> jnp.ndarray | None:
+  """Speaker ids [batch], or for a voice-cloning model the log-mel of the batch's reference
+  audio [batch, frames, reference_mels] (`reference_features`); None when unconditional."""
+  if getattr(model, "speaker_embedding_dim", 0):
+    return reference_features(model, batch["reference"])
   return batch["speaker"] if getattr(model, "num_speakers", 0) else None
+
+
+def reference_features(model: nn.Module, reference: jnp.ndarray) -> jnp.ndarray:
+  """Reference audio [batch, samples] -> the speaker encoder's log-mel input
+  [batch, ceil(samples / reference_hop), reference_mels]."""
+  return losses.mel_features(reference, model.sample_rate_hz, model.reference_hop,
+                             model.reference_mels)
+
+
+def speaker_vectors(model: nn.Module, variables, reference: jnp.ndarray) -> jnp.ndarray:
+  """Reference audio [batch, samples] of a voice-cloning WaveNet's speakers -> the vectors
+  [batch, E] its samplers condition on (pass them as `speaker` to `wavenet_generate`).
+  Raises ValueError for a reference shorter than 0.5 s or silent."""
+  seconds = reference.shape[1] / model.sample_rate_hz
+  if seconds < 0.5:
+    raise ValueError(f"the reference audio is {seconds:.2f} s: give at least 0.5 s of the voice")
+  if float(jnp.max(jnp.abs(jnp.asarray(reference)))) < 1e-4:
+    raise ValueError("the reference audio is silent")
+  mel = reference_features(model, jnp.asarray(reference, jnp.float32))
+  return wavenet.speaker_vectors(model, variables["params"], mel)
 
 
 def condition_features(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
@@ -136,7 +160,7 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
   """Autoregressive samples as audio [num_samples, num_audio_samples] floats (mu-law decoded
   for softmax). condition: [num_samples, frames, C] for a locally conditioned model, aligned
   as in `_condition` (frames * hop >= num_audio_samples)."""
-  if not model.num_speakers:
+  if not (model.num_speakers or model.speaker_embedding_dim):
     speaker = None
   drawn = wavenet_sampler.sample(
       model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,

@@ -38,6 +38,33 @@ def test_batches_have_shapes_and_speakers(audio_folder):
     assert (int(round(row[0] * 64)) - 1) % 3 == speaker  # speaker = folder spk{k % 3}
 
 
+def test_reference_audio_is_another_utterance_of_the_same_speaker(audio_folder):
+  """Voice cloning: each row's reference comes from another file of its speaker's folder;
+  evaluation uses the utterance itself; a TFDS-style source without labels is refused."""
+  config = data_config(f"folder:{audio_folder}", reference_samples=1000)
+  dataset = pipeline.train_dataset(config, seed=0, process_index=0, process_count=1)
+  for batch in take(dataset, 5):
+    assert batch["reference"].shape == (4, 1000)
+    for row, reference in zip(batch["audio"], batch["reference"], strict=True):
+      file, other = int(round(row[0] * 64)) - 1, int(round(reference[0] * 64)) - 1
+      assert other != file and other % 3 == file % 3
+      assert np.all(reference == reference[0])  # One file: constant level.
+  batch = next(pipeline.eval_batches(config, "all", max_examples=2, batch_size=2))
+  np.testing.assert_allclose(batch["reference"][:, 0], batch["audio"][:, 0])
+  source = pipeline.get_source(config, "all")
+  source.speaker_of = None
+  with pytest.raises(ValueError, match="needs speaker labels"):
+    pipeline._records_by_speaker(source, range(len(source)))
+
+
+def test_reference_window_repeats_short_audio():
+  rng = np.random.default_rng(0)
+  np.testing.assert_array_equal(pipeline.reference_window(np.arange(3.0), 7), [0, 1, 2, 0, 1, 2, 0])
+  window = pipeline.reference_window(np.arange(100.0), 10, rng)
+  np.testing.assert_array_equal(window, window[0] + np.arange(10))
+  assert not pipeline.reference_window(np.zeros(0), 4).any()
+
+
 def test_same_seed_same_stream_other_seed_differs(audio_folder):
   config = data_config(f"folder:{audio_folder}")
   run = lambda seed: take(pipeline.train_dataset(config, seed=seed, process_index=0,

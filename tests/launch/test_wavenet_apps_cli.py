@@ -48,9 +48,39 @@ def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir):
   assert f"{len(spoken['phonemes'].split())} phonemes" in proc.stdout
   for flags, message in ((["--text=  "], "the text is empty"),
                          (["--text=yes", "--speaker=0"], "not in the model's inventory"),
-                         (["--text=hello", "--speaker=99"], "the corpus has speakers 0..3")):
+                         (["--text=hello", "--speaker=99"], "the corpus has speakers 0..3"),
+                         ([f"--text={text}", f"--reference={out}"],
+                          "--reference needs a voice-cloning model")):
     proc = run("launch.synthesize", f"--workdir={workdir}", f"--output={out}", *flags,
                check=False)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
+
+
+def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
+  """A voice-cloning TTS model speaks in the voice of a recording of a speaker it never heard
+  (the tiny corpus' unseen speaker); it needs a usable reference."""
+  from audiojax.data import espeak_speech
+
+  workdir = str(tmp_path / "cloning")
+  run("launch.train", "--config=configs/wavenet.py:tts_cloning_tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+      "--config.train.eval_every=0")
+  builder = espeak_speech.prepare(espeak_tiny_dir, "tiny")
+  unseen = builder.as_data_source("test_unseen_speakers")[0]
+  voice = str(tmp_path / "voice.wav")
+  sf.write(voice, unseen["audio"], 16000)
+  train = builder.as_data_source("train")[0]
+  text = train["text"].decode() if isinstance(train["text"], bytes) else train["text"]
+  out = str(tmp_path / "cloned.wav")
+  proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
+             f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}")
+  assert f"the voice of {voice}" in proc.stdout and sf.info(out).frames > 0
+  short = str(tmp_path / "short.wav")
+  sf.write(short, unseen["audio"][:4000], 16000)
+  for flags, message in (([], "pass --reference"),
+                         ([f"--reference={short}"], "give at least 0.5 s of the voice")):
+    proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
+               f"--output={out}", *flags, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
 
 

@@ -17,6 +17,8 @@ TINY = dict(num_classes=256, residual_channels=8, gate_channels=8, skip_channels
 def random_params(model: wavenet.Model, seed: int = 0):
   """Random params of `model`'s shapes, biases included (cheaper than compiling `init`)."""
   speaker = jnp.zeros((1,), jnp.int32) if model.num_speakers else None
+  if model.speaker_embedding_dim:  # A reference log-mel of 4 frames.
+    speaker = jnp.zeros((1, 4, model.reference_mels))
   inputs = jnp.zeros((1, 8), jnp.float32 if model.output == "mol" else jnp.int32)
   condition = None
   if model.condition_channels:

@@ -1,4 +1,5 @@
-"""WaveNet local conditioning: frame-to-sample alignment, causality, incremental decoder."""
+"""WaveNet local conditioning: frame-to-sample alignment, causality, incremental decoder; and
+global conditioning on speaker vectors from reference audio (voice cloning)."""
 
 import jax
 import jax.numpy as jnp
@@ -112,3 +113,30 @@ def test_mel_features_frame_k_describes_its_hop_samples():
   assert mel.shape == (3, 13, 8) and np.isfinite(mel).all()
   np.testing.assert_array_equal(mel.sum(-1).argmax(-1), [0, 5, 12])
   assert mel.min() >= -1e-6 and mel.max() < 1.5
+
+
+CLONING = {**LOCAL, "speaker_embedding_dim": 4, "reference_mels": 5}
+
+
+def test_speaker_vectors_come_from_the_reference_and_condition_every_step():
+  """The parallel model on a reference log-mel == on its vector == the incremental decoder on
+  the vector; the vector has unit norm, and another reference changes the outputs."""
+  model = wavenet.Model(**CLONING)
+  params = random_params(model, seed=2)
+  reference = jnp.asarray(np.random.default_rng(1).normal(size=(3, 7, 5)), jnp.float32)
+  vectors = wavenet.speaker_vectors(model, params, reference)
+  assert vectors.shape == (3, 4)
+  np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), 1.0, rtol=1e-5)
+  time = 2 * model.receptive_field + 5
+  inputs, condition = random_classes(5, (3, time)), random_condition(6, 3, -(-time // HOP))
+  from_reference = model.apply({"params": params}, inputs, reference, condition)
+  from_vector = model.apply({"params": params}, inputs, vectors, condition)
+  np.testing.assert_allclose(from_vector, from_reference, atol=1e-6)
+  incremental = sampler.teacher_forced_logits(model, params, inputs, vectors, condition)
+  np.testing.assert_allclose(incremental, from_vector, atol=1e-5, rtol=0)
+  other = model.apply({"params": params}, inputs, vectors[::-1], condition)
+  assert np.abs(np.asarray(other - from_vector))[[0, 2]].min(axis=-1).max() > 1e-4
+  with pytest.raises(ValueError, match="speaker_embedding_dim"):
+    model.apply({"params": params}, inputs, None, condition)
+  with pytest.raises(ValueError, match="speaker vectors"):
+    sampler.teacher_forced_logits(model, params, inputs, reference, condition)
