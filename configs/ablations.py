@@ -9,7 +9,9 @@ its rows differ only in what the ablation varies.
       deep as the base (2 cycles: 18 layers of dilation 1);
     output: the 256-way mu-law softmax vs a mixture of 10 logistics over 16-bit audio (compare
       mu_law_bits_per_sample: the same event for both);
-    conditioning: none vs the speaker id.
+    conditioning: none vs the speaker id vs a speaker vector from 2 s of reference audio of the
+      speaker (a jointly trained speaker encoder; `speaker_embedding_dim`), scored by the
+      speaker probe on samples (launch/ablate.py).
 """
 
 import importlib.util
@@ -43,6 +45,12 @@ def wavenet_sweep(base: str = "quickstart") -> dict[str, ml_collections.ConfigDi
   config = _wavenet(base)
   config.model.num_speakers = 0
   rows["no speaker conditioning"] = config
+  config = _wavenet(base)
+  tiny = base == "tiny"
+  config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64,
+                      reference_mels=8 if tiny else 40, reference_hop=160)
+  config.data.reference_samples = 640 if tiny else 32000
+  rows["speaker embedding"] = config
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows

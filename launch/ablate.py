@@ -5,18 +5,28 @@
 
 Each row trains (or resumes) WORKDIR/<row> with the shared trainer, then evaluates the test
 split; the table (test NLL in mu-law bits per sample, comparable across outputs; receptive
-field; parameters; steps) is printed and written to WORKDIR/results.md. Re-running reuses
-finished rows. --num_steps overrides every row's steps (the sweep's default: the base
-config's), keeping rows comparable.
+field; parameters; steps; speaker-probe accuracy of samples) is printed and written to
+WORKDIR/results.md. Re-running reuses finished rows. --num_steps overrides every row's steps
+(the sweep's default: the base config's), keeping rows comparable.
+
+Speaker probe (`audiojax.eval.speaker_probe`): a classifier fitted on the training split's real
+utterances names the speaker of --probe_clips samples per row (--probe_seconds each), drawn for
+the training speakers in turn: by speaker id, by the speaker vector of the speaker's first
+validation utterance (speaker-embedding rows), or unconditioned (a row without speakers, whose
+score shows chance). Also reported: the probe's accuracy on real test utterances.
 """
 
 import os
 import re
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import flags
 
-from audiojax.train import trainer
+from audiojax.data import pipeline
+from audiojax.eval import speaker_probe
+from audiojax.train import tasks, trainer
 from configs import ablations
 from launch import common
 
@@ -30,6 +40,11 @@ _BASE = flags.DEFINE_string("base", "quickstart", "The config variant the rows s
 _DATASET = flags.DEFINE_string("dataset", None, "Every row's config.data.name (default: the "
                                "sweep's).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Every row's config.data.data_dir.")
+_PROBE_CLIPS = flags.DEFINE_integer("probe_clips", 8, "Samples per row for the speaker probe "
+                                    "(0: no probe).", lower_bound=0)
+_PROBE_SECONDS = flags.DEFINE_float("probe_seconds", 1.0, "Length of each probe sample.")
+_PROBE_EXAMPLES = flags.DEFINE_integer("probe_examples", 400, "Real training utterances the "
+                                       "probe is fitted on.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -47,13 +62,44 @@ def run_row(config, workdir: str, eval_examples: int) -> dict:
           "steps": int(state.step)}
 
 
-def markdown(sweep: str, rows: dict[str, dict]) -> str:
-  lines = [f"Sweep `{sweep}`: test split, mu-law bits per sample (lower is better).", "",
-           "| row | test bits/sample | receptive field (samples) | params | steps |",
-           "|---|---|---|---|---|"]
+def probe_samples(config, workdir: str, probe: speaker_probe.SpeakerProbe, num_clips: int,
+                  seconds: float) -> float:
+  """Speaker-probe accuracy of `num_clips` samples of a row, drawn for the probe's speakers
+  in turn (module docstring)."""
+  model, task, variables, _ = trainer.restore_variables(config, workdir)
+  speakers = np.array(probe.speakers)[np.arange(num_clips) % len(probe.speakers)]
+  speaker = None
+  if config.model.get("speaker_embedding_dim", 0):
+    first = {}
+    for example in pipeline.utterances(config.data, config.data.eval_split, process_index=0,
+                                       process_count=1):
+      first.setdefault(example["speaker"], example["audio"])
+    missing = sorted(set(speakers.tolist()) - first.keys())
+    if missing:
+      raise ValueError(f"speakers {missing} have no {config.data.eval_split} utterance to "
+                       "take a reference from")
+    length = max(first[s].shape[0] for s in speakers)
+    references = np.stack([np.resize(first[s], length) for s in speakers])
+    speaker = tasks.speaker_vectors(model, variables, references)
+  elif config.model.get("num_speakers", 0):
+    speaker = jnp.asarray(speakers, jnp.int32)
+  length = int(seconds * config.data.sample_rate_hz)
+  audio = task.generate(model, variables, jax.random.PRNGKey(config.seed), num_clips, length,
+                        speaker, config.train.get("sample_temperature", 1.0))
+  return probe.accuracy(list(np.asarray(audio)), speakers)
+
+
+def markdown(sweep: str, rows: dict[str, dict], probe_real: float | None = None) -> str:
+  lines = [f"Sweep `{sweep}`: test split, mu-law bits per sample (lower is better); speaker "
+           "probe: share of samples a classifier of real utterances attributes to the "
+           "speaker they were drawn for"
+           + (f" (real test utterances: {probe_real:.2f})." if probe_real is not None else "."),
+           "", "| row | test bits/sample | receptive field (samples) | params | steps | "
+           "speaker probe (samples) |", "|---|---|---|---|---|---|"]
   for name, r in rows.items():
+    probe = f"{r['probe']:.2f}" if r.get("probe") is not None else "-"
     lines.append(f"| {name} | {r['bits']:.4f} | {r['receptive_field']} | "
-                 f"{r['params'] / 1e6:.2f}M | {r['steps']} |")
+                 f"{r['params'] / 1e6:.2f}M | {r['steps']} | {probe} |")
   return "\n".join(lines) + "\n"
 
 
@@ -65,7 +111,7 @@ def main(argv):
     if unknown:
       raise ValueError(f"unknown rows {sorted(unknown)}; the sweep has {list(sweep)}")
     sweep = {k: v for k, v in sweep.items() if k in _ROWS.value}
-  results = {}
+  results, probe, probe_real = {}, None, None
   for name, config in sweep.items():
     if _NUM_STEPS.value:
       config.train.num_steps = _NUM_STEPS.value
@@ -76,8 +122,19 @@ def main(argv):
     if _DATA_DIR.value:
       config.data.data_dir = _DATA_DIR.value
     print(f"== {name}", flush=True)
-    results[name] = run_row(config, row_dir(_WORKDIR.value, name), _EVAL_EXAMPLES.value)
-  table = markdown(_SWEEP.value, results)
+    workdir = row_dir(_WORKDIR.value, name)
+    results[name] = run_row(config, workdir, _EVAL_EXAMPLES.value)
+    if _PROBE_CLIPS.value and config.model.name == "wavenet":
+      if probe is None:
+        probe = speaker_probe.fit_on_corpus(config.data, config.data.train_split,
+                                            _PROBE_EXAMPLES.value)
+        test = list(pipeline.utterances(config.data, config.data.test_split,
+                                        max_examples=_EVAL_EXAMPLES.value, process_index=0,
+                                        process_count=1))
+        probe_real = probe.accuracy([e["audio"] for e in test], [e["speaker"] for e in test])
+      results[name]["probe"] = probe_samples(config, workdir, probe, _PROBE_CLIPS.value,
+                                             _PROBE_SECONDS.value)
+  table = markdown(_SWEEP.value, results, probe_real)
   print(table, end="")
   with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
     f.write(table)

@@ -106,13 +106,16 @@ def test_super_resolve_writes_the_full_rate_and_scores_it(tmp_path, espeak_tiny_
 def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate")
   proc = run("launch.ablate", "--sweep=wavenet", "--base=tiny", f"--workdir={workdir}",
-             "--num_steps=2", "--eval_examples=1", "--rows=dilated x1,non-dilated (3 layers)",
-             f"--data_dir={espeak_tiny_dir}")
+             "--num_steps=2", "--eval_examples=2",
+             "--rows=dilated x1,non-dilated (3 layers),speaker embedding", "--probe_clips=3",
+             "--probe_seconds=0.05", "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
   with open(os.path.join(workdir, "results.md")) as f:
     table = f.read()
-  assert table in proc.stdout
+  assert table in proc.stdout and "real test utterances: " in table
   rows = [line for line in table.splitlines() if line.startswith("| dilated x1")
-          or line.startswith("| non-dilated")]
-  assert len(rows) == 2
+          or line.startswith("| non-dilated") or line.startswith("| speaker embedding")]
+  assert len(rows) == 3
   # Receptive fields: dilations 1, 2, 4 (8 samples) vs 3 layers of dilation 1 (4).
   assert "| 8 |" in rows[0] and "| 4 |" in rows[1]
+  for row in rows:  # Speaker-probe accuracy of 3 samples: 0, 1/3, 2/3 or 1.
+    assert row.split("|")[-2].strip() in ("0.00", "0.33", "0.67", "1.00"), row
