@@ -30,6 +30,12 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               (audiojax/models/wavenet.py), not on the speaker id; speak in a new voice with
               python -m launch.synthesize ... --reference=voice.wav
   tts_cloning_tiny  unit tests.
+  music       quickstart-size on the built-in music corpus (Bach chorales rendered by 3
+              synthesized instruments, audiojax/data/music21_audio.py), conditioned on the
+              instrument: python -m launch.sample --workdir=DIR --output_dir=OUT --speaker=K
+              plays instrument K (0 plucked string, 1 organ, 2 piano).
+  music_unconditional  the same without the instrument.
+  music_tiny  unit tests.
   super_resolution  quickstart-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
@@ -165,6 +171,12 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64,
                         reference_mels=8 if tiny else 40, reference_hop=160)
     config.data.reference_samples = 640 if tiny else 32000
+  elif variant in ("music", "music_unconditional", "music_tiny"):
+    # Music synthesis on the built-in Bach chorales, conditioned on the instrument (the
+    # dataset's label takes the speaker's place) or on nothing.
+    config = get_config("tiny" if variant == "music_tiny" else "quickstart")
+    config.data.name = "music21_audio/tiny" if variant == "music_tiny" else "music21_audio"
+    config.model.num_speakers = 0 if variant == "music_unconditional" else 3
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("quickstart" if variant == "super_resolution" else "tiny")
@@ -176,6 +188,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.train.sample_every = 0
   else:
     raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
-                     "vocoder_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, "
-                     "super_resolution, super_resolution_tiny or paper")
+                     "vocoder_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, music, "
+                     "music_unconditional, music_tiny, super_resolution, "
+                     "super_resolution_tiny or paper")
   return config
