@@ -2,6 +2,11 @@
 
 Each returns, per sub-discriminator, the list of its feature maps with the logits last; the
 adversarial (hinge) and feature-matching losses are in `audiojax.train.losses`.
+
+Sharding: conv kernels are named ("conv_taps", "embed", "mlp") (2-D: ("conv_taps", None,
+"embed", "mlp"), frequency taps replicated), biases ("mlp",); the single audio channel, the
+STFT's real/imaginary pair and the one logit channel are None. The inputs are constrained to
+("batch", "time"), every conv's output to ("batch", "time", None, ...) (`_conv`).
 """
 
 from collections.abc import Sequence
@@ -9,6 +14,21 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from audiojax.models import layers
+
+
+def _conv(x: jnp.ndarray, features: int, kernel_size: Sequence[int],
+          in_axis: str | None = "embed", out_axis: str | None = "mlp", **kwargs) -> jnp.ndarray:
+  """`nn.Conv(features, kernel_size, **kwargs)(x)` for x [b, t, (f,) C], its kernel
+  [*taps, C, features] and bias [features] named (taps: "conv_taps" along time, then None), its
+  output constrained to split by batch only: left to the partitioner, the STFT stack's strided
+  2-D convs got wrong gradients from Shardy (jax 0.10) on a data x fsdp x tensor mesh."""
+  taps = ("conv_taps",) + (None,) * (len(kernel_size) - 1)
+  y = nn.Conv(features, tuple(kernel_size),
+              kernel_init=layers.logical_init((*taps, in_axis, out_axis)),
+              bias_init=layers.logical_init((out_axis,), nn.initializers.zeros), **kwargs)(x)
+  return layers.constrain(y, ("batch", "time") + (None,) * (y.ndim - 2))
 
 
 class WaveDiscriminator(nn.Module):
@@ -21,20 +41,20 @@ class WaveDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, audio: jnp.ndarray) -> list[jnp.ndarray]:
     """audio: [batch, samples] -> feature maps [b, t_i, c_i], logits [b, t, 1] last."""
-    x = audio[..., None]
+    x = layers.constrain(audio, ("batch", "time"))[..., None]
     features = []
-    x = nn.leaky_relu(nn.Conv(self.channels, (15,), dtype=self.dtype)(x), 0.2)
+    x = nn.leaky_relu(_conv(x, self.channels, (15,), in_axis=None, dtype=self.dtype), 0.2)
     features.append(x)
     width = self.channels
     for _ in range(self.num_downsamples):
       width = min(width * 4, self.max_channels)
       groups = max(1, width // 64)
-      x = nn.leaky_relu(nn.Conv(width, (41,), strides=(4,), feature_group_count=groups,
-                                dtype=self.dtype)(x), 0.2)
+      x = nn.leaky_relu(_conv(x, width, (41,), strides=(4,), feature_group_count=groups,
+                              dtype=self.dtype), 0.2)
       features.append(x)
-    x = nn.leaky_relu(nn.Conv(width, (5,), dtype=self.dtype)(x), 0.2)
+    x = nn.leaky_relu(_conv(x, width, (5,), dtype=self.dtype), 0.2)
     features.append(x)
-    features.append(nn.Conv(1, (3,), dtype=self.dtype)(x))
+    features.append(_conv(x, 1, (3,), out_axis=None, dtype=self.dtype))
     return features
 
 
@@ -77,15 +97,17 @@ class STFTDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, audio: jnp.ndarray) -> list[list[jnp.ndarray]]:
     """audio: [batch, samples] (>= window) -> [[feature maps ..., logits]] (one discriminator)."""
-    x = complex_stft(audio.astype(jnp.float32), self.window, self.hop)  # [b, t, f, 2]
+    audio = layers.constrain(audio.astype(jnp.float32), ("batch", "time"))
+    x = complex_stft(audio, self.window, self.hop)  # [b, t, f, 2]
     features = []
-    x = nn.leaky_relu(nn.Conv(self.channels, (7, 7), dtype=self.dtype)(x), 0.2)
+    x = nn.leaky_relu(_conv(x, self.channels, (7, 7), in_axis=None, dtype=self.dtype), 0.2)
     features.append(x)
     for i, stride in enumerate(self.strides):
       width = self.channels * 2 ** ((i + 1) // 2)
-      x = nn.leaky_relu(nn.Conv(width, (3, 4), strides=stride, dtype=self.dtype)(x), 0.2)
+      x = nn.leaky_relu(_conv(x, width, (3, 4), strides=stride, dtype=self.dtype), 0.2)
       features.append(x)
-    features.append(nn.Conv(1, (1, x.shape[2]), padding="VALID", dtype=self.dtype)(x))
+    features.append(_conv(x, 1, (1, x.shape[2]), out_axis=None, padding="VALID",
+                          dtype=self.dtype))
     return [features]
 
 

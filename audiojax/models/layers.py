@@ -6,6 +6,10 @@ every tap is a (strided) slice of the input, the taps are concatenated on the ch
 one [b*t, k*C] x [k*C, F] matmul does the rest. On a CPU the XLA convolution is 2-7x faster
 than that for long inputs (seconds of audio, kernel 7), and the taps only win on inputs of a few
 hundred steps. `impl="auto"` picks taps on GPUs and the XLA convolution elsewhere.
+
+Sharding: `logical_init` gives an initialiser the logical axis names of its output and
+`constrain` names an activation's axes (`audiojax.train.sharding`); conv kernels [taps, in, out]
+are usually named ("conv_taps", "embed", "mlp"), their biases ("mlp",).
 """
 
 from typing import Any
@@ -13,6 +17,18 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+LogicalNames = tuple[str | None, ...]
+
+
+def logical_init(names: LogicalNames, init=nn.linear.default_kernel_init):
+  """`init` with the logical axis names of its output, for sharding (one name per axis)."""
+  return nn.with_logical_partitioning(init, names)
+
+
+def constrain(x: jnp.ndarray, names: LogicalNames) -> jnp.ndarray:
+  """Activation sharding by logical names (a no-op outside `nn.logical_axis_rules`)."""
+  return nn.with_logical_constraint(x, names)
 
 
 def conv_taps(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
@@ -79,15 +95,16 @@ class FrameUpsample(nn.Module):
   features: int
   stride: int
   dtype: Any = jnp.float32
+  kernel_init: Any = nn.linear.default_kernel_init  # of the kernel [2 * stride, C, features]
+  bias_init: Any = nn.initializers.zeros
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, previous: jnp.ndarray) -> jnp.ndarray:
     """x: [batch, frames, C], previous: [batch, 1, C] (the frame before x) ->
     [batch, frames * stride, features]."""
     s, channels = self.stride, x.shape[-1]
-    kernel = self.param("kernel", nn.linear.default_kernel_init,
-                        (2 * s, channels, self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    kernel = self.param("kernel", self.kernel_init, (2 * s, channels, self.features))
+    bias = self.param("bias", self.bias_init, (self.features,))
     x, previous, kernel, bias = nn.dtypes.promote_dtype(x, previous, kernel, bias,
                                                         dtype=self.dtype)
     # lax.conv_transpose correlates with the kernel flipped: output r of frame t takes

@@ -17,7 +17,9 @@ the encoder; the caller weights it.
 
 Variables: collection `codebooks`, per level q: `level_{q}_embedding` [K, D],
 `level_{q}_cluster_size` [K] (usage EMA), `level_{q}_embed_sum` [K, D]; and `initialized`
-(bool []).
+(bool []). `init` boxes the per-level arrays in `nn.LogicallyPartitioned` for sharding: the
+codebook axis K is "vocab" (the codes are the level's token vocabulary), D "embed", as a
+transformer's embedding table.
 """
 
 import math
@@ -25,6 +27,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from audiojax.models import layers
 
 
 def nearest_code(vectors: jnp.ndarray, codebook: jnp.ndarray) -> jnp.ndarray:
@@ -89,12 +93,16 @@ class ResidualVQ(nn.Module):
   def setup(self):
     k, d = self.codebook_size, self.dim
 
+    rows, table = ("vocab",), ("vocab", "embed")  # Logical names of [K] and [K, D].
+
     def level_vars(q):
       name = f"level_{q}"
-      embed = self.variable("codebooks", f"{name}_embedding",
-                            lambda: jax.random.normal(self.make_rng("params"), (k, d)))
-      size = self.variable("codebooks", f"{name}_cluster_size", lambda: jnp.ones((k,)))
-      total = self.variable("codebooks", f"{name}_embed_sum", lambda: embed.value)
+      embed = self.variable("codebooks", f"{name}_embedding", layers.logical_init(
+          table, lambda: jax.random.normal(self.make_rng("params"), (k, d))))
+      size = self.variable("codebooks", f"{name}_cluster_size",
+                           layers.logical_init(rows, lambda: jnp.ones((k,))))
+      total = self.variable("codebooks", f"{name}_embed_sum",
+                            layers.logical_init(table, lambda: embed.value))
       return embed, size, total
 
     self.levels = [level_vars(q) for q in range(self.num_quantizers)]

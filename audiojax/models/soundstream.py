@@ -9,6 +9,14 @@ Every conv is causal (padded on the past only), so the model streams: with `stre
 each conv keeps the inputs it still needs in the `stream` collection and a chunk of whole
 frames goes in at a time (`init_stream`, `encode_step`, `decode_step`); the output equals the
 offline output.
+
+Sharding (`audiojax.train.sharding`): `init` returns every param in a `nn.LogicallyPartitioned`
+box naming its axes (`nn.meta.unbox` for the plain arrays; `apply` takes either). Conv kernels
+[taps, in, out] are ("conv_taps", "embed", "mlp"), biases ("mlp",), except the audio's single
+channel (None): the encoder's first kernel is ("conv_taps", None, "mlp") and the decoder's last
+("conv_taps", "embed", None) with bias (None,). The RVQ codebooks are ("vocab", "embed")
+(`rvq.ResidualVQ`), the discriminators' kernels are named alike (`discriminators`). Every conv's
+output is constrained to ("batch", "time", None), the latents to ("batch", "time", "embed").
 """
 
 import functools
@@ -33,6 +41,8 @@ class CausalConv(nn.Module):
   stride: int = 1
   dilation: int = 1
   dtype: Any = jnp.float32
+  in_axis: str | None = "embed"  # Logical names of the kernel's input and output channels.
+  out_axis: str | None = "mlp"
 
   @property
   def context(self) -> int:
@@ -49,8 +59,11 @@ class CausalConv(nn.Module):
       buffer.value = x[:, x.shape[1] - self.context:]
     else:
       x = jnp.pad(x, ((0, 0), (self.context, 0), (0, 0)))
-    return layers.Conv(self.features, self.kernel_size, self.stride, self.dilation, self.dtype,
-                       name="conv")(x)
+    y = layers.Conv(self.features, self.kernel_size, self.stride, self.dilation, self.dtype,
+                    kernel_init=layers.logical_init(("conv_taps", self.in_axis, self.out_axis)),
+                    bias_init=layers.logical_init((self.out_axis,), nn.initializers.zeros),
+                    name="conv")(x)
+    return layers.constrain(y, ("batch", "time", None))
 
 
 class CausalConvTranspose(nn.Module):
@@ -71,7 +84,11 @@ class CausalConvTranspose(nn.Module):
       buffer = self.variable("stream", "previous", jnp.zeros, (x.shape[0], 1, x.shape[-1]),
                              x.dtype)
       previous, buffer.value = buffer.value, x[:, -1:]
-    return layers.FrameUpsample(self.features, self.stride, self.dtype, name="conv")(x, previous)
+    y = layers.FrameUpsample(
+        self.features, self.stride, self.dtype, name="conv",
+        kernel_init=layers.logical_init(("conv_taps", "embed", "mlp")),
+        bias_init=layers.logical_init(("mlp",), nn.initializers.zeros))(x, previous)
+    return layers.constrain(y, ("batch", "time", None))
 
 
 class ResidualUnit(nn.Module):
@@ -97,15 +114,17 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, audio: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
     """audio: [batch, samples] (a multiple of the hop) -> embeddings [batch, frames, D]."""
-    x = CausalConv(self.channels, 7, dtype=self.dtype, name="conv_in")(audio[..., None],
-                                                                        streaming)
+    audio = layers.constrain(audio, ("batch", "time"))
+    x = CausalConv(self.channels, 7, dtype=self.dtype, in_axis=None, name="conv_in")(
+        audio[..., None], streaming)
     for i, stride in enumerate(self.strides):
       for j, dilation in enumerate((1, 3, 9)):
         x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
       x = CausalConv(2 * x.shape[-1], 2 * stride, stride=stride, dtype=self.dtype,
                      name=f"block_{i}_down")(nn.elu(x), streaming)
-    return CausalConv(self.embedding_dim, 3, dtype=self.dtype, name="conv_out")(nn.elu(x),
-                                                                              streaming)
+    x = CausalConv(self.embedding_dim, 3, dtype=self.dtype, name="conv_out")(nn.elu(x),
+                                                                           streaming)
+    return layers.constrain(x, ("batch", "time", "embed"))
 
 
 class Decoder(nn.Module):
@@ -117,13 +136,16 @@ class Decoder(nn.Module):
   def __call__(self, embeddings: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
     """embeddings: [batch, frames, D] -> audio [batch, frames * hop]."""
     width = self.channels * 2 ** len(self.strides)
+    embeddings = layers.constrain(embeddings, ("batch", "time", "embed"))
     x = CausalConv(width, 7, dtype=self.dtype, name="conv_in")(embeddings, streaming)
     for i, stride in enumerate(reversed(self.strides)):
       x = CausalConvTranspose(x.shape[-1] // 2, stride, dtype=self.dtype,
                               name=f"block_{i}_up")(nn.elu(x), streaming)
       for j, dilation in enumerate((1, 3, 9)):
         x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
-    return CausalConv(1, 7, dtype=self.dtype, name="conv_out")(nn.elu(x), streaming)[..., 0]
+    audio = CausalConv(1, 7, dtype=self.dtype, out_axis=None, name="conv_out")(nn.elu(x),
+                                                                               streaming)
+    return layers.constrain(audio[..., 0], ("batch", "time"))
 
 
 DISCRIMINATORS = ("wave_discriminator", "stft_discriminator")

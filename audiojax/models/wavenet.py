@@ -91,16 +91,7 @@ from audiojax.models import layers
 
 OUTPUTS = ("softmax", "mol")
 MOL_LEVELS = 2**16  # The mixture's bins: linear on [-1, 1] (`audio.linear_bins`).
-
-
-def _init(names: tuple[str | None, ...], init=nn.linear.default_kernel_init):
-  """`init` with the logical axis names of its output, for sharding (see module docstring)."""
-  return nn.with_logical_partitioning(init, names)
-
-
-def _constrain(x: jnp.ndarray, names: tuple[str | None, ...]) -> jnp.ndarray:
-  """Activation sharding by logical names (a no-op outside `nn.logical_axis_rules`)."""
-  return nn.with_logical_constraint(x, names)
+_init, _constrain = layers.logical_init, layers.constrain  # Sharding names (module docstring).
 
 
 def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
@@ -242,7 +233,10 @@ class ConditionUpsampler(nn.Module):
       raise ValueError(f"condition_strides {strides} multiply to {math.prod(strides)}, "
                        f"not condition_hop={self.hop}")
     for i, stride in enumerate(strides):
-      x = layers.FrameUpsample(x.shape[-1], stride, self.dtype, name=f"stride_{i}")(
+      x = layers.FrameUpsample(
+          x.shape[-1], stride, self.dtype, name=f"stride_{i}",
+          kernel_init=_init(("conv_taps", None, None)),
+          bias_init=_init((None,), nn.initializers.zeros))(
           x, jnp.zeros_like(x[:, :1]))
     return x
 

@@ -8,10 +8,12 @@ Three layers, as in MaxText:
      `nn.with_logical_constraint(x, ("batch", "time", "embed"))`.
 Data parallelism, FSDP and tensor parallelism are therefore config switches:
 `--config.mesh.fsdp=4`, `--config.mesh.tensor=2`; a model adds annotations, nothing more.
+A parameter axis that its mesh axes do not divide (e.g. 6 channels over tensor=4) stays
+replicated (`logical_shardings`), so one set of names serves every width and mesh.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -127,13 +129,36 @@ def check_batch_size(global_batch: int, mesh: Mesh, microbatches: int = 1) -> No
                      + (f" times {microbatches} microbatches" if microbatches > 1 else ""))
 
 
+def _divisible(spec: PartitionSpec, shape: tuple[int, ...],
+               axis_sizes: Mapping[str, int]) -> PartitionSpec:
+  """`spec` without the mesh axes that do not divide their dimension of `shape` (for each
+  dimension, the longest prefix of its mesh axes whose sizes multiply to a divisor)."""
+  fitted = []
+  for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec)), strict=True):
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    kept, size = [], 1
+    for axis in axes:
+      if dim % (size * axis_sizes[axis]):
+        break
+      kept.append(axis)
+      size *= axis_sizes[axis]
+    fitted.append(None if not kept else kept[0] if len(kept) == 1 else tuple(kept))
+  return PartitionSpec(*fitted)
+
+
 def logical_shardings(boxed_tree: Any, mesh: Mesh, rules) -> Any:
   """NamedShardings for a tree holding `nn.LogicallyPartitioned` boxes (abstract or not).
 
   The result has the structure of `nn.meta.unbox(boxed_tree)`; unannotated leaves are
-  replicated.
+  replicated, and so is any axis that its mesh axes do not divide (`_divisible`).
   """
-  return nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed_tree), mesh, rules)
+  specs = nn.logical_to_mesh(nn.get_partition_spec(boxed_tree), rules)  # None: no shape
+  values = jax.tree.map(lambda x: x.value if isinstance(x, nn.Partitioned) else x, boxed_tree,
+                        is_leaf=lambda x: isinstance(x, nn.Partitioned))
+  return jax.tree.map(
+      lambda spec, x: None if spec is None else NamedSharding(
+          mesh, _divisible(spec, x.shape, mesh.shape)),
+      specs, values, is_leaf=lambda x: x is None or isinstance(x, PartitionSpec))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

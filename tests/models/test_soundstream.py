@@ -1,11 +1,13 @@
 """SoundStream: causal encoder and decoder, streaming == offline, shapes and hop."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from audiojax.models import soundstream
+from audiojax.train import sharding
 
 TINY = dict(channels=4, strides=(2, 3), embedding_dim=8, num_quantizers=3, codebook_size=8)
 
@@ -65,3 +67,28 @@ def test_streaming_equals_offline(frames_per_chunk):
   codes, streamed = jnp.concatenate(codes, 1), jnp.concatenate(pieces, 1)
   np.testing.assert_array_equal(codes, offline_codes[:, :codes.shape[1]])
   np.testing.assert_allclose(streamed, offline_audio[:, :streamed.shape[1]], atol=1e-5)
+
+
+def test_every_tensor_names_its_axes_for_sharding():
+  """Every param (codec and discriminators) and codebook array is boxed with one logical name
+  per axis, each one `sharding.RULES` knows: a conv added without names fails here."""
+  model = soundstream.Model(**TINY)
+  variables = jax.eval_shape(lambda: model.init(
+      {"params": jax.random.key(0), "quantizer": jax.random.key(1)}, jnp.zeros((1, 1200)),
+      method=model.init_all))
+  boxed = lambda x: isinstance(x, nn.LogicallyPartitioned)
+  leaves = jax.tree_util.tree_leaves_with_path(variables, is_leaf=boxed)
+  known = {name for name, _ in sharding.RULES} | {None}
+  kernels = 0
+  for path, leaf in leaves:
+    name = jax.tree_util.keystr(path)
+    if name == "['codebooks']['quantizer']['initialized']":  # A flag, replicated.
+      continue
+    assert boxed(leaf) and len(leaf.names) == leaf.value.ndim, name
+    assert set(leaf.names) <= known, (name, leaf.names)
+    if name.endswith("['kernel']"):
+      kernels += 1
+      assert leaf.names[0] == "conv_taps", name
+  assert set(variables["params"]) == {"encoder", "decoder", *soundstream.DISCRIMINATORS}
+  # Encoder and decoder: 2 + 7 per stride each; wave discriminator: 3 scales x 7; STFT: 8.
+  assert kernels == 2 * (2 + 7 * len(TINY["strides"])) + 3 * 7 + 8, kernels

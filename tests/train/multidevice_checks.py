@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from audiojax.train import checkpoint, sharding, trainer
+from configs import soundstream as soundstream_config
 from configs import wavenet as wavenet_config
 
 
@@ -21,6 +22,16 @@ def tiny_config(data: int, fsdp: int, tensor: int):
   config.model.update(residual_channels=8, gate_channels=16, skip_channels=8, head_channels=16,
                       num_speakers=4)
   config.data.update(batch_size=8, crop_samples=64)
+  config.mesh.update(data=data, fsdp=fsdp, tensor=tensor)
+  return config
+
+
+def tiny_codec_config(data: int, fsdp: int, tensor: int):
+  """The tiny SoundStream (codec, discriminators, 3 x 16 codes) at widths that split 2 ways."""
+  config = soundstream_config.get_config("tiny")
+  config.model.update(channels=4, embedding_dim=8, wave_discriminator_channels=4,
+                      stft_discriminator_channels=4)
+  config.data.update(batch_size=8, crop_samples=1024)
   config.mesh.update(data=data, fsdp=fsdp, tensor=tensor)
   return config
 
@@ -44,9 +55,15 @@ def two_steps(config, devices):
                              out_shardings=(shardings, None))
   losses = []
   for i in range(2):
-    state, metrics = step(state, sharding.shard_batch(batch(i), mesh), jax.random.key(i))
+    rows = batch(i, config.data.batch_size, config.data.crop_samples)
+    state, metrics = step(state, sharding.shard_batch(rows, mesh), jax.random.key(i))
     losses.append(float(metrics["loss"]))
   return state, losses, mesh
+
+
+def assert_trees_close(a, b) -> None:
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
+                                                       atol=1e-5), a, b)
 
 
 def sharded_equals_single():
@@ -60,9 +77,39 @@ def sharded_equals_single():
   assert shard_shape == (2, 4, 8), shard_shape
   single_state, single_losses, _ = two_steps(config, jax.devices()[:1])
   np.testing.assert_allclose(losses, single_losses, rtol=1e-5, atol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
-                                                       atol=1e-5),
-               state.params, single_state.params)
+  assert_trees_close(state.params, single_state.params)
+
+
+def codec_sharded_equals_single():
+  """Two GAN steps of the tiny codec (k-means init of the codebooks, then an EMA update)."""
+  config = tiny_codec_config(2, 2, 2)
+  state, losses, mesh = two_steps(config, jax.devices())
+  assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}, mesh.shape
+  P, spec = jax.sharding.PartitionSpec, lambda x: x.sharding.spec
+  # Every kernel (codec and discriminators) is split: in channels over fsdp ("embed"), out
+  # channels over tensor ("mlp"), the single audio and logit channels not at all.
+  kernels = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(
+      state.params) if jax.tree_util.keystr(k).endswith("['kernel']")}
+  replicated = [k for k, v in kernels.items() if v.sharding.is_fully_replicated]
+  assert not replicated, replicated
+  encoder, decoder = state.params["encoder"], state.params["decoder"]
+  kernel = encoder["block_1_down"]["conv"]["kernel"]  # [8, 8, 16]
+  assert spec(kernel) == P(None, "fsdp", "tensor"), kernel.sharding
+  assert kernel.addressable_shards[0].data.shape == (8, 4, 8)
+  assert spec(encoder["conv_in"]["conv"]["kernel"]) == P(None, None, "tensor")
+  assert spec(decoder["conv_out"]["conv"]["kernel"]) == P(None, "fsdp", None)
+  assert spec(state.params["stft_discriminator"]["Conv_2"]["kernel"]) == P(
+      None, None, "fsdp", "tensor")
+  # The EMA codebooks: codes over tensor ("vocab"), dimensions over fsdp ("embed").
+  codebooks = state.model_state["codebooks"]["quantizer"]
+  assert spec(codebooks["level_0_embedding"]) == P("tensor", "fsdp")  # [16, 8]
+  assert spec(codebooks["level_0_embed_sum"]) == P("tensor", "fsdp")
+  assert spec(codebooks["level_0_cluster_size"]) == P("tensor")
+  single_state, single_losses, _ = two_steps(config, jax.devices()[:1])
+  np.testing.assert_allclose(losses, single_losses, rtol=1e-5, atol=1e-5)
+  assert codebooks["initialized"]
+  assert_trees_close(state.params, single_state.params)
+  assert_trees_close(state.model_state, single_state.model_state)
 
 
 def restore_across_meshes(workdir: str):
@@ -97,6 +144,8 @@ if __name__ == "__main__":
   check = sys.argv[1]
   if check == "sharded_equals_single":
     sharded_equals_single()
+  elif check == "codec_sharded_equals_single":
+    codec_sharded_equals_single()
   elif check == "restore_across_meshes":
     restore_across_meshes(sys.argv[2])
   else:
