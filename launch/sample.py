@@ -7,7 +7,9 @@ A locally conditioned WaveNet (e.g. `configs/wavenet.py:vocoder`) resynthesises 
 from its log-mel features (the features the model was trained on, computed from the file):
   python -m launch.sample --workdir=runs/vocoder --output_dir=resynth \
       --condition_audio=in.wav [--speaker=3]
-Each clip then has the recording's length (--seconds is ignored). A voice-cloning model
+Each clip then has the recording's length (--seconds is ignored). --prompt_audio=speech.wav
+continues a recording: each clip starts with its first --prompt_seconds (teacher-forced through
+the sampler, not drawn). A voice-cloning model
 (`speaker_embedding_dim > 0`) speaks in the voice of --reference=voice.wav instead of --speaker.
 """
 
@@ -35,6 +37,11 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
     "features (any common format and rate).")
+_PROMPT_AUDIO = flags.DEFINE_string(
+    "prompt_audio", None, "Continue this recording (any common format and rate): each clip "
+    "starts with its first --prompt_seconds, then the model's continuation.")
+_PROMPT_SECONDS = flags.DEFINE_float("prompt_seconds", 0.25, "Length of the prompt.",
+                                     lower_bound=0.001)
 _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
                                  "voice to speak in (any common format and rate).")
 flags.mark_flags_as_required(["workdir", "output_dir"])
@@ -74,14 +81,23 @@ def main(argv):
     length = recording.shape[0]
     features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
     kwargs["condition"] = jnp.repeat(features, n, axis=0)
+  if _PROMPT_AUDIO.value:
+    prompt = audio_io.load_audio(_PROMPT_AUDIO.value, rate)[:int(_PROMPT_SECONDS.value * rate)]
+    if not 0 < prompt.shape[0] < length:
+      raise SystemExit(f"error: the prompt has {prompt.shape[0]} samples; the clips need more "
+                       f"than that and it needs at least one (clips: {length} samples)")
+    kwargs["prompt"] = jnp.repeat(jnp.asarray(prompt)[None], n, axis=0)
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,
                         _TEMPERATURE.value, mesh, **kwargs)
+  given = kwargs["prompt"].shape[1] if "prompt" in kwargs else 0
   for i, clip in enumerate(np.asarray(jax.device_get(audio))):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
     audio_io.write_wav(path, clip, rate)
-    stats = f": {voicing.voicing(clip, rate)}" if length >= voicing.frame_samples(rate) else ""
+    drawn = clip[given:]  # Voicing of what the model drew (not of the prompt).
+    stats = (f": {'continuation: ' if given else ''}{voicing.voicing(drawn, rate)}"
+             if drawn.shape[0] >= voicing.frame_samples(rate) else "")
     print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint){stats}")
 
 

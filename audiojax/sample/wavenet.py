@@ -15,6 +15,11 @@ that logistic by its inverse CDF; the samples are float amplitudes on the 16-bit
 Temperature T divides the (class or component) logits and, for mol, multiplies the logistic
 scales; T = 0 takes the argmax (class, or component and then its mean).
 
+Priming (`prompt: [batch, P]` classes or amplitudes): the first P samples are given, not drawn.
+The decoder consumes them teacher-forced (filling its queues exactly as if it had drawn them),
+then draws samples P..num_samples - 1 with the same uniforms `step_uniforms(...)[t]`, so a
+prompt equal to the first P samples of an unprimed draw reproduces that draw.
+
 A locally conditioned model takes `condition: [batch, frames, C]` with frames * hop >=
 num_samples: sample n sees frame n // hop (`audiojax.models.wavenet`). The features are
 upsampled once before the loop; the layers' conditioning terms [L, batch, G] of each step are
@@ -144,8 +149,8 @@ def _split_batch(x, mesh: Mesh | None, spec: P):
 
 @functools.partial(jax.jit,
                    static_argnames=("model", "num_samples", "temperature", "unroll", "mesh"))
-def _sample(model, params, rng, first, speaker, condition, *, num_samples, temperature, unroll,
-            mesh):
+def _sample(model, params, rng, first, speaker, condition, prompt, *, num_samples, temperature,
+            unroll, mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
   # Each device carries the queues of its own rows: the scan then runs with no communication.
@@ -164,16 +169,31 @@ def _sample(model, params, rng, first, speaker, condition, *, num_samples, tempe
 
   uniforms = step_uniforms(rng, num_samples, first.shape[0], model)
   uniforms = _split_batch(uniforms, mesh, P(None, "data", *[None] * (uniforms.ndim - 2)))
-  _, drawn = _scan_steps(model, weights, step, (state, first), uniforms, condition, unroll)
-  return drawn.T  # [batch, time]
+  given = 0 if prompt is None else prompt.shape[1]
+  if given:  # Teacher-force the inputs before the prompt's last sample (module docstring).
+    def force(state, xs):
+      return wavenet.decode_step(model, weights, state, *xs)[0], None
+
+    forced = jnp.concatenate([first[:, None], prompt[:, :-1]], axis=1).T  # [P, batch]
+    state, _ = _scan_steps(model, weights, force, state, forced,
+                           None if condition is None else condition[:given])
+    first = prompt[:, -1]
+  carry = (state, first)
+  _, drawn = _scan_steps(model, weights, step, carry, uniforms[given:],
+                         None if condition is None else condition[given:], unroll)
+  drawn = drawn.T  # [batch, num_samples - P]
+  return drawn if not given else jnp.concatenate([prompt.astype(drawn.dtype), drawn], axis=1)
 
 
 def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, rng: jax.Array,
            temperature: float = 1.0, speaker: jnp.ndarray | None = None,
            condition: jnp.ndarray | None = None, unroll: int = 1,
-           mesh: Mesh | None = None) -> jnp.ndarray:
+           mesh: Mesh | None = None, prompt: jnp.ndarray | None = None) -> jnp.ndarray:
   """Draws [batch_size, num_samples] with the incremental (queue) decoder: int32 classes
   (softmax) or float amplitudes on the 16-bit grid (mol).
+
+  prompt: [batch_size, P] (P < num_samples) first samples to continue from, in the samples'
+  own form (classes or amplitudes); they are returned as the output's first P samples.
 
   speaker: int32 [batch_size] for a model with num_speakers > 0; condition: [batch_size,
   frames, C] for a model with condition_channels > 0. With a `mesh`, the batch is
@@ -184,6 +204,11 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
   """
   _check_length(model, condition, num_samples)
   first = first_inputs(model, batch_size)
+  if prompt is not None:
+    prompt = jnp.asarray(prompt, first.dtype)
+    if prompt.shape[0] != batch_size or not 0 < prompt.shape[1] < num_samples:
+      raise ValueError(f"prompt {prompt.shape}: need [batch_size={batch_size}, P] with "
+                       f"0 < P < num_samples={num_samples}")
   if mesh is not None:
     if batch_size % mesh.shape["data"]:
       raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's "
@@ -192,8 +217,9 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
     first = jax.device_put(first, rows)
     speaker = None if speaker is None else jax.device_put(jnp.asarray(speaker), rows)
     condition = None if condition is None else jax.device_put(jnp.asarray(condition), rows)
+    prompt = None if prompt is None else jax.device_put(prompt, rows)
     params = jax.device_put(params, NamedSharding(mesh, P()))
-  return _sample(model, params, rng, first, speaker, condition, num_samples=num_samples,
+  return _sample(model, params, rng, first, speaker, condition, prompt, num_samples=num_samples,
                  temperature=float(temperature), unroll=unroll, mesh=mesh)
 
 

@@ -55,6 +55,27 @@ def test_sample_writes_wavs_of_the_requested_length(trained_workdir, tmp_path):
   assert info.samplerate == 16000 and info.frames == 800
 
 
+def test_sample_continues_a_prompt(trained_workdir, tmp_path):
+  """--prompt_audio: each clip starts with the recording's first --prompt_seconds (through
+  mu-law: within one class step) and goes on to the requested length."""
+  recording = str(tmp_path / "speech.wav")
+  tone = (0.5 * np.sin(np.arange(800) / 4.0)).astype(np.float32)
+  sf.write(recording, tone, 16000, subtype="FLOAT")
+  out = str(tmp_path / "continued")
+  proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={out}",
+             "--num_samples=2", "--seconds=0.1", f"--prompt_audio={recording}",
+             "--prompt_seconds=0.01")
+  assert "continuation: " in proc.stdout
+  for i in range(2):
+    clip, rate = sf.read(os.path.join(out, f"sample_{i}.wav"), dtype="float32")
+    assert rate == 16000 and clip.shape == (1600,)
+    np.testing.assert_allclose(clip[:160], tone[:160], atol=0.02)
+  proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={out}",
+             "--seconds=0.005", f"--prompt_audio={recording}", "--prompt_seconds=0.01",
+             check=False)
+  assert proc.returncode != 0 and "the clips need more" in proc.stderr
+
+
 def test_sample_rejects_an_unknown_speaker(trained_workdir, tmp_path):
   proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={tmp_path}",
              "--speaker=999", check=False)

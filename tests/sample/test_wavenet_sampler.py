@@ -42,6 +42,31 @@ def test_scan_sampler_equals_naive_sampler(num_speakers):
   assert len(np.unique(np.asarray(fast))) > 10  # random params: samples are spread out
 
 
+@pytest.mark.parametrize("output,conditioned", [("softmax", False), ("mol", True)])
+def test_prompt_continues_where_an_unprimed_draw_would(output, conditioned):
+  """A prompt equal to the first P samples of a draw reproduces the rest of that draw (the
+  queues after teacher forcing equal those after drawing); another prompt changes what
+  follows within the receptive field."""
+  extra = dict(condition_channels=3, condition_hop=4) if conditioned else {}
+  model = wavenet.Model(**TINY, output=output, num_mixtures=2, num_speakers=2, **extra)
+  params = random_params(model, seed=4)
+  num, given = 3 * model.receptive_field, model.receptive_field + 3
+  condition = (jnp.asarray(np.random.default_rng(0).normal(size=(2, -(-num // 4), 3)), jnp.float32)
+               if conditioned else None)
+  kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(5),
+                speaker=jnp.array([1, 0]), condition=condition)
+  free = sampler.sample(model, params, **kwargs)
+  primed = sampler.sample(model, params, **kwargs, prompt=free[:, :given])
+  np.testing.assert_array_equal(primed, free)
+  other_prompt = jnp.roll(free[:, :given], 1, axis=1)
+  other = sampler.sample(model, params, **kwargs, prompt=other_prompt)
+  np.testing.assert_array_equal(other[:, :given], other_prompt)
+  assert (other[:, given:given + model.receptive_field] !=
+          free[:, given:given + model.receptive_field]).any()
+  with pytest.raises(ValueError, match="0 < P < num_samples"):
+    sampler.sample(model, params, **kwargs, prompt=free)
+
+
 def test_speaker_changes_samples():
   model = wavenet.Model(**TINY, num_speakers=3)
   params = random_params(model)
