@@ -15,10 +15,12 @@ def pytest_configure(config):
   subprocesses the tests start inherit its environment) turns LLVM's optimisations off
   (compiles ~3.5x faster) and shares one persistent compilation cache for the run: many tests
   compile the same tiny models."""
-  if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+  if hasattr(config, "workerinput"):
     return
   os.environ["XLA_FLAGS"] = " ".join(
       [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+  if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # The caller's own cache.
+    return
   config.jax_cache_dir = tempfile.mkdtemp(prefix="audiojax-tests-xla-cache-")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = config.jax_cache_dir
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
