@@ -8,7 +8,10 @@ import re
 import sys
 from collections.abc import Callable
 
+import numpy as np
 from absl import app, flags
+
+from audiojax.data import audio_io
 
 
 def _flatten(config, prefix: str = "") -> list[str]:
@@ -17,6 +20,18 @@ def _flatten(config, prefix: str = "") -> list[str]:
     name = f"{prefix}{key}"
     keys += _flatten(value, name + ".") if hasattr(value, "items") else [name]
   return keys
+
+
+def reference_recording(config, path: str | None, workdir: str) -> np.ndarray | None:
+  """--reference of a voice-cloning model (`speaker_embedding_dim > 0`): the recording at the
+  model's rate, [1, samples]; None for other models. Exits with a clear error when a cloning
+  model gets no --reference or another model gets one."""
+  cloning = config.model.get("speaker_embedding_dim", 0) > 0
+  if cloning != bool(path):
+    raise SystemExit("error: this is a voice-cloning model: pass --reference=voice.wav" if cloning
+                     else "error: --reference needs a voice-cloning model (speaker_embedding_dim"
+                     f" > 0, e.g. configs/wavenet.py:tts_cloning); {workdir} has none")
+  return audio_io.load_audio(path, config.data.sample_rate_hz)[None] if cloning else None
 
 
 def load_config_file(spec: str):

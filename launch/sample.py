@@ -60,13 +60,8 @@ def main(argv):
   speaker = (jnp.full((n,), _SPEAKER.value, jnp.int32) if _SPEAKER.value is not None
              else jnp.arange(n, dtype=jnp.int32) % max(num_speakers, 1))
   rate = config.data.sample_rate_hz
-  cloning = config.model.get("speaker_embedding_dim", 0) > 0
-  if cloning != bool(_REFERENCE.value):
-    raise SystemExit("error: this is a voice-cloning model: pass --reference=voice.wav" if cloning
-                     else "error: --reference needs a voice-cloning model "
-                     "(speaker_embedding_dim > 0)")
-  if cloning:
-    reference = audio_io.load_audio(_REFERENCE.value, rate)[None]
+  reference = common.reference_recording(config, _REFERENCE.value, _WORKDIR.value)
+  if reference is not None:
     speaker = jnp.repeat(tasks.speaker_vectors(model, variables, reference), n, axis=0)
   length = int(round(_SECONDS.value * rate))
   kwargs = {}

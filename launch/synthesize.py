@@ -60,23 +60,18 @@ def main(argv):
   except ValueError as err:
     raise SystemExit(f"error: {err}") from err
   rate, hop = config.data.sample_rate_hz, config.data.condition_hop
-  cloning = config.model.get("speaker_embedding_dim", 0) > 0
-  if cloning != bool(_REFERENCE.value):
-    raise SystemExit("error: this is a voice-cloning model: pass --reference=voice.wav" if cloning
-                     else "error: --reference needs a voice-cloning model (configs/wavenet.py:"
-                     f"tts_cloning); {_WORKDIR.value} conditions on --speaker")
-  reference = audio_io.load_audio(_REFERENCE.value, rate) if cloning else None
+  reference = common.reference_recording(config, _REFERENCE.value, _WORKDIR.value)
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
-  if cloning:
-    speaker = tasks.speaker_vectors(model, variables, reference[None])  # [1, E]
+  if reference is not None:
+    speaker = tasks.speaker_vectors(model, variables, reference)  # [1, E]
   length = condition.shape[0] * hop
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length, speaker,
                         _TEMPERATURE.value, condition=jnp.asarray(condition)[None])
   audio = np.asarray(jax.device_get(audio))[0]
   audio_io.write_wav(_OUTPUT.value, audio, rate)
   stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
-  voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if cloning
+  voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if reference is not None
            else f"speaker {_SPEAKER.value} {front_end.name}")
   print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}, "
         f"{len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")

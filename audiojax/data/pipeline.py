@@ -297,24 +297,26 @@ def _records_by_speaker(source: Source, indices: Sequence[int]) -> dict[int, lis
   return by_speaker
 
 
+def crop_at(audio: np.ndarray, start: int, crop_samples: int) -> dict:
+  """audio[start:start + crop_samples], zero-padded past the end, with mask 0 on padding."""
+  window = audio[start:start + crop_samples]
+  mask = np.zeros(crop_samples, np.float32)
+  mask[:window.shape[0]] = 1.0
+  return {"audio": np.pad(window, (0, crop_samples - window.shape[0])), "mask": mask}
+
+
 def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator,
                 condition: np.ndarray | None = None, hop: int = 1) -> dict:
   """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding.
   With `condition` [frames, C] (one per `hop` samples) the window starts on a frame boundary
   and brings its frames as 'condition'."""
-  if condition is not None:
-    start = hop * int(rng.integers(0, max(0, audio.shape[0] - crop_samples) // hop + 1))
-    window = audio[start:start + crop_samples]
-    mask = np.zeros(crop_samples, np.float32)
-    mask[:window.shape[0]] = 1.0
-    return {"audio": np.pad(window, (0, crop_samples - window.shape[0])), "mask": mask,
-            "condition": condition_rows(condition, start, crop_samples, hop)}
-  mask = np.ones(crop_samples, np.float32)
+  start = 0
   if audio.shape[0] >= crop_samples:
-    start = rng.integers(0, audio.shape[0] - crop_samples + 1)
-    return {"audio": audio[start:start + crop_samples], "mask": mask}
-  mask[audio.shape[0]:] = 0.0
-  return {"audio": np.pad(audio, (0, crop_samples - audio.shape[0])), "mask": mask}
+    start = hop * int(rng.integers(0, (audio.shape[0] - crop_samples) // hop + 1))
+  cropped = crop_at(audio, start, crop_samples)
+  if condition is not None:
+    cropped["condition"] = condition_rows(condition, start, crop_samples, hop)
+  return cropped
 
 
 def _decode_or_skip(source: Source, record: Any, skip_bad_files: bool,
@@ -362,11 +364,9 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
                               counter)
     if example is None:
       return None
-    if features is None:
-      cropped = random_crop(example["audio"], crop_samples, rng)
-    else:
-      cropped = random_crop(example["audio"], crop_samples, rng, features(example),
-                            data_config.condition_hop)
+    cropped = random_crop(example["audio"], crop_samples, rng,
+                          None if features is None else features(example),
+                          data_config.get("condition_hop", 1))
     cropped["speaker"] = np.int32(example["speaker"])
     if reference_samples:  # Another utterance of the speaker (itself if it has no other).
       others = [i for i in by_speaker[example["speaker"]] if i != index] or [index]
@@ -455,11 +455,7 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
     audio = example["audio"]
     condition = None if features is None else features(example)
     for start in range(0, audio.shape[0], crop):
-      window = audio[start:start + crop]
-      mask = np.zeros(crop, np.float32)
-      mask[:window.shape[0]] = 1.0
-      rows.append({"audio": np.pad(window, (0, crop - window.shape[0])), "mask": mask,
-                   "speaker": np.int32(example["speaker"])})
+      rows.append({**crop_at(audio, start, crop), "speaker": np.int32(example["speaker"])})
       if condition is not None:
         rows[-1]["condition"] = condition_rows(condition, start, crop,
                                                data_config.condition_hop)
