@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the GPU benchmarks of issues 3-5 in one go, each under its own time limit, and keeps the
+# Runs the GPU benchmarks of issues 3-7 in one go, each under its own time limit, and keeps the
 # logs. Made for a lent GPU machine whose image has jax/flax/optax/orbax but not the rest of our
 # dependencies: put py3.12 wheels of those in .whl/ (see benchmarks/README.md, "On a GPU").
 #
@@ -31,7 +31,11 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,driver_version --format=csv |
 python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__version__, \
 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, jax.devices())" | tee -a "$LOG"
 
-PARTS=${PARTS:-sampling train codec}
+PARTS=${PARTS:-"mfu lm sampling tokens codec"}
+mfu() {  # mfu CONFIG BATCH ATTENTION: an AudioLM stage's bf16 training MFU.
+  run "mfu_${1##*:}_$3" ${MFU_LIMIT:-240} python3 -m benchmarks.train_throughput --config=$1 \
+    --per_device_batch=$2 --steps=${MFU_STEPS:-20} --dtype=bfloat16 --attention_impl=$3
+}
 train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
   for dtype in float32 bfloat16; do
     for remat in none full; do
@@ -41,14 +45,30 @@ train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
     done
   done
 }
-case $PARTS in *train*)
-  if [ -n "${BASELINE:-}" ]; then (cd "$BASELINE" && train baseline_); fi
-  train "";;
-esac
-case $PARTS in *sampling*)
-  run sampling 170 python3 -m benchmarks.wavenet_sampling --config=paper --batch_sizes=1,256 \
-    --seconds=0.5 --repeats=2 --naive_steps=4;;
-esac
-case $PARTS in *codec*)
-  run codec 110 python3 -m benchmarks.codec_speed --seconds=4 --repeats=3;;
-esac
+for part in $PARTS; do
+  case $part in
+    train)
+      if [ -n "${BASELINE:-}" ]; then (cd "$BASELINE" && train baseline_); fi
+      train "";;
+    mfu)
+      mfu configs/audiolm.py:semantic_paper 32 xla
+      mfu configs/audiolm.py:semantic_paper 32 cudnn;;
+    mfu_coarse)
+      mfu configs/audiolm.py:coarse_paper 8 cudnn;;
+    lm)
+      for dtype in bfloat16 float32; do
+        run "lm_sampling_$dtype" 50 python3 -m benchmarks.lm_sampling --batch_sizes=1,16 \
+          --num_tokens=500 --repeats=2 --uncached_steps=2 --dtype=$dtype
+      done;;
+    sampling)
+      run sampling 90 python3 -m benchmarks.wavenet_sampling --config=paper --batch_sizes=256 \
+        --seconds=0.5 --repeats=2 --naive_steps=2;;
+    tokens)
+      run tokens 50 python3 -m benchmarks.token_extraction --variants=quickstart,paper \
+        --num_clips=64 --clip_seconds=4 --batch_size=16;;
+    codec)
+      run codec 50 python3 -m benchmarks.codec_speed --configs=paper24k --seconds=4 \
+        --repeats=2 --stream_frames=10;;
+    *) echo "unknown part $part" | tee -a "$LOG";;
+  esac
+done

@@ -1,53 +1,109 @@
-r"""Training throughput of the shared trainer: one device vs all devices (weak scaling).
+r"""Training throughput of the shared trainer: one device vs all devices (weak scaling), and
+model FLOP utilisation (MFU).
 
   python -m benchmarks.train_throughput --config=configs/wavenet.py:paper \
       [--per_device_batch=4] [--crop_samples=8000] [--dtype=bfloat16] [--remat=full]
+  python -m benchmarks.train_throughput --config=configs/audiolm.py:semantic_paper \
+      --per_device_batch=16 --dtype=bfloat16 [--attention_impl=cudnn]
 
-Times `train_step` (jitted as in training, synthetic batches already on the devices, compile
-excluded) on a mesh of one device and on a mesh of all devices with `--per_device_batch` rows
-per device, and prints steps/s, samples/s (audio samples, summed over the batch) and the
-scaling efficiency samples/s(all) / (N x samples/s(one)). On a CPU, --cpu_devices splits the
-cores into devices first.
+Times `train_step` (jitted as in training, synthetic batches shaped like the config's data
+already on the devices, compile excluded) on a mesh of one device and on a mesh of all devices
+with `--per_device_batch` rows per device, and prints steps/s, samples/s (audio samples or
+tokens, summed over the batch), the scaling efficiency samples/s(all) / (N x samples/s(one)),
+and FLOP rates:
+  xla TFLOP/s  XLA's cost analysis of the compiled step (the FLOPs the program does, remat's
+               recomputation included) x steps/s;
+  model TFLOP/s  for transformers, the model FLOPs of PaLM's MFU (Chowdhery et al. 2022, app.
+               B): 6 N + 12 L T D per trained token (N params, L layers, T context, D width;
+               causal masking not discounted, recomputation not counted);
+  MFU          model TFLOP/s / the device's peak (`--peak_tflops`; by default the datasheet's
+               dense bf16 rate for H100/H200 SXM, 989.4, whatever the dtype).
+On a CPU, --cpu_devices splits the cores into devices first.
 """
 
 import os
 import time
 
+import flax.linen as nn
 import jax
 import numpy as np
 from absl import app, flags
 
+from audiojax.data import pipeline
 from audiojax.train import sharding, trainer
 from launch import common
 
 _CONFIG = flags.DEFINE_string("config", "configs/wavenet.py:paper", "Config file[:variant].")
 _PER_DEVICE_BATCH = flags.DEFINE_integer("per_device_batch", 4, "Rows per device.")
-_CROP = flags.DEFINE_integer("crop_samples", 0, "Samples per row (0: the config's).")
+_CROP = flags.DEFINE_integer("crop_samples", 0, "Audio models: samples per row (0: the "
+                             "config's).")
 _DTYPE = flags.DEFINE_string("dtype", "", "Compute dtype override, e.g. bfloat16.")
 _REMAT = flags.DEFINE_string("remat", "", "Remat policy override: none, full or dots.")
+_ATTENTION = flags.DEFINE_string("attention_impl", "", "Transformers: jax.nn."
+                                 "dot_product_attention implementation (xla or cudnn).")
 _MESH = flags.DEFINE_string("mesh", "", "data,fsdp,tensor sizes for the all-device mesh "
                             "(default: all on data).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after 2 untimed).")
+_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "Device peak for MFU (0: H100/H200 dense "
+                           "bf16, 989.4, on those GPUs; none elsewhere).")
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "CPU only: devices to split the cores "
                                     "into (0: leave JAX's default of one).")
 
+DATASHEET_TFLOPS = {"H100": 989.4, "H200": 989.4}  # Dense bf16, SXM.
 
-def steps_per_second(config, devices, num_steps: int) -> float:
-  """Train steps per second of `config` on a mesh over `devices` (synthetic audio)."""
+
+def synthetic_batch(config, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """A batch shaped like the config's data with random content: audio in [-1, 1], tokens in
+  the vocabulary, every position a target."""
+  batch = pipeline.example_batch(config.data, rows)
+  for key, value in batch.items():
+    if key in ("mask", "loss_mask"):
+      batch[key] = np.ones_like(value)
+    elif key == "tokens":
+      batch[key] = rng.integers(0, config.model.vocab_size, value.shape).astype(np.int32)
+    elif key == "speaker":
+      batch[key] = rng.integers(0, max(config.model.get("num_speakers", 1), 1), value.shape
+                                ).astype(np.int32)
+    else:
+      batch[key] = (0.3 * rng.standard_normal(value.shape)).clip(-1, 1).astype(value.dtype)
+  return batch
+
+
+def units_per_row(config) -> int:
+  """What one row trains on: audio samples, or predicted tokens for a transformer."""
+  if config.model.name == "transformer":
+    return pipeline.example_batch(config.data)["tokens"].shape[1] - 1
+  return config.data.crop_samples
+
+
+def model_flops_per_unit(config, num_params: int) -> float | None:
+  """PaLM's model FLOPs per trained token of a transformer (None for other models)."""
+  if config.model.name != "transformer":
+    return None
+  m = config.model
+  return 6 * num_params + 12 * m.num_layers * units_per_row(config) * m.embed_dim
+
+
+def _xla_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list | tuple) else cost
+  return float((cost or {}).get("flops", 0.0))
+
+
+def measure(config, devices, num_steps: int) -> dict[str, float]:
+  """Steps/s of `config` on a mesh over `devices` (synthetic data), its XLA FLOPs per step
+  and its parameter count."""
   model, task, tx, schedule, _, rules = trainer.build(config)
   mesh = sharding.make_mesh(config.mesh if len(devices) > 1 else None, devices)
   state, shardings = trainer.init_state(config, model, task, tx, mesh, rules)
-  step = trainer.jit_in_mesh(trainer.make_train_step(model, task, tx, schedule,
-                                                     config.train.microbatches), mesh, rules,
-                             in_shardings=(shardings, sharding.batch_sharding(mesh), None),
-                             out_shardings=(shardings, None), donate_argnums=0)
-  rng = np.random.default_rng(0)
-  rows, crop = config.data.batch_size, config.data.crop_samples
-  batch = sharding.shard_batch({
-      "audio": (0.3 * rng.standard_normal((rows, crop))).clip(-1, 1).astype(np.float32),
-      "mask": np.ones((rows, crop), np.float32),
-      "speaker": rng.integers(0, max(config.model.get("num_speakers", 1), 1), rows
-                              ).astype(np.int32)}, mesh)
+  batch = sharding.shard_batch(synthetic_batch(config, config.data.batch_size,
+                                               np.random.default_rng(0)), mesh)
+  train_step = trainer.make_train_step(model, task, tx, schedule, config.train.microbatches)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    step = jax.jit(train_step, in_shardings=(shardings, sharding.batch_sharding(mesh), None),
+                   out_shardings=(shardings, None), donate_argnums=0
+                   ).lower(state, batch, jax.random.key(0)).compile()
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
   for i in range(2):
     state, metrics = step(state, batch, jax.random.key(i))
   jax.block_until_ready(metrics)
@@ -55,7 +111,8 @@ def steps_per_second(config, devices, num_steps: int) -> float:
   for i in range(num_steps):
     state, metrics = step(state, batch, jax.random.key(i))
   jax.block_until_ready((state, metrics))
-  return num_steps / (time.perf_counter() - start)
+  return {"steps_per_s": num_steps / (time.perf_counter() - start),
+          "xla_flops": _xla_flops(step), "num_params": num_params}
 
 
 def main(argv):
@@ -69,22 +126,36 @@ def main(argv):
     config.model.dtype = _DTYPE.value
   if _REMAT.value:
     config.model.remat = _REMAT.value
+  if _ATTENTION.value:
+    config.model.attention_impl = _ATTENTION.value
   if _MESH.value:
     config.mesh.update(dict(zip(sharding.MESH_AXES, map(int, _MESH.value.split(",")),
                                 strict=True)))
   devices = jax.devices()
-  print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.remat}, "
-        f"{config.data.crop_samples} samples x {_PER_DEVICE_BATCH.value} rows per device; "
-        f"{len(devices)} x {devices[0].device_kind}; load average {os.getloadavg()[0]:.1f}")
-  print(f"{'devices':>7} {'batch':>6} {'steps/s':>8} {'samples/s':>11} {'efficiency':>10}")
+  kind = devices[0].device_kind
+  peak = _PEAK.value or next((v for k, v in DATASHEET_TFLOPS.items() if k in kind), 0.0)
+  unit = "tokens" if config.model.name == "transformer" else "samples"
+  print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.get('remat')}, "
+        f"{units_per_row(config)} {unit} x {_PER_DEVICE_BATCH.value} rows per device; "
+        f"{len(devices)} x {kind}; peak for MFU {peak or 'unknown'} TFLOP/s; load average "
+        f"{os.getloadavg()[0]:.1f}")
+  print(f"{'devices':>7} {'batch':>6} {'steps/s':>8} {unit + '/s':>11} {'efficiency':>10} "
+        f"{'xla TFLOP/s':>11} {'model TFLOP/s':>13} {'MFU':>6}")
   base = None
   for group in ([devices[:1], devices] if len(devices) > 1 else [devices]):
     config.data.batch_size = _PER_DEVICE_BATCH.value * len(group)
-    rate = steps_per_second(config, group, _STEPS.value)
-    samples = rate * config.data.batch_size * config.data.crop_samples
-    base = base or samples
-    print(f"{len(group):>7} {config.data.batch_size:>6} {rate:>8.2f} {samples:>11,.0f} "
-          f"{samples / (base * len(group)):>10.2f}", flush=True)
+    result = measure(config, group, _STEPS.value)
+    units = result["steps_per_s"] * config.data.batch_size * units_per_row(config)
+    base = base or units
+    xla = result["xla_flops"] * result["steps_per_s"] / 1e12
+    per_unit = model_flops_per_unit(config, result["num_params"])
+    model_tflops = units * per_unit / 1e12 if per_unit else float("nan")
+    mfu = model_tflops / (peak * len(group)) if peak and per_unit else float("nan")
+    print(f"{len(group):>7} {config.data.batch_size:>6} {result['steps_per_s']:>8.2f} "
+          f"{units:>11,.0f} {units / (base * len(group)):>10.2f} {xla:>11.2f} "
+          f"{model_tflops:>13.2f} {mfu:>6.1%}", flush=True)
+  print(f"{result['num_params'] / 1e6:.1f}M params; xla TFLOP/s counts one device's program "
+        "(per device on a mesh).")
 
 
 if __name__ == "__main__":
