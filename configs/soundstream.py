@@ -14,6 +14,10 @@ Variants (`--config=configs/soundstream.py:VARIANT`):
   latency_7_5ms, latency_15ms, latency_30ms   strides for 7.5 / 15 / 30 ms frames;
   small_encoder               half the encoder channels (the paper: the decoder matters more).
 
+Every variant but `tiny` trains on speech and music: the built-in corpora mixed 60/40
+(`data.name="espeak_speech+music21_audio"`, `data.mix_weights`); evaluate each on its own with
+`python -m launch.evaluate --workdir=DIR --dataset=espeak_speech` (or `music21_audio`).
+
 The codec has no training samples to write; evaluation reports the multi-scale mel distance
 and SI-SNR.
 """
@@ -50,7 +54,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       dtype="float32",
   ))
   config.data = ml_collections.ConfigDict(dict(
-      name="espeak_speech", data_dir="", sample_rate_hz=16000, crop_samples=9600,
+      name="espeak_speech+music21_audio", mix_weights=(0.6, 0.4), data_dir="",
+      sample_rate_hz=16000, crop_samples=9600,
       batch_size=16, train_split="train", eval_split="validation", test_split="test",
       skip_bad_files=False, num_threads=2))
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -98,7 +103,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         codebook_size=16, wave_discriminator_channels=2,
                         wave_discriminator_downsamples=1, stft_discriminator_channels=2,
                         stft_window=256, stft_hop=64)
-    config.data.update(name="espeak_speech/tiny", crop_samples=1024, batch_size=2)
+    config.data.update(name="espeak_speech/tiny", mix_weights=(), crop_samples=1024,
+                       batch_size=2)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=1)
     config.train.update(num_steps=4, log_every=2, checkpoint_every=2, eval_every=0,
                         eval_max_examples=2, async_checkpoints=False)

@@ -10,6 +10,10 @@ Datasets are named in the config (`config.data.name`):
   - `folder:/path`: every wav/flac/ogg/mp3 file under a folder, resampled to the config rate;
     read from its array_record shards when `launch.prepare_data` prepared it into `data_dir`
     (`audiojax.data.folder_shards`), else listed and decoded directly;
+  - `A+B+...`: several of the above as one dataset (e.g. `espeak_speech+music21_audio`, what
+    the codec trains on); training draws from them in the proportions `config.data.mix_weights`
+    (default: their sizes), speaker ids are offset so each part's stay distinct, and the
+    evaluation splits are the parts' splits one after another;
   - `audiolm_tokens`: token sequences of an AudioLM stage, read from token datasets
     (`audiojax.data.audiolm_tokens`: batches of tokens and loss_mask instead of audio).
 
@@ -60,6 +64,7 @@ class Source:
   num_speakers: int = 1
   host_local: bool = False  # `records` are already this host's share (its own shards).
   speaker_of: Callable[[Any], int] | None = None  # A record's speaker without decoding audio.
+  part_sizes: tuple[int, ...] = ()  # A mixture (`A+B`): its parts' sizes, in record order.
 
   def __len__(self) -> int:
     return len(self.records)
@@ -201,13 +206,44 @@ def _folder_source(folder: str, split: str, data_dir: str, sample_rate_hz: int,
                 speaker_of=speaker_of)
 
 
+def _mixed_source(parts: Sequence[Source]) -> Source:
+  """`parts` one after another: records are (part, record) pairs, speaker ids are offset by
+  the speakers of the parts before."""
+  if any(part.host_local for part in parts):
+    raise ValueError("a dataset mixture (A+B) cannot include a prepared folder (its shards are "
+                     "read per host); use the folder unprepared or train on it alone")
+  offsets = np.cumsum([0] + [part.num_speakers for part in parts])
+
+  def decode(pair):
+    k, record = pair
+    example = parts[k].decode(record)
+    return {**example, "speaker": int(offsets[k] + example["speaker"])}
+
+  def speaker_of(pair):
+    k, record = pair
+    of = parts[k].speaker_of
+    return int(offsets[k] + (of(record) if of else parts[k].decode(record)["speaker"]))
+
+  records = [(k, r) for k, part in enumerate(parts) for r in part.records]
+  return Source(records, decode, "+".join(part.name for part in parts), int(offsets[-1]),
+                speaker_of=speaker_of, part_sizes=tuple(len(part) for part in parts))
+
+
 def get_source(data_config: ml_collections.ConfigDict, split: str, process_index: int = 0,
                process_count: int = 1) -> Source:
-  """The split `split` of the dataset named by `data_config.name`.
+  """The split `split` of the dataset named by `data_config.name` (`A+B`: a mixture).
 
   A source with `host_local` set holds only this host's records (its own shards).
   """
-  name = data_config.name
+  if "+" in data_config.name:
+    return _mixed_source([
+        _named_source(name, data_config, split, process_index, process_count)
+        for name in data_config.name.split("+")])
+  return _named_source(data_config.name, data_config, split, process_index, process_count)
+
+
+def _named_source(name: str, data_config: ml_collections.ConfigDict, split: str,
+                  process_index: int, process_count: int) -> Source:
   data_dir = os.path.expanduser(data_config.get("data_dir") or DEFAULT_DATA_DIR)
   rate = data_config.sample_rate_hz
   if name.split("/")[0] in BUILT_IN:
@@ -219,7 +255,7 @@ def get_source(data_config: ml_collections.ConfigDict, split: str, process_index
                           process_index, process_count)
   raise ValueError(
       f"unknown dataset {name!r}: use 'espeak_speech[/config]', 'music21_audio[/config]', "
-      "'tfds:NAME' or 'folder:/path'"
+      "'tfds:NAME' or 'folder:/path', or several joined by '+'"
   )
 
 
@@ -358,6 +394,11 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if not source.host_local:
     ds = ds[process_index::process_count]
   by_speaker = (_records_by_speaker(source, list(ds)) if reference_samples else {})
+  if source.part_sizes:  # A mixture: each part shuffled and repeated, then mixed by weight.
+    ds = _mix(source.part_sizes, list(ds), data_config.get("mix_weights") or None, seed
+              ).seed(seed)
+  else:
+    ds = ds.seed(seed).shuffle().repeat()
 
   def load_and_crop(index, rng):
     example = _decode_or_skip(source, source.records[index], data_config.skip_bad_files,
@@ -377,10 +418,29 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
       cropped["reference"] = reference_window(other["audio"], reference_samples, rng)
     return cropped
 
-  ds = ds.seed(seed).shuffle().repeat().random_map(load_and_crop)
+  ds = ds.random_map(load_and_crop)
   read = grain.ReadOptions(num_threads=data_config.get("num_threads", 2), prefetch_buffer_size=8)
   ds = ds.to_iter_dataset(read).filter(lambda ex: ex is not None)
   return ds.batch(data_config.batch_size // process_count, drop_remainder=True)
+
+
+def _mix(part_sizes: Sequence[int], indices: Sequence[int], weights: Sequence[float] | None,
+         seed: int) -> grain.MapDataset:
+  """Endless stream of record indices of a mixture: this host's `indices` of each part,
+  shuffled and repeated, drawn in proportion to `weights` (default: the parts' sizes)."""
+  weights = tuple(weights or part_sizes)
+  if len(weights) != len(part_sizes) or min(weights) < 0 or not sum(weights):
+    raise ValueError(f"data.mix_weights={weights} must be {len(part_sizes)} non-negative "
+                     "numbers, one per dataset of the mixture, not all zero")
+  bounds = np.cumsum([0, *part_sizes])
+  parts = []
+  for k, weight in enumerate(weights):
+    mine = [i for i in indices if bounds[k] <= i < bounds[k + 1]]
+    if weight and not mine:
+      raise ValueError(f"part {k} of the dataset mixture has no records for this host")
+    if weight:
+      parts.append((grain.MapDataset.source(mine).seed(seed + k).shuffle().repeat(), weight))
+  return grain.MapDataset.mix([p for p, _ in parts], [w for _, w in parts])
 
 
 def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict[str, np.ndarray]:
@@ -411,15 +471,20 @@ def dataset_config(name: str, data_dir: str | None = None, sample_rate_hz: int =
 def utterances(data_config: ml_collections.ConfigDict, split: str, *,
                max_examples: int | None = None, process_index: int | None = None,
                process_count: int | None = None) -> Iterator[dict[str, Any]]:
-  """This host's share of the first `max_examples` utterances of a split, in order, decoded:
-  {'audio': float32 [samples] at the config rate, 'speaker': int}. Bad files raise (or are
-  skipped and counted under `skip_bad_files`)."""
+  """This host's share of the first `max_examples` utterances of a split (of each part of a
+  mixture), in order, decoded: {'audio': float32 [samples] at the config rate, 'speaker':
+  int}. Bad files raise (or are skipped and counted under `skip_bad_files`)."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   source = get_source(data_config, split, process_index, process_count)
   counter = BadExampleCounter()
   num = len(source) if max_examples is None else min(len(source), max_examples)
   indices = range(process_index, num, process_count)
+  if source.part_sizes and max_examples is not None:
+    starts = np.cumsum([0, *source.part_sizes])
+    indices = [i for k, size in enumerate(source.part_sizes)
+               for i in range(starts[k], starts[k] + min(size, max_examples))
+               ][process_index::process_count]
   if source.host_local:  # Already this host's shards: take its share of max_examples.
     indices = range(len(source) if max_examples is None
                     else min(len(source), -(-max_examples // process_count)))

@@ -185,3 +185,40 @@ def test_tfds_datasets_with_mock_data(name, split, native_hz):
     batch = next(iter(pipeline.train_dataset(config, seed=0, process_index=0,
                                              process_count=1)))
     assert batch["audio"].shape == (2, 32)
+
+
+
+def test_mixture_draws_by_weight_and_offsets_speakers(audio_folder, tmp_path):
+  """`A+B`: speaker ids of B follow A's; training draws in the `mix_weights` proportions (a
+  zero weight never draws that part); evaluation reads A's split then B's (`max_examples`:
+  of each)."""
+  other = tmp_path / "other"
+  for k in range(4):  # File index 39 + k (A's are 0 ... 11), speakers spk0, spk1.
+    write_tone(str(other / f"spk{k % 2}" / f"u{k}.wav"), 1.0, 16000, (40 + k) / 64)
+  name = f"folder:{audio_folder}+folder:{other}"
+  source = pipeline.get_source(data_config(name), "all")
+  assert (len(source), source.num_speakers, source.part_sizes) == (16, 5, (12, 4))
+  assert [source.speaker_of(r) for r in source.records[-4:]] == [3, 3, 4, 4]  # Sorted paths.
+
+  def share_of_b(weights, num_batches=40):
+    dataset = pipeline.train_dataset(data_config(name, mix_weights=weights), seed=0,
+                                     process_index=0, process_count=1)
+    from_b = []
+    for batch in take(dataset, num_batches):
+      for row, speaker in zip(batch["audio"], batch["speaker"], strict=True):
+        file = int(round(row[0] * 64)) - 1
+        assert speaker == (3 + (file - 39) % 2 if file >= 39 else file % 3)
+        from_b.append(file >= 39)
+    return np.mean(from_b)
+
+  assert 0.65 < share_of_b((1, 3)) < 0.85  # 160 rows, 75% expected.
+  assert share_of_b((1, 0)) == 0.0
+  assert 0.15 < share_of_b(None) < 0.35  # By size: 4 of 16.
+  with pytest.raises(ValueError, match="mix_weights"):
+    share_of_b((1, 2, 3))
+  files = [int(round(b["audio"][0, 0] * 64)) - 1 for b in pipeline.eval_batches(
+      data_config(name, crop_samples=16000), "all", batch_size=1)]
+  assert sorted(files[:12]) == list(range(12)) and files[12:] == [39, 41, 40, 42]
+  files = [int(round(b["audio"][0, 0] * 64)) - 1 for b in pipeline.eval_batches(
+      data_config(name, crop_samples=16000), "all", max_examples=2, batch_size=1)]
+  assert files[2:] == [39, 41] and len(files) == 4  # The first 2 of each part.
