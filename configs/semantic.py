@@ -20,6 +20,14 @@ Variants (`--config=configs/semantic.py:VARIANT`):
   paper       HuBERT BASE / w2v-BERT-like size for a TPU: the waveform conv front end
               (512 channels), 12 layers of width 768, 12 heads, MLP 3072, 50 Hz.
   paper_25hz  `paper` at AudioLM's 25 Hz token rate (one more stride-2 conv: 640 samples).
+  w2v_bert, w2v_bert_quickstart, w2v_bert_tiny  `paper`, `quickstart`, `tiny` trained with
+              w2v-BERT's objective instead (`model.objective="w2v_bert"`, see
+              audiojax/models/hubert.py): the first third of the layers is the contrastive
+              module (against an EMA k-means codebook of 1024 / 256 / 8 codes, 100 / 50 / 4
+              distractors), the rest the masked-LM module predicting the codes. No target
+              k-means to fit first:
+              python -m launch.train --config=configs/semantic.py:w2v_bert_quickstart \
+                  --workdir=runs/w2v_bert
 """
 
 import ml_collections
@@ -29,6 +37,16 @@ from audiojax.train import sharding
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   variant = variant or "quickstart"
+  if variant.startswith("w2v_bert"):
+    size = variant.removeprefix("w2v_bert").removeprefix("_") or "paper"
+    if size not in ("paper", "quickstart", "tiny"):
+      raise ValueError(f"unknown semantic variant {variant!r}")
+    config = get_config(size)
+    contrastive_layers, codebook, negatives = {
+        "paper": (4, 1024, 100), "quickstart": (2, 256, 50), "tiny": (1, 8, 4)}[size]
+    config.model.update(objective="w2v_bert", contrastive_layers=contrastive_layers,
+                        num_targets=codebook, num_negatives=negatives)
+    return config
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.model = ml_collections.ConfigDict(dict(
@@ -53,6 +71,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       masked_loss_weight=1.0,
       num_targets=100,
       final_dim=256,
+      objective="hubert",
+      contrastive_layers=4,
+      num_negatives=100,
+      contrastive_temperature=0.1,
+      codebook_decay=0.99,
       logit_temperature=0.1,
       targets="mfcc",
       target_kmeans="",

@@ -25,12 +25,27 @@ by a learned embedding; `num_layers` bidirectional pre-norm transformer layers
 norm. HuBERT's head: a projection to `final_dim`, cosine similarity with one learned embedding
 per target cluster, divided by `logit_temperature` (0.1) -> logits [b, frames, num_targets].
 
-Targets (`targets`): "mfcc" (iteration 1: the 39-D MFCCs of `audiojax.eval.mfcc_tokens`) or
-"teacher" (iteration n: layer `teacher_layer` of a frozen model of the same architecture). The
-k-means model of those features and the teacher's params live in the non-parameter
-collection "targets" (filled from `target_kmeans` / `teacher_workdir` when training starts,
-see `audiojax.train.tasks.hubert_load_targets`), so the training step computes its targets
-from the audio itself, on the accelerator, and a checkpoint holds everything it needs.
+Objectives (`objective`):
+  hubert    masked prediction of k-means cluster targets (below) by the head above.
+  w2v_bert  w2v-BERT (Chung et al., 2021): the first `contrastive_layers` layers are the
+            contrastive module, the rest the masked-LM module. A quantizer (a projection of
+            the front-end features to `final_dim`, then one EMA k-means codebook of
+            `num_targets` codes: `rvq.ResidualVQ` with one level, k-means initialised, dead
+            codes restarted; the issue's "k-means codebook" option, not Gumbel) gives each
+            frame a target vector and a code. The contrastive module's output at masked frames
+            (projected by `contrastive_head`) must pick its frame's target vector among
+            `num_negatives` others of the same clip (`losses.contrastive_loss`); the head on
+            the last layer predicts the codes of masked frames (masked LM). Both modules are
+            trained jointly; `model.apply(..., mutable=["codebooks"], rngs={"quantizer": ...})`
+            in training (`audiojax.train.tasks.w2v_bert_loss`).
+
+Targets of the hubert objective (`targets`): "mfcc" (iteration 1: the 39-D MFCCs of
+`audiojax.eval.mfcc_tokens`) or "teacher" (iteration n: layer `teacher_layer` of a frozen
+model of the same architecture). The k-means model of those features and the teacher's
+params live in the non-parameter collection "targets" (filled from `target_kmeans` /
+`teacher_workdir` when training starts, see `audiojax.train.tasks.hubert_load_targets`), so
+the training step computes its targets from the audio itself, on the accelerator, and a
+checkpoint holds everything it needs.
 
 Padding: `audio_mask` [b, samples] (1 = real audio) hides padded frames from attention.
 
@@ -63,9 +78,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from audiojax.models import layers, transformer
+from audiojax.models import layers, rvq, transformer
 from audiojax.models.wavenet import remat
 
+OBJECTIVES = ("hubert", "w2v_bert")
 FRONTENDS = ("waveform", "mel")
 TARGETS = ("mfcc", "teacher")
 POSITIONS = ("t5_bias", "conv")
@@ -143,8 +159,13 @@ class Model(nn.Module):
   mask_prob: float = 0.08
   mask_length: int = 10
   masked_loss_weight: float = 1.0  # HuBERT's alpha: the loss's weight on masked frames.
-  num_targets: int = 100
+  num_targets: int = 100  # hubert: k-means clusters of the targets; w2v_bert: codebook size.
   final_dim: int = 256
+  objective: str = "hubert"  # hubert | w2v_bert
+  contrastive_layers: int = 4  # w2v_bert: layers of the contrastive module (the rest: MLM).
+  num_negatives: int = 100  # w2v_bert: distractors per masked frame.
+  contrastive_temperature: float = 0.1
+  codebook_decay: float = 0.99  # w2v_bert: EMA of the codebook.
   logit_temperature: float = 0.1
   targets: str = "mfcc"  # mfcc | teacher
   target_kmeans: str = ""  # .npz from `launch.fit_kmeans`, read when training starts.
@@ -154,10 +175,14 @@ class Model(nn.Module):
   remat: str = "none"
 
   def __post_init__(self):
-    for name, allowed in (("frontend", FRONTENDS), ("targets", TARGETS), ("position", POSITIONS),
+    for name, allowed in (("objective", OBJECTIVES), ("frontend", FRONTENDS),
+                          ("targets", TARGETS), ("position", POSITIONS),
                           ("conv_norm", CONV_NORMS), ("frontend_padding", FRONTEND_PADDINGS)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+    if self.objective == "w2v_bert" and not 0 < self.contrastive_layers < self.num_layers:
+      raise ValueError(f"contrastive_layers={self.contrastive_layers}: w2v_bert needs 1 to "
+                       f"num_layers - 1 = {self.num_layers - 1} (the rest is the MLM module)")
     if self.frontend == "mel" and self.frontend_padding != "centred":
       raise ValueError("frontend_padding='none' needs the waveform front end")
     if self.position == "conv" and self.embed_dim % self.conv_pos_groups:
@@ -262,6 +287,7 @@ class Model(nn.Module):
     x = self._frontend(audio, audio_mask)[:, :t]
     x = jnp.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)))  # frontend_padding="none"
     x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="frontend_norm")(x)
+    features = x  # [b, T, C]: what w2v-BERT's quantizer sees (unmasked).
     x = transformer.Dense((self.embed_dim,), (None, "embed"), self.dtype,
                           use_bias=self.use_bias, name="projection")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -309,6 +335,19 @@ class Model(nn.Module):
       hidden.append(x)
     if not head:
       return hidden, None
+    extra = {}
+    if self.objective == "w2v_bert":
+      z = transformer.Dense((self.final_dim,), (None, None), self.dtype,
+                            name="quantizer_input")(features)
+      real = None if valid is None else valid.astype(jnp.float32)
+      quantized, codes, aux = rvq.ResidualVQ(
+          1, self.num_targets, self.final_dim, decay=self.codebook_decay,
+          quantizer_dropout=False, name="quantizer")(z, train=train, mask=real)
+      context = transformer.Dense((self.final_dim,), ("embed", None), self.dtype,
+                                  name="contrastive_head")(hidden[self.contrastive_layers])
+      extra = {"context": context.astype(jnp.float32), "quantized": quantized,
+               "codes": codes[..., 0], "commitment_loss": aux["commitment_loss"],
+               "perplexity": aux["perplexity"][0]}
     if self.norm_first:  # Post-norm layers end normalised.
       x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="final_norm")(x)
       hidden[-1] = x
@@ -318,15 +357,18 @@ class Model(nn.Module):
     normalize = lambda v: v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
     cosine = jnp.einsum("btd,kd->btk", normalize(x.astype(jnp.float32)),
                         normalize(labels.astype(jnp.float32)))
-    return hidden, cosine / self.logit_temperature
+    return hidden, {"logits": cosine / self.logit_temperature, **extra}
 
   def __call__(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None = None,
                frame_mask: jnp.ndarray | None = None, train: bool = False) -> dict:
     """audio: float [b, samples] (frame_mask: bool [b, frames], True = masked) ->
     {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L (0:
-    the first layer's input), the last one after the final norm (norm_first)}."""
-    hidden, logits = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
-    return {"logits": logits, "hidden": hidden}
+    the first layer's input), the last one after the final norm (norm_first)}; w2v_bert adds
+    "context" [b, frames, final_dim] (the contrastive module's projected output), "quantized"
+    [b, frames, final_dim] (target vectors, straight-through), "codes" int32 [b, frames],
+    "commitment_loss" [] and the codebook's "perplexity" []."""
+    hidden, out = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
+    return {**out, "hidden": hidden}
 
   def features(self, audio: jnp.ndarray, layer: int,
                audio_mask: jnp.ndarray | None = None) -> jnp.ndarray:

@@ -104,3 +104,36 @@ def si_snr(reference: jnp.ndarray, estimate: jnp.ndarray, mask: jnp.ndarray | No
   target = scale * reference
   noise = estimate - target
   return 10 * jnp.log10((jnp.sum(target**2, -1) + eps) / (jnp.sum(noise**2, -1) + eps))
+
+
+def contrastive_loss(context: jnp.ndarray, targets: jnp.ndarray, codes: jnp.ndarray,
+                     masked: jnp.ndarray, rng: jax.Array, num_negatives: int,
+                     temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """wav2vec 2.0 / w2v-BERT's contrastive loss: at each masked frame, cross entropy (nats) of
+  picking its own target among `num_negatives` targets of other masked frames of the same
+  clip, drawn uniformly with replacement, by cosine similarity / temperature. A distractor
+  with the frame's own code (the same target vector) is left out.
+
+  context, targets: [b, T, D]; codes: int [b, T]; masked: bool [b, T].
+  Returns (mean loss over the masked frames of clips with 2 or more, accuracy of the argmax).
+  """
+  b, t, _ = context.shape
+  unit = lambda v: v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
+  similarity = jnp.einsum("btd,bsd->bts", unit(context), unit(targets)) / temperature
+  order = jnp.argsort(~masked, axis=1, stable=True)  # Masked frames first, in time order.
+  rank = jnp.argsort(order, axis=1)  # Each frame's place in `order`.
+  count = masked.sum(1)  # [b]
+  draws = jax.random.randint(rng, (b, t, num_negatives), 0,
+                             jnp.maximum(count - 1, 1)[:, None, None])
+  draws = draws + (draws >= rank[:, :, None])  # Skip the frame itself.
+  negatives = jnp.take_along_axis(order, draws.reshape(b, -1), axis=1).reshape(draws.shape)
+  positive = jnp.diagonal(similarity, axis1=1, axis2=2)[..., None]  # [b, T, 1]
+  negative = jnp.take_along_axis(similarity, negatives, axis=2)  # [b, T, K]
+  same_code = jnp.take_along_axis(codes, negatives.reshape(b, -1), axis=1).reshape(
+      draws.shape) == codes[:, :, None]
+  logits = jnp.concatenate([positive, jnp.where(same_code, -jnp.inf, negative)], -1)
+  nll = -jax.nn.log_softmax(logits, -1)[..., 0]
+  where = masked & (count >= 2)[:, None]
+  total = jnp.maximum(where.sum(), 1)
+  accuracy = jnp.sum((logits.argmax(-1) == 0) * where) / total
+  return jnp.sum(jnp.where(where, nll, 0.0)) / total, accuracy

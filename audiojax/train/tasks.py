@@ -222,7 +222,8 @@ def soundstream_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
 
 def _without_head(params: dict) -> dict:
   """A teacher's params as `features` uses them: no prediction head (its K may differ)."""
-  return {k: v for k, v in params.items() if k not in ("final_norm", "head", "label_embeddings")}
+  return {k: v for k, v in params.items() if k not in (
+      "final_norm", "head", "label_embeddings", "quantizer_input", "contrastive_head")}
 
 
 def _hubert_target_dim(model: nn.Module) -> int:
@@ -237,6 +238,8 @@ def hubert_init(model: nn.Module, rng: jax.Array, batch: dict):
   frames = hubert.num_frames(audio.shape[1], model.hop_samples)
   variables = dict(model.init(rng, audio, batch["mask"], jnp.zeros((audio.shape[0], frames),
                                                                      bool)))
+  if model.objective == "w2v_bert":  # Its targets come from its own quantizer.
+    return variables
   dim = _hubert_target_dim(model)
   targets = {"kmeans": {"centroids": jnp.zeros((model.num_targets, dim), jnp.float32),
                         "mean": jnp.zeros((dim,), jnp.float32),
@@ -263,7 +266,10 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
   """HuBERT's masked prediction: alpha * (cross entropy, nats, of the k-means targets at masked
   frames) + (1 - alpha) * (the same at unmasked frames), alpha = `masked_loss_weight` (the
   paper's 1: unmasked frames carry no loss); accuracies on masked and unmasked frames. Eval
-  masks with a fixed key, so its figures are comparable across steps."""
+  masks with a fixed key, so its figures are comparable across steps. The w2v_bert objective:
+  `w2v_bert_loss`."""
+  if model.objective == "w2v_bert":
+    return w2v_bert_loss(model, variables, batch, rng, train)
   audio = batch["audio"] * batch["mask"]
   targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
   valid = model.valid_frames(batch["mask"])  # [b, frames]
@@ -285,9 +291,44 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
   return loss, (metrics, {})
 
 
+def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
+  """w2v-BERT: contrastive loss of the contrastive module at masked frames
+  (`losses.contrastive_loss`) + cross entropy (nats) of the MLM head predicting the masked
+  frames' codes + `commitment_weight` x the quantizer's commitment loss. In training the
+  codebook follows its EMA (the returned "codebooks" state)."""
+  audio = batch["audio"] * batch["mask"]
+  valid = model.valid_frames(batch["mask"])  # [b, frames]
+  mask_rng, dropout_rng, quantizer_rng, negative_rng = jax.random.split(rng, 4)
+  masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  out, state = model.apply(variables, audio, batch["mask"], masked, train,
+                           mutable=["codebooks"] if train else [],
+                           rngs={"dropout": dropout_rng, "quantizer": quantizer_rng})
+  codes = jax.lax.stop_gradient(out["codes"])
+  contrastive, contrastive_accuracy = losses.contrastive_loss(
+      out["context"], out["quantized"], codes, masked, negative_rng, model.num_negatives,
+      model.contrastive_temperature)
+  nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], codes)
+  mean = lambda x, where: jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
+  mlm = mean(nll, masked)
+  loss = contrastive + mlm + W2V_BERT_COMMITMENT_WEIGHT * out["commitment_loss"]
+  metrics = {"loss": loss, "contrastive_loss": contrastive, "mlm_loss": mlm,
+             "contrastive_accuracy": contrastive_accuracy,
+             "masked_accuracy": mean(out["logits"].argmax(-1) == codes, masked),
+             "commitment_loss": out["commitment_loss"], "codebook_perplexity": out["perplexity"],
+             "masked_fraction": mean(masked, valid),
+             "num_predictions": masked.sum().astype(jnp.float32)}
+  return loss, (metrics, dict(state))
+
+
+W2V_BERT_COMMITMENT_WEIGHT = 0.25  # VQ-VAE's beta.
+
+
 def hubert_load_targets(model: nn.Module) -> dict:
   """{"targets": ...} for a fresh HuBERT run: the k-means of `model.target_kmeans` and, for
-  targets="teacher", the params of `model.teacher_workdir`'s latest checkpoint."""
+  targets="teacher", the params of `model.teacher_workdir`'s latest checkpoint. Nothing for
+  the w2v_bert objective (its targets come from its own quantizer)."""
+  if model.objective == "w2v_bert":
+    return {}
   if not model.target_kmeans:
     raise ValueError(
         "hubert needs target_kmeans: fit the targets' k-means first, e.g. "

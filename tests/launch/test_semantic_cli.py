@@ -72,3 +72,14 @@ def test_missing_or_mismatched_targets_are_clear_errors(tmp_path):
                                   np.ones(39, np.float32)))
   with pytest.raises(ValueError, match="num_targets=8"):
     tasks.hubert_load_targets(model.clone(target_kmeans=path))
+
+
+def test_w2v_bert_trains_from_the_cli_and_its_layers_tokenize(espeak_tiny_dir, tmp_path):
+  """The w2v-BERT objective needs no target k-means: train, then fit k-means on a layer."""
+  workdir = str(tmp_path / "w2v_bert")
+  proc = run("launch.train", "--config=configs/semantic.py:w2v_bert_tiny", f"--workdir={workdir}",
+             f"--config.data.data_dir={espeak_tiny_dir}")
+  assert "step 4: validation loss" in proc.stdout
+  assert "4" in os.listdir(os.path.join(workdir, "checkpoints"))
+  run("launch.fit_kmeans", f"--workdir={workdir}", "--layer=2", "--num_clusters=4", "--steps=3")
+  assert kmeans.load_metadata(os.path.join(workdir, "kmeans_layer2_k4.npz"))["layer"] == 2

@@ -1,0 +1,105 @@
+"""w2v-BERT's objective (`hubert.Model(objective="w2v_bert")`, `tasks.w2v_bert_loss`)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax import models
+from audiojax.train import losses, optimizer, tasks, trainer
+from configs import semantic
+
+
+def unit(v):
+  return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_contrastive_loss_matches_a_hand_computed_case():
+  """Two masked frames per clip: each one's only distractor is the other (drawn K times)."""
+  rng = np.random.default_rng(0)
+  context, targets = rng.standard_normal((2, 5, 4))
+  masked = np.zeros((1, 5), bool)
+  masked[0, [1, 3]] = True
+  codes = np.arange(5)[None]
+  k, temperature = 3, 0.5
+  loss, _ = losses.contrastive_loss(jnp.asarray(context[None]), jnp.asarray(targets[None]),
+                                    jnp.asarray(codes), jnp.asarray(masked), jax.random.key(0),
+                                    k, temperature)
+  sim = unit(context) @ unit(targets).T / temperature
+  expected = np.mean([-sim[t, t] + np.log(np.exp(sim[t, t]) + k * np.exp(sim[t, o]))
+                      for t, o in ((1, 3), (3, 1))])
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_distractors_come_from_other_masked_frames_with_other_codes():
+  """Unmasked frames are never distractors (targets there equal to the context change
+  nothing); a distractor sharing the frame's code is left out; with aligned context and
+  orthogonal targets the right target wins everywhere."""
+  b, t, d = 2, 12, 16
+  targets = np.eye(d)[:t][None].repeat(b, 0)  # Orthogonal, one per frame.
+  context = targets.copy()
+  masked = np.zeros((b, t), bool)
+  masked[:, 2:8] = True
+  codes = np.arange(t)[None].repeat(b, 0)
+  args = lambda targets, codes: (jnp.asarray(context), jnp.asarray(targets), jnp.asarray(codes),
+                                 jnp.asarray(masked), jax.random.key(1), 20, 0.1)
+  loss, accuracy = losses.contrastive_loss(*args(targets, codes))
+  assert accuracy == 1.0 and loss < 1e-3
+  decoys = targets.copy()
+  decoys[:, 8:] = context[:, 2:6]  # Unmasked frames that would be perfect distractors.
+  np.testing.assert_allclose(losses.contrastive_loss(*args(decoys, codes))[0], loss, rtol=1e-6)
+  same = np.where(masked, 7, codes)  # Every masked frame has code 7: no distractor left.
+  twins = np.where(masked[..., None], targets[:, 2:3], targets)  # One shared target.
+  assert losses.contrastive_loss(*args(twins, same))[0] < 1e-6
+
+
+def _with(config, **overrides):
+  model_config = config.model.copy_and_resolve_references()
+  model_config.update(overrides)
+  return model_config
+
+
+def test_unknown_objective_and_bad_split_are_refused():
+  config = semantic.get_config("w2v_bert_tiny")
+  with pytest.raises(ValueError, match="objective"):
+    models.get_model(_with(config, objective="wav2vec"))
+  with pytest.raises(ValueError, match="contrastive_layers"):
+    models.get_model(_with(config, contrastive_layers=2))  # Tiny has 2 layers.
+
+
+def test_tiny_w2v_bert_trains_and_its_codebook_follows_the_features():
+  """A few steps on one batch lower both losses; the codebook is k-means initialised on the
+  first step and moves after; the head's codes are the quantizer's; eval leaves it alone."""
+  config = semantic.get_config("w2v_bert_tiny")
+  config.data.crop_samples = 6400  # 20 frames.
+  model = models.get_model(config.model)
+  task = tasks.get_task("hubert")
+  tx, schedule = optimizer.make_optimizer(config.optimizer, 100)
+  rng = np.random.default_rng(0)
+  t = np.arange(6400) / 16000
+  audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
+                    + 0.02 * rng.standard_normal(t.shape) for f in (220.0, 330.0, 440.0, 550.0)])
+  batch = {"audio": jnp.asarray(audio, jnp.float32), "mask": jnp.ones(audio.shape, jnp.float32),
+           "speaker": jnp.zeros((4,), jnp.int32)}
+  state = jax.jit(lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0))
+                  )()
+  assert not state.model_state["codebooks"]["quantizer"]["initialized"]
+  step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
+  history = []
+  for i in range(30):
+    state, metrics = step(state, batch, jax.random.key(i))
+    history.append(jax.device_get(metrics))
+    if i == 0:
+      first_codebook = state.model_state["codebooks"]["quantizer"]["level_0_embedding"]
+  codebooks = state.model_state["codebooks"]["quantizer"]
+  assert codebooks["initialized"]
+  assert not np.allclose(codebooks["level_0_embedding"], first_codebook)
+  start = np.mean([h["loss"] for h in history[:3]])
+  end = np.mean([h["loss"] for h in history[-3:]])
+  assert end < 0.8 * start, (start, end)
+  assert all(np.isfinite(h["contrastive_loss"]) and np.isfinite(h["mlm_loss"])
+             for h in history)
+  _, (metrics, new_state) = task.loss_fn(model, state.variables, batch, jax.random.key(0),
+                                         False)
+  assert new_state == {} and np.isfinite(metrics["loss"])
