@@ -118,7 +118,8 @@ def contrastive_loss(context: jnp.ndarray, targets: jnp.ndarray, codes: jnp.ndar
   Returns (mean loss over the masked frames of clips with 2 or more, accuracy of the argmax).
   """
   b, t, _ = context.shape
-  unit = lambda v: v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
+  # Not v / max(|v|, eps): the norm's gradient at a zero vector (padding frames) is NaN.
+  unit = lambda v: v * jax.lax.rsqrt(jnp.maximum(jnp.sum(v * v, -1, keepdims=True), 1e-12))
   similarity = jnp.einsum("btd,bsd->bts", unit(context), unit(targets)) / temperature
   order = jnp.argsort(~masked, axis=1, stable=True)  # Masked frames first, in time order.
   rank = jnp.argsort(order, axis=1)  # Each frame's place in `order`.

@@ -54,6 +54,18 @@ def test_distractors_come_from_other_masked_frames_with_other_codes():
   assert losses.contrastive_loss(*args(twins, same))[0] < 1e-6
 
 
+def test_zero_vectors_give_finite_gradients():
+  """Padding frames quantize to zero vectors: the loss's gradient must stay finite."""
+  rng = np.random.default_rng(2)
+  context, targets = (jnp.asarray(x, jnp.float32) for x in rng.standard_normal((2, 1, 8, 4)))
+  targets = targets.at[:, 5:].set(0.0)
+  masked = jnp.asarray(np.arange(8) < 6)[None]
+  grads = jax.grad(lambda c, q: losses.contrastive_loss(
+      c, q, jnp.arange(8)[None], masked, jax.random.key(0), 5, 0.1)[0], argnums=(0, 1))(
+          context, targets)
+  assert all(np.isfinite(g).all() for g in grads)
+
+
 def _with(config, **overrides):
   model_config = config.model.copy_and_resolve_references()
   model_config.update(overrides)
