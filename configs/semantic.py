@@ -28,6 +28,8 @@ Variants (`--config=configs/semantic.py:VARIANT`):
               k-means to fit first:
               python -m launch.train --config=configs/semantic.py:w2v_bert_quickstart \
                   --workdir=runs/w2v_bert
+              Measured (quickstart, 2000 steps): PNMI 0.25 at every layer, below MFCC
+              k-means (0.47); the codebook collapsed and re-spread (README).
 """
 
 import ml_collections
