@@ -221,12 +221,13 @@ def _mixed_source(parts: Sequence[Source]) -> Source:
 
   def speaker_of(pair):
     k, record = pair
-    of = parts[k].speaker_of
-    return int(offsets[k] + (of(record) if of else parts[k].decode(record)["speaker"]))
+    return int(offsets[k] + parts[k].speaker_of(record))
 
+  labelled = all(part.speaker_of for part in parts)  # Else, like each part, no speaker_of.
   records = [(k, r) for k, part in enumerate(parts) for r in part.records]
   return Source(records, decode, "+".join(part.name for part in parts), int(offsets[-1]),
-                speaker_of=speaker_of, part_sizes=tuple(len(part) for part in parts))
+                speaker_of=speaker_of if labelled else None,
+                part_sizes=tuple(len(part) for part in parts))
 
 
 def get_source(data_config: ml_collections.ConfigDict, split: str, process_index: int = 0,
@@ -395,8 +396,7 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
     ds = ds[process_index::process_count]
   by_speaker = (_records_by_speaker(source, list(ds)) if reference_samples else {})
   if source.part_sizes:  # A mixture: each part shuffled and repeated, then mixed by weight.
-    ds = _mix(source.part_sizes, list(ds), data_config.get("mix_weights") or None, seed
-              ).seed(seed)
+    ds = _mix(source.part_sizes, list(ds), data_config.get("mix_weights"), seed).seed(seed)
   else:
     ds = ds.seed(seed).shuffle().repeat()
 

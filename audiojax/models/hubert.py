@@ -287,7 +287,7 @@ class Model(nn.Module):
     x = self._frontend(audio, audio_mask)[:, :t]
     x = jnp.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)))  # frontend_padding="none"
     x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="frontend_norm")(x)
-    features = x  # [b, T, C]: what w2v-BERT's quantizer sees (unmasked).
+    frontend_features = x  # [b, T, C]: what w2v-BERT's quantizer sees (unmasked).
     x = transformer.Dense((self.embed_dim,), (None, "embed"), self.dtype,
                           use_bias=self.use_bias, name="projection")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -338,7 +338,7 @@ class Model(nn.Module):
     extra = {}
     if self.objective == "w2v_bert":
       z = transformer.Dense((self.final_dim,), (None, None), self.dtype,
-                            name="quantizer_input")(features)
+                            name="quantizer_input")(frontend_features)
       real = None if valid is None else valid.astype(jnp.float32)
       quantized, codes, aux = rvq.ResidualVQ(
           1, self.num_targets, self.final_dim, decay=self.codebook_decay,

@@ -262,6 +262,19 @@ def hubert_targets(model: nn.Module, targets: dict, audio: jnp.ndarray,
                         kmeans.KMeans(**targets["kmeans"]))
 
 
+def _masked_frames(model: nn.Module, batch: dict, mask_rng: jax.Array):
+  """(audio [b, samples] with padding zeroed, valid frames bool [b, frames], masked frames:
+  HuBERT / wav2vec 2.0 spans among the valid ones) of a speech-encoder batch."""
+  valid = model.valid_frames(batch["mask"])
+  masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  return batch["audio"] * batch["mask"], valid, masked
+
+
+def _masked_mean(x: jnp.ndarray, where: jnp.ndarray) -> jnp.ndarray:
+  """Mean of x over the entries where `where` is set (0 if none)."""
+  return jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
+
+
 def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
   """HuBERT's masked prediction: alpha * (cross entropy, nats, of the k-means targets at masked
   frames) + (1 - alpha) * (the same at unmasked frames), alpha = `masked_loss_weight` (the
@@ -270,23 +283,21 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
   `w2v_bert_loss`."""
   if model.objective == "w2v_bert":
     return w2v_bert_loss(model, variables, batch, rng, train)
-  audio = batch["audio"] * batch["mask"]
-  targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
-  valid = model.valid_frames(batch["mask"])  # [b, frames]
   mask_rng, dropout_rng = jax.random.split(rng)
-  masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  audio, valid, masked = _masked_frames(model, batch, mask_rng)
+  targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
   out = model.apply({"params": variables["params"]}, audio, batch["mask"], masked, train,
                     rngs={"dropout": dropout_rng})
   nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], targets)
   correct = out["logits"].argmax(-1) == targets
-  mean = lambda x, where: jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
   unmasked = valid & ~masked
   alpha = model.masked_loss_weight
-  loss = alpha * mean(nll, masked) + (1.0 - alpha) * mean(nll, unmasked)
-  metrics = {"loss": loss, "masked_loss": mean(nll, masked),
-             "masked_accuracy": mean(correct, masked),
-             "unmasked_accuracy": mean(correct, unmasked),
-             "unmasked_loss": mean(nll, unmasked), "masked_fraction": mean(masked, valid),
+  loss = alpha * _masked_mean(nll, masked) + (1.0 - alpha) * _masked_mean(nll, unmasked)
+  metrics = {"loss": loss, "masked_loss": _masked_mean(nll, masked),
+             "masked_accuracy": _masked_mean(correct, masked),
+             "unmasked_accuracy": _masked_mean(correct, unmasked),
+             "unmasked_loss": _masked_mean(nll, unmasked),
+             "masked_fraction": _masked_mean(masked, valid),
              "num_predictions": masked.sum().astype(jnp.float32)}
   return loss, (metrics, {})
 
@@ -294,12 +305,10 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
 def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
   """w2v-BERT: contrastive loss of the contrastive module at masked frames
   (`losses.contrastive_loss`) + cross entropy (nats) of the MLM head predicting the masked
-  frames' codes + `commitment_weight` x the quantizer's commitment loss. In training the
+  frames' codes + W2V_BERT_COMMITMENT_WEIGHT x the quantizer's commitment loss. In training the
   codebook follows its EMA (the returned "codebooks" state)."""
-  audio = batch["audio"] * batch["mask"]
-  valid = model.valid_frames(batch["mask"])  # [b, frames]
   mask_rng, dropout_rng, quantizer_rng, negative_rng = jax.random.split(rng, 4)
-  masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  audio, valid, masked = _masked_frames(model, batch, mask_rng)
   out, state = model.apply(variables, audio, batch["mask"], masked, train,
                            mutable=["codebooks"] if train else [],
                            rngs={"dropout": dropout_rng, "quantizer": quantizer_rng})
@@ -308,14 +317,13 @@ def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, trai
       out["context"], out["quantized"], codes, masked, negative_rng, model.num_negatives,
       model.contrastive_temperature)
   nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], codes)
-  mean = lambda x, where: jnp.sum(x * where) / jnp.maximum(where.sum(), 1)
-  mlm = mean(nll, masked)
+  mlm = _masked_mean(nll, masked)
   loss = contrastive + mlm + W2V_BERT_COMMITMENT_WEIGHT * out["commitment_loss"]
   metrics = {"loss": loss, "contrastive_loss": contrastive, "mlm_loss": mlm,
              "contrastive_accuracy": contrastive_accuracy,
-             "masked_accuracy": mean(out["logits"].argmax(-1) == codes, masked),
+             "masked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, masked),
              "commitment_loss": out["commitment_loss"], "codebook_perplexity": out["perplexity"],
-             "masked_fraction": mean(masked, valid),
+             "masked_fraction": _masked_mean(masked, valid),
              "num_predictions": masked.sum().astype(jnp.float32)}
   return loss, (metrics, dict(state))
 
