@@ -33,10 +33,14 @@ python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__v
 
 # Budget: a lent GPU gives ~15 min in all and 10 min per call; the limits below add up to
 # ~16 min for every part, so pick parts per call. Measured so far: benchmarks/RESULTS.md.
-PARTS=${PARTS:-"mfu lm"}
-mfu() {  # mfu CONFIG BATCH ATTENTION: an AudioLM stage's bf16 training MFU.
-  run "mfu_${1##*:}_$3" ${MFU_LIMIT:-240} python3 -m benchmarks.train_throughput --config=$1 \
-    --per_device_batch=$2 --steps=${MFU_STEPS:-20} --dtype=bfloat16 --attention_impl=$3
+PARTS=${PARTS:-"mfu mfu_variants"}
+mfu() {  # mfu CONFIG BATCHES ATTENTIONS [FLAGS...]: an AudioLM stage's bf16 training MFU.
+  local config=$1 batches=$2 attention=$3
+  shift 3
+  run "mfu_${config##*:}_${attention//,/_}_$batches$(echo "$@" | tr -c 'a-z0-9\n' _)" \
+    ${MFU_LIMIT:-240} python3 -m benchmarks.train_throughput --config=$config \
+    --per_device_batch=$batches --steps=${MFU_STEPS:-20} --dtype=bfloat16 \
+    --attention_impl=$attention "$@"
 }
 train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
   for dtype in float32 bfloat16; do
@@ -52,11 +56,15 @@ for part in $PARTS; do
     train)
       if [ -n "${BASELINE:-}" ]; then (cd "$BASELINE" && train baseline_); fi
       train "";;
-    mfu)
-      mfu configs/audiolm.py:semantic_paper 32 xla
-      mfu configs/audiolm.py:semantic_paper 32 cudnn;;
+    mfu)  # Profiled: where the step's time goes (benchmarks/trace_summary.py).
+      MFU_LIMIT=${MFU_LIMIT:-270} mfu configs/audiolm.py:semantic_paper 32 cudnn,xla \
+        --profile_dir=/tmp/prof \
+        --hlo_dir=/tmp/prof/hlo;;
+    mfu_variants)  # What the profile's suspects cost: dropout's random bits, batch size.
+      MFU_LIMIT=120 mfu configs/audiolm.py:semantic_paper 32 cudnn --prng_impl=rbg
+      MFU_LIMIT=110 mfu configs/audiolm.py:semantic_paper 32 cudnn --set=model.dropout_rate=0;;
     mfu_coarse)
-      mfu configs/audiolm.py:coarse_paper 8 cudnn;;
+      MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)
       for dtype in bfloat16 float32; do
         run "lm_sampling_$dtype" 120 python3 -m benchmarks.lm_sampling --batch_sizes=1,16 \
@@ -74,3 +82,6 @@ for part in $PARTS; do
     *) echo "unknown part $part" | tee -a "$LOG";;
   esac
 done
+if [ -d /tmp/prof ]; then  # Traces lie 4 folders down: one archive comes back instead.
+  tar czf "$LOG_DIR/profiles.tgz" -C /tmp prof && du -h "$LOG_DIR/profiles.tgz" | tee -a "$LOG"
+fi

@@ -21,6 +21,7 @@ and FLOP rates:
 On a CPU, --cpu_devices splits the cores into devices first.
 """
 
+import gzip
 import os
 import time
 
@@ -31,16 +32,28 @@ from absl import app, flags
 
 from audiojax.data import pipeline
 from audiojax.train import sharding, trainer
+from benchmarks import trace_summary
 from launch import common
 
 _CONFIG = flags.DEFINE_string("config", "configs/wavenet.py:paper", "Config file[:variant].")
-_PER_DEVICE_BATCH = flags.DEFINE_integer("per_device_batch", 4, "Rows per device.")
+_PER_DEVICE_BATCH = flags.DEFINE_list("per_device_batch", ["4"], "Rows per device; several "
+                                      "(comma-separated) are measured in turn.")
 _CROP = flags.DEFINE_integer("crop_samples", 0, "Audio models: samples per row (0: the "
                              "config's).")
 _DTYPE = flags.DEFINE_string("dtype", "", "Compute dtype override, e.g. bfloat16.")
 _REMAT = flags.DEFINE_string("remat", "", "Remat policy override: none, full or dots.")
-_ATTENTION = flags.DEFINE_string("attention_impl", "", "Transformers: jax.nn."
-                                 "dot_product_attention implementation (xla or cudnn).")
+_ATTENTION = flags.DEFINE_list("attention_impl", [""], "Transformers: jax.nn."
+                               "dot_product_attention implementation (xla or cudnn); several "
+                               "are measured in turn.")
+_SET = flags.DEFINE_multi_string("set", [], "Config override KEY=VALUE (e.g. "
+                                 "model.dropout_rate=0.0), repeatable.")
+_PRNG = flags.DEFINE_string("prng_impl", "", "jax_default_prng_impl for the step's keys "
+                            "(dropout): threefry2x32 (JAX's default), rbg or unsafe_rbg.")
+_PROFILE = flags.DEFINE_string("profile_dir", "", "Also trace 3 steps of each run into "
+                               "PROFILE_DIR/RUN and print where the device time went "
+                               "(benchmarks.trace_summary).")
+_HLO = flags.DEFINE_string("hlo_dir", "", "Write each run's compiled step (HLO text, gzip) "
+                           "here, to look up the ops a profile names.")
 _MESH = flags.DEFINE_string("mesh", "", "data,fsdp,tensor sizes for the all-device mesh "
                             "(default: all on data).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after 2 untimed).")
@@ -90,9 +103,9 @@ def _xla_flops(compiled) -> float:
   return float((cost or {}).get("flops", 0.0))
 
 
-def measure(config, devices, num_steps: int) -> dict[str, float]:
+def measure(config, devices, num_steps: int, name: str = "") -> dict[str, float]:
   """Steps/s of `config` on a mesh over `devices` (synthetic data), its XLA FLOPs per step
-  and its parameter count."""
+  and its parameter count; with --profile_dir / --hlo_dir, also the trace / HLO as `name`."""
   model, task, tx, schedule, _, rules = trainer.build(config)
   mesh = sharding.make_mesh(config.mesh if len(devices) > 1 else None, devices)
   state, shardings = trainer.init_state(config, model, task, tx, mesh, rules)
@@ -103,6 +116,10 @@ def measure(config, devices, num_steps: int) -> dict[str, float]:
     step = jax.jit(train_step, in_shardings=(shardings, sharding.batch_sharding(mesh), None),
                    out_shardings=(shardings, None), donate_argnums=0
                    ).lower(state, batch, jax.random.key(0)).compile()
+  if _HLO.value:
+    os.makedirs(_HLO.value, exist_ok=True)
+    with gzip.open(os.path.join(_HLO.value, f"{name}.hlo.txt.gz"), "wt") as f:
+      f.write(step.as_text())
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   for i in range(2):
     state, metrics = step(state, batch, jax.random.key(i))
@@ -111,14 +128,42 @@ def measure(config, devices, num_steps: int) -> dict[str, float]:
   for i in range(num_steps):
     state, metrics = step(state, batch, jax.random.key(i))
   jax.block_until_ready((state, metrics))
-  return {"steps_per_s": num_steps / (time.perf_counter() - start),
-          "xla_flops": _xla_flops(step), "num_params": num_params}
+  seconds = time.perf_counter() - start
+  if _PROFILE.value:
+    trace_dir = os.path.join(_PROFILE.value, name)
+    with jax.profiler.trace(trace_dir):
+      for i in range(3):
+        state, metrics = step(state, batch, jax.random.key(i))
+      jax.block_until_ready((state, metrics))
+    try:
+      summary = trace_summary.summarize(trace_dir)
+    except Exception as e:  # noqa: BLE001 -- a bad trace must not lose the timings.
+      summary = f"no summary: {e!r}"
+    print(f"--- {name}: 3 steps\n{summary}", flush=True)
+  return {"steps_per_s": num_steps / seconds, "xla_flops": _xla_flops(step),
+          "num_params": num_params}
+
+
+def _override(config, assignment: str) -> None:
+  """config[KEY] = VALUE for --set KEY=VALUE, VALUE parsed as the existing value's type."""
+  key, sep, text = assignment.partition("=")
+  *parents, leaf = key.split(".")
+  node = config
+  for parent in parents:
+    node = node[parent]
+  if not sep or leaf not in node:
+    raise ValueError(f"--set {assignment!r}: use KEY=VALUE with KEY in the config")
+  old = node[leaf]
+  node[leaf] = (text.lower() in ("1", "true") if isinstance(old, bool)
+                else type(old)(text) if isinstance(old, int | float | str) else text)
 
 
 def main(argv):
   del argv
   if _CPU_DEVICES.value:
     sharding.use_cpu_cores(_CPU_DEVICES.value)
+  if _PRNG.value:
+    jax.config.update("jax_default_prng_impl", _PRNG.value)
   config = common.load_config_file(_CONFIG.value)
   if _CROP.value:
     config.data.crop_samples = _CROP.value
@@ -126,8 +171,8 @@ def main(argv):
     config.model.dtype = _DTYPE.value
   if _REMAT.value:
     config.model.remat = _REMAT.value
-  if _ATTENTION.value:
-    config.model.attention_impl = _ATTENTION.value
+  for assignment in _SET.value:
+    _override(config, assignment)
   if _MESH.value:
     config.mesh.update(dict(zip(sharding.MESH_AXES, map(int, _MESH.value.split(",")),
                                 strict=True)))
@@ -136,24 +181,30 @@ def main(argv):
   peak = _PEAK.value or next((v for k, v in DATASHEET_TFLOPS.items() if k in kind), 0.0)
   unit = "tokens" if config.model.name == "transformer" else "samples"
   print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.get('remat')}, "
-        f"{units_per_row(config)} {unit} x {_PER_DEVICE_BATCH.value} rows per device; "
-        f"{len(devices)} x {kind}; peak for MFU {peak or 'unknown'} TFLOP/s; load average "
-        f"{os.getloadavg()[0]:.1f}")
-  print(f"{'devices':>7} {'batch':>6} {'steps/s':>8} {unit + '/s':>11} {'efficiency':>10} "
-        f"{'xla TFLOP/s':>11} {'model TFLOP/s':>13} {'MFU':>6}")
-  base = None
-  for group in ([devices[:1], devices] if len(devices) > 1 else [devices]):
-    config.data.batch_size = _PER_DEVICE_BATCH.value * len(group)
-    result = measure(config, group, _STEPS.value)
-    units = result["steps_per_s"] * config.data.batch_size * units_per_row(config)
-    base = base or units
-    xla = result["xla_flops"] * result["steps_per_s"] / 1e12
-    per_unit = model_flops_per_unit(config, result["num_params"])
-    model_tflops = units * per_unit / 1e12 if per_unit else float("nan")
-    mfu = model_tflops / (peak * len(group)) if peak and per_unit else float("nan")
-    print(f"{len(group):>7} {config.data.batch_size:>6} {result['steps_per_s']:>8.2f} "
-          f"{units:>11,.0f} {units / (base * len(group)):>10.2f} {xla:>11.2f} "
-          f"{model_tflops:>13.2f} {mfu:>6.1%}", flush=True)
+        f"{units_per_row(config)} {unit} per row; overrides {_SET.value}, prng "
+        f"{jax.config.jax_default_prng_impl}; {len(devices)} x {kind}; peak for MFU "
+        f"{peak or 'unknown'} TFLOP/s; load average {os.getloadavg()[0]:.1f}")
+  print(f"{'attention':>9} {'devices':>7} {'batch':>6} {'steps/s':>8} {unit + '/s':>11} "
+        f"{'efficiency':>10} {'xla TFLOP/s':>11} {'model TFLOP/s':>13} {'MFU':>6}")
+  for attention in _ATTENTION.value:
+    if attention:
+      config.model.attention_impl = attention
+    for per_device_batch in map(int, _PER_DEVICE_BATCH.value):
+      base = None
+      for group in ([devices[:1], devices] if len(devices) > 1 else [devices]):
+        config.data.batch_size = per_device_batch * len(group)
+        name = f"{attention or 'default'}_b{config.data.batch_size}_d{len(group)}"
+        result = measure(config, group, _STEPS.value, name)
+        units = result["steps_per_s"] * config.data.batch_size * units_per_row(config)
+        base = base or units
+        xla = result["xla_flops"] * result["steps_per_s"] / 1e12
+        per_unit = model_flops_per_unit(config, result["num_params"])
+        model_tflops = units * per_unit / 1e12 if per_unit else float("nan")
+        mfu = model_tflops / (peak * len(group)) if peak and per_unit else float("nan")
+        print(f"{attention or '-':>9} {len(group):>7} {config.data.batch_size:>6} "
+              f"{result['steps_per_s']:>8.2f} {units:>11,.0f} "
+              f"{units / (base * len(group)):>10.2f} {xla:>11.2f} {model_tflops:>13.2f} "
+              f"{mfu:>6.1%}", flush=True)
   print(f"{result['num_params'] / 1e6:.1f}M params; xla TFLOP/s counts one device's program "
         "(per device on a mesh).")
 

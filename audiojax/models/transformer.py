@@ -219,6 +219,22 @@ def _explicit_attention(q, k, v, bias, mask, rate: float, rng: jax.Array, causal
   return jnp.einsum("bnts,bsnh->btnh", probs, v)
 
 
+def _fused_attention(q, k, v, bias, mask, causal: bool, implementation: str | None
+                     ) -> jnp.ndarray:
+  """`jax.nn.dot_product_attention` over a whole sequence. cuDNN's kernel trains with a bias
+  only over even lengths, so an odd causal self-attention (e.g. AudioLM's 750-token windows,
+  749 inputs) gets one zero position appended, which no real query can see, and dropped from
+  the output. q, k, v: [b, t, N, H] -> [b, t, N, H]."""
+  t = q.shape[1]
+  if implementation == "cudnn" and bias is not None and causal and mask is None and t % 2:
+    pad = lambda x: jnp.pad(x, [(0, 0), (0, 1)] + [(0, 0)] * (x.ndim - 2))
+    bias = jnp.pad(bias, [(0, 0), (0, 0), (0, 1), (0, 1)])
+    return jax.nn.dot_product_attention(pad(q), pad(k), pad(v), bias, is_causal=True,
+                                        implementation=implementation)[:, :t]
+  return jax.nn.dot_product_attention(q, k, v, bias, mask, is_causal=causal,
+                                      implementation=implementation)
+
+
 class Attention(nn.Module):
   """Multi-head self-attention, causal unless `causal=False` (encoders, e.g. `hubert`); with a
   cache, the chunk's keys and values are written at `positions[0]` and the queries attend to
@@ -258,9 +274,8 @@ class Attention(nn.Module):
       out = _explicit_attention(q, k, v, context.bias, context.mask, self.dropout_rate,
                                 self.make_rng("dropout"), self.causal)
     else:
-      out = jax.nn.dot_product_attention(q, k, v, context.bias, context.mask,
-                                         is_causal=self.causal,
-                                         implementation=self.attention_impl)
+      out = _fused_attention(q, k, v, context.bias, context.mask, self.causal,
+                             self.attention_impl)
     out = nn.with_logical_constraint(out, qkv_axes)
     out = Dense((x.shape[-1],), ("heads", "kv", "embed"), self.dtype, 2, self.use_bias,
                 name="out")(out)
@@ -402,7 +417,12 @@ class Model(nn.Module):
                                          self.num_buckets, self.max_distance)  # [n, S]
       table = self.param("relative_bias", nn.with_logical_partitioning(
           nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
-      bias = jnp.transpose(table[buckets], (2, 0, 1))[None].astype(self.dtype)  # [1, N, n, S]
+      # A one-hot contraction, not `table[buckets]`: the gather's gradient is a scatter-add
+      # of n x S x N values into B x N slots (atomics on a GPU, slow on a TPU); as a matmul
+      # it is one reduction (T5X does the same). HIGHEST: the exact table values in float32.
+      one_hot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)  # [n, S, B]
+      bias = jnp.einsum("tsb,bn->nts", one_hot, table.astype(self.dtype),
+                        precision=jax.lax.Precision.HIGHEST)[None]  # [1, N, n, S]
     context = Context(positions=positions, bias=bias, mask=mask)
 
     embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name="embed",

@@ -180,6 +180,46 @@ def test_explicit_attention_path_matches_dot_product_attention():
       jax.nn.dot_product_attention(q, k, v, bias, mask), atol=1e-6)
 
 
+def test_cudnn_odd_length_is_padded_to_even(monkeypatch):
+  """cuDNN trains with a bias over even lengths only: an odd sequence goes in with one extra
+  position that changes nothing (checked here through XLA, standing in for the kernel)."""
+  lengths = []
+  xla = jax.nn.dot_product_attention
+
+  def fake_cudnn(q, k, v, bias=None, mask=None, *, is_causal=False, implementation=None):
+    lengths.append(q.shape[1])
+    return xla(q, k, v, bias, mask, is_causal=is_causal)
+
+  monkeypatch.setattr(jax.nn, "dot_product_attention", fake_cudnn)
+  rng = np.random.default_rng(1)
+  q, k, v = (jnp.asarray(rng.standard_normal((2, 9, 2, 8)), jnp.float32) for _ in range(3))
+  bias = jnp.asarray(rng.standard_normal((1, 2, 9, 9)), jnp.float32)
+  out = transformer._fused_attention(q, k, v, bias, None, True, "cudnn")
+  assert lengths == [10] and out.shape == q.shape
+  np.testing.assert_allclose(out, xla(q, k, v, bias, is_causal=True), atol=1e-6)
+
+
+def test_relative_bias_is_the_table_at_each_bucket():
+  model = transformer.Model(**TINY)
+  params = random_params(model)
+  tokens = random_tokens(3, (1, 24))
+  biases = []
+  xla = jax.nn.dot_product_attention
+
+  def spy(q, k, v, bias=None, mask=None, **kwargs):
+    biases.append(bias)
+    return xla(q, k, v, bias, mask, **kwargs)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(jax.nn, "dot_product_attention", spy)
+    model.apply({"params": params}, tokens)
+  positions = np.arange(24)
+  buckets = transformer.relative_position_bucket(positions[:, None] - positions[None, :],
+                                                 TINY["num_buckets"], TINY["max_distance"])
+  expected = np.transpose(np.asarray(params["relative_bias"])[np.asarray(buckets)], (2, 0, 1))
+  np.testing.assert_array_equal(biases[0][0], expected)
+
+
 def test_dropout_only_while_training():
   model = transformer.Model(**TINY, dropout_rate=0.3, attention_dropout_rate=0.3)
   params = random_params(model)
