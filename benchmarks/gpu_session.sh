@@ -61,8 +61,11 @@ for part in $PARTS; do
         --profile_dir=/tmp/prof \
         --hlo_dir=/tmp/prof/hlo;;
     mfu_variants)  # What the profile's suspects cost: dropout's random bits, batch size.
-      MFU_LIMIT=120 mfu configs/audiolm.py:semantic_paper 32 cudnn --prng_impl=rbg
+      MFU_LIMIT=120 mfu configs/audiolm.py:semantic_paper 32 cudnn --set=train.rng_impl=
       MFU_LIMIT=110 mfu configs/audiolm.py:semantic_paper 32 cudnn --set=model.dropout_rate=0;;
+    mfu_cudnn)  # The cuDNN step alone, profiled, at two batch sizes.
+      MFU_LIMIT=${MFU_LIMIT:-270} mfu configs/audiolm.py:semantic_paper 32,64 cudnn \
+        --profile_dir=/tmp/prof;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)

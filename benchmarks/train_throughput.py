@@ -47,8 +47,6 @@ _ATTENTION = flags.DEFINE_list("attention_impl", [""], "Transformers: jax.nn."
                                "are measured in turn.")
 _SET = flags.DEFINE_multi_string("set", [], "Config override KEY=VALUE (e.g. "
                                  "model.dropout_rate=0.0), repeatable.")
-_PRNG = flags.DEFINE_string("prng_impl", "", "jax_default_prng_impl for the step's keys "
-                            "(dropout): threefry2x32 (JAX's default), rbg or unsafe_rbg.")
 _PROFILE = flags.DEFINE_string("profile_dir", "", "Also trace 3 steps of each run into "
                                "PROFILE_DIR/RUN and print where the device time went "
                                "(benchmarks.trace_summary).")
@@ -111,7 +109,8 @@ def measure(config, devices, num_steps: int, name: str = "") -> dict[str, float]
   state, shardings = trainer.init_state(config, model, task, tx, mesh, rules)
   batch = sharding.shard_batch(synthetic_batch(config, config.data.batch_size,
                                                np.random.default_rng(0)), mesh)
-  train_step = trainer.make_train_step(model, task, tx, schedule, config.train.microbatches)
+  train_step = trainer.make_train_step(model, task, tx, schedule, config.train.microbatches,
+                                       config.train.get("rng_impl", ""))
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     step = jax.jit(train_step, in_shardings=(shardings, sharding.batch_sharding(mesh), None),
                    out_shardings=(shardings, None), donate_argnums=0
@@ -162,8 +161,6 @@ def main(argv):
   del argv
   if _CPU_DEVICES.value:
     sharding.use_cpu_cores(_CPU_DEVICES.value)
-  if _PRNG.value:
-    jax.config.update("jax_default_prng_impl", _PRNG.value)
   config = common.load_config_file(_CONFIG.value)
   if _CROP.value:
     config.data.crop_samples = _CROP.value
@@ -181,8 +178,8 @@ def main(argv):
   peak = _PEAK.value or next((v for k, v in DATASHEET_TFLOPS.items() if k in kind), 0.0)
   unit = "tokens" if config.model.name == "transformer" else "samples"
   print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.get('remat')}, "
-        f"{units_per_row(config)} {unit} per row; overrides {_SET.value}, prng "
-        f"{jax.config.jax_default_prng_impl}; {len(devices)} x {kind}; peak for MFU "
+        f"{units_per_row(config)} {unit} per row; overrides {_SET.value}, rng_impl "
+        f"{config.train.get('rng_impl') or 'threefry'}; {len(devices)} x {kind}; peak for MFU "
         f"{peak or 'unknown'} TFLOP/s; load average {os.getloadavg()[0]:.1f}")
   print(f"{'attention':>9} {'devices':>7} {'batch':>6} {'steps/s':>8} {unit + '/s':>11} "
         f"{'efficiency':>10} {'xla TFLOP/s':>11} {'model TFLOP/s':>13} {'MFU':>6}")

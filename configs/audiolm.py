@@ -10,7 +10,8 @@ Variants (`--config=configs/audiolm.py:STAGE_SIZE[_acoustic_only]`):
          paper       Borsos et al. 2022: 12 layers, 16 heads, width 1024, MLP 4096, dropout 0.1,
                      T5 relative bias; 1024 semantic tokens at 25 Hz, SoundStream 12 x 1024 at
                      50 Hz with Q' = 4 coarse levels; 30 s semantic windows (750 tokens), 10 s
-                     coarse, 3 s fine windows.
+                     coarse, 3 s fine windows. Dropout's bits from the rbg generator
+                     (`train.rng_impl`), cheap on GPU/TPU.
   _acoustic_only     the paper's ablation: no semantic tokens (the coarse stage sees only
                      acoustic tokens; with the fine stage it models audio alone).
 
@@ -70,7 +71,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       num_steps=1_000_000, microbatches=1, log_every=100, checkpoint_every=5000,
       keep_checkpoints=3, async_checkpoints=True, eval_every=20_000, eval_max_examples=256,
-      sample_every=0, sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0))
+      sample_every=0, sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0,
+      # Dropout's random bits: "rbg" on accelerators (trainer.make_train_step), "" threefry.
+      rng_impl="rbg"))
 
   if size == "quickstart":
     data.update(semantic_vocab=100, codebook_size=256, num_levels=8, coarse_levels=3,
@@ -80,7 +83,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         dropout_rate=0.0)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=200)
     config.train.update(num_steps=2000, log_every=50, checkpoint_every=500, eval_every=1000,
-                        eval_max_examples=32)
+                        eval_max_examples=32, rng_impl="")
   elif size == "tiny":
     data.update(semantic_vocab=8, codebook_size=16, num_levels=3, coarse_levels=2,
                 semantic_rate_hz=50.0, semantic_tokens=16, coarse_seconds=0.1,
@@ -88,7 +91,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.model.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, dropout_rate=0.0)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=1)
     config.train.update(num_steps=4, log_every=2, checkpoint_every=2, eval_every=4,
-                        eval_max_examples=2, async_checkpoints=False)
+                        eval_max_examples=2, async_checkpoints=False, rng_impl="")
   if acoustic_only:
     data.semantic_vocab = 0
   return config

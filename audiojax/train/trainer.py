@@ -69,13 +69,20 @@ def _split_microbatches(batch: dict, microbatches: int, index: jax.Array) -> dic
 
 
 def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, schedule,
-                    microbatches: int = 1):
+                    microbatches: int = 1, rng_impl: str = ""):
   """train_step(state, batch, rng) -> (state, metrics); pure, for jit.
 
   With `microbatches` > 1 the batch is split and the gradients accumulated, weighted by each
   microbatch's `num_predictions` (when the loss reports it), so the update equals one step on
   the whole batch with less activation memory; non-parameter state (e.g. EMA codebooks) is
   updated by each microbatch in turn.
+
+  `rng_impl` (config `train.rng_impl`): the PRNG the step's randomness (dropout, masks) is
+  drawn with, keyed by bits of `rng`: "" keeps `rng`'s own (threefry); "rbg" / "unsafe_rbg"
+  use the hardware RNG generator, far cheaper on GPU/TPU where dropout draws a bit per
+  activation (MaxText's default; on an H100, dropout's threefry bits took ~6.7 ms of an 80 ms
+  AudioLM step: benchmarks/RESULTS.md). Still deterministic given the step, so resumes stay
+  exact on the same backend.
   """
 
   def loss_of_params(params, model_state, batch, rng):
@@ -111,6 +118,9 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation, s
     return jax.tree.map(lambda g: g / weight_sum, grad_sum), metrics, model_state
 
   def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    if rng_impl:
+      shape = jax.random.key_data(jax.random.key(0, impl=rng_impl)).shape
+      rng = jax.random.wrap_key_data(jax.random.bits(rng, shape, jnp.uint32), impl=rng_impl)
     if microbatches > 1:
       grads, metrics, model_state = accumulate(state.params, state.model_state, batch, rng)
     else:
@@ -302,7 +312,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   logging.info("mesh %s over %d devices (%d processes)", dict(mesh.shape), mesh.size,
                jax.process_count())
   batch_sharding = sharding.batch_sharding(mesh)
-  train_step = jit_in_mesh(make_train_step(model, task, tx, schedule, microbatches), mesh, rules,
+  train_step = jit_in_mesh(make_train_step(model, task, tx, schedule, microbatches,
+                                           config.train.get("rng_impl", "")), mesh, rules,
                            in_shardings=(shardings, batch_sharding, None),
                            out_shardings=(shardings, None), donate_argnums=0)
   eval_step = jit_in_mesh(make_eval_step(model, task), mesh, rules,

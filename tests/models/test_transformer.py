@@ -182,7 +182,7 @@ def test_explicit_attention_path_matches_dot_product_attention():
 
 def test_cudnn_odd_length_is_padded_to_even(monkeypatch):
   """cuDNN trains with a bias over even lengths only: an odd sequence goes in with one extra
-  position that changes nothing (checked here through XLA, standing in for the kernel)."""
+  position that changes nothing (checked through XLA, standing in for the kernel)."""
   lengths = []
   xla = jax.nn.dot_product_attention
 
@@ -190,13 +190,14 @@ def test_cudnn_odd_length_is_padded_to_even(monkeypatch):
     lengths.append(q.shape[1])
     return xla(q, k, v, bias, mask, is_causal=is_causal)
 
+  model = transformer.Model(**TINY)
+  params = random_params(model)
+  tokens = random_tokens(5, (2, 9))
+  reference = forward(model, params, tokens)
   monkeypatch.setattr(jax.nn, "dot_product_attention", fake_cudnn)
-  rng = np.random.default_rng(1)
-  q, k, v = (jnp.asarray(rng.standard_normal((2, 9, 2, 8)), jnp.float32) for _ in range(3))
-  bias = jnp.asarray(rng.standard_normal((1, 2, 9, 9)), jnp.float32)
-  out = transformer._fused_attention(q, k, v, bias, None, True, "cudnn")
-  assert lengths == [10] and out.shape == q.shape
-  np.testing.assert_allclose(out, xla(q, k, v, bias, is_causal=True), atol=1e-6)
+  logits = transformer.Model(**TINY, attention_impl="cudnn").apply({"params": params}, tokens)
+  assert set(lengths) == {10} and logits.shape == reference.shape
+  np.testing.assert_allclose(logits, reference, atol=1e-5)
 
 
 def test_relative_bias_is_the_table_at_each_bucket():

@@ -63,3 +63,20 @@ def test_kv_cache_equals_full_forward_for_every_stage(stage):
     logits, cache = decode(tokens[:, t:t + 1], cache, t)
     steps.append(logits)
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full, atol=1e-5)
+
+
+def test_rng_impl_draws_dropout_from_another_generator_deterministically():
+  """`train.rng_impl="rbg"`: the step's dropout comes from the rbg generator keyed by the
+  step's key: the same key gives the same update, and it differs from threefry's."""
+  config = audiolm_config.get_config("semantic_tiny")
+  config.model.dropout_rate = 0.3
+  model, task, tx, schedule, mesh, rules = trainer.build(config)
+  state, _ = trainer.init_state(config, model, task, tx, mesh, rules)
+  tokens = np.random.default_rng(0).integers(0, model.vocab_size, (2, 17)).astype(np.int32)
+  batch = {"tokens": jnp.asarray(tokens), "loss_mask": jnp.ones((2, 17), jnp.float32)}
+  losses = {}
+  for impl in ("", "rbg", "rbg"):
+    step = jax.jit(trainer.make_train_step(model, task, tx, schedule, rng_impl=impl))
+    losses.setdefault(impl, []).append(float(step(state, batch, jax.random.key(3))[1]["loss"]))
+  assert losses["rbg"][0] == losses["rbg"][1]
+  assert losses["rbg"][0] != losses[""][0]
