@@ -135,10 +135,10 @@ def measure(config, devices, num_steps: int, name: str = "") -> dict[str, float]
         state, metrics = step(state, batch, jax.random.key(i))
       jax.block_until_ready((state, metrics))
     try:
-      summary = trace_summary.summarize(trace_dir)
+      summary = trace_summary.summarize(trace_dir, top=20, steps=3)
     except Exception as e:  # noqa: BLE001 -- a bad trace must not lose the timings.
       summary = f"no summary: {e!r}"
-    print(f"--- {name}: 3 steps\n{summary}", flush=True)
+    print(f"--- {name}\n{summary}", flush=True)
   return {"steps_per_s": num_steps / seconds, "xla_flops": _xla_flops(step),
           "num_params": num_params}
 
