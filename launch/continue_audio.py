@@ -45,17 +45,6 @@ SAMPLE_RATE_HZ = 16000  # What the semantic tokenizer reads.
 MIN_SECONDS = 0.02
 
 
-def stage_dirs() -> tuple[str | None, str, str | None]:
-  """(semantic, coarse, fine) workdirs from the flags (missing optional ones: None)."""
-  root = _WORKDIR.value
-  pick = lambda flag, name: flag.value or (os.path.join(root, name) if root and os.path.isdir(
-      os.path.join(root, name)) else None)
-  coarse = pick(_COARSE, "coarse")
-  if coarse is None:
-    raise ValueError("no coarse stage: pass --workdir (holding coarse/) or --coarse_workdir")
-  return pick(_SEMANTIC, "semantic"), coarse, pick(_FINE, "fine")
-
-
 def read_prompt(path: str, seconds: float | None, what: str):
   """float32 audio at 16 kHz: the first `seconds` of `path`; clear errors for bad audio."""
   audio = audio_io.load_audio(path, SAMPLE_RATE_HZ)  # AudioError: missing, corrupt, empty.
@@ -84,7 +73,8 @@ def main(argv):
     prompt = read_prompt(_PROMPT.value, _PROMPT_SECONDS.value, "the prompt")
   if mode == "acoustic":
     source = read_prompt(_SOURCE.value, None, "the source")
-  semantic_dir, coarse_dir, fine_dir = stage_dirs()
+  semantic_dir, coarse_dir, fine_dir = audiolm.stage_workdirs(
+      _WORKDIR.value, _SEMANTIC.value, _COARSE.value, _FINE.value)
   pipe = audiolm.load_pipeline(coarse_dir, semantic_dir, fine_dir)
   if mode == "acoustic" and not pipe.layout.semantic_vocab:
     raise ValueError("--mode=acoustic needs stages trained with semantic tokens")

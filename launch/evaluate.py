@@ -8,10 +8,19 @@ SoundStream: the codec at each bitrate against Opus (mel and MR-STFT distance, S
 STOI; `audiojax.eval.codec_eval`), a markdown table also in WORKDIR/eval_<split>.md.
   python -m launch.evaluate --workdir=runs/ss [--num_quantizers=1,2,4,8] [--max_examples=N]
       [--dataset=NAME] [--noopus]
+AudioLM continuations (WORKDIR holds semantic/, coarse/, fine/ as for launch.continue_audio):
+speaker agreement, phone confidence and phones / s of continuations of held-out prompts, next
+to real speech and noise (`audiojax.eval.continuation`); --compare_workdir adds another
+pipeline (e.g. the acoustic_only ablation) on the same prompts. Written to
+WORKDIR/continuation_<split>.{json,md}.
+  python -m launch.evaluate --workdir=runs/audiolm --recognizer=runs/phone_recognizer \
+      [--compare_workdir=runs/audiolm_acoustic_only] [--split=test_unseen_speakers] \
+      [--max_examples=20] [--prompt_seconds=3] [--seconds=6] [--dataset=espeak_speech]
 """
 
 import json
 import math
+import os
 
 from absl import flags
 
@@ -29,11 +38,55 @@ _DATASET = flags.DEFINE_string("dataset", None,
 _OPUS = flags.DEFINE_bool("opus", True, "Codec only: add Opus at the same bitrates.")
 _SPEECH_METRICS = flags.DEFINE_bool(
     "speech_metrics", None, "Codec only: PESQ and STOI (default: unless the dataset is music).")
+_RECOGNIZER = flags.DEFINE_string("recognizer", None, "AudioLM continuations: a phone "
+                                  "recognizer run (configs/phone_recognizer.py).")
+_COMPARE = flags.DEFINE_string("compare_workdir", None, "AudioLM continuations: another "
+                               "pipeline to score on the same prompts.")
+_PROMPT_SECONDS = flags.DEFINE_float("prompt_seconds", 3.0, "AudioLM: seconds of prompt.")
+_SECONDS = flags.DEFINE_float("seconds", 6.0, "AudioLM: prompt + continuation, seconds.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "AudioLM: where the prompts' dataset is "
+                                "(default: $AUDIOJAX_DATA_DIR).")
 flags.mark_flag_as_required("workdir")
+
+
+def continuations() -> None:
+  """AudioLM continuations of --split's utterances, scored (module docstring)."""
+  from audiojax.data import pipeline
+  from audiojax.eval import continuation, phone_recognizer, speaker_probe
+  from audiojax.sample import audiolm
+
+  if not _RECOGNIZER.value:
+    raise ValueError(f"{_WORKDIR.value} holds AudioLM stages: scoring continuations needs "
+                     "--recognizer=PHONE_RECOGNIZER_RUN")
+  if not 0 < _PROMPT_SECONDS.value < _SECONDS.value:
+    raise ValueError(f"need 0 < --prompt_seconds ({_PROMPT_SECONDS.value}) < --seconds "
+                     f"({_SECONDS.value})")
+  data_config = pipeline.dataset_config(_DATASET.value or "espeak_speech", _DATA_DIR.value)
+  prompts = continuation.prompts(data_config, _SPLIT.value, _SECONDS.value,
+                                 _MAX_EXAMPLES.value or 20)
+  pipelines = {}
+  for root in filter(None, (_WORKDIR.value, _COMPARE.value)):
+    semantic_dir, coarse_dir, fine_dir = audiolm.stage_workdirs(root)
+    pipe = audiolm.load_pipeline(coarse_dir, semantic_dir, fine_dir)
+    name = "AudioLM" if pipe.semantic is not None else "acoustic only"
+    pipelines[f"{name} ({root})"] = continuation.pipeline_continuer(pipe, _SECONDS.value)
+  probe = speaker_probe.fit_on_corpus(data_config, "train")
+  result = continuation.evaluate(pipelines, prompts, _PROMPT_SECONDS.value, _SECONDS.value,
+                                 probe, phone_recognizer.load(_RECOGNIZER.value))
+  table = continuation.markdown(result, _SPLIT.value, _PROMPT_SECONDS.value, _SECONDS.value)
+  print(table)
+  stem = os.path.join(_WORKDIR.value, f"continuation_{_SPLIT.value}")
+  with open(stem + ".json", "w") as f:
+    json.dump(result, f, indent=2)
+  with open(stem + ".md", "w") as f:
+    f.write(table + "\n")
 
 
 def main(argv):
   del argv
+  if os.path.isdir(os.path.join(_WORKDIR.value, "coarse")):
+    continuations()
+    return
   if trainer.load_config(_WORKDIR.value).model.name == "soundstream":
     from audiojax.eval import codec_eval
 

@@ -69,6 +69,19 @@ class Pipeline:
     return self.coarse.layout
 
 
+def stage_workdirs(root: str | None, semantic: str | None = None, coarse: str | None = None,
+                   fine: str | None = None) -> tuple[str | None, str, str | None]:
+  """(semantic, coarse, fine) workdirs: each one given, else ROOT/<stage> where it exists
+  (None for a missing semantic or fine stage); the coarse stage is required."""
+  pick = lambda given, name: given or (os.path.join(root, name) if root and os.path.isdir(
+      os.path.join(root, name)) else None)
+  coarse = pick(coarse, "coarse")
+  if coarse is None:
+    raise ValueError(f"no coarse stage: {root or 'no workdir'} holds no coarse/ run and no "
+                     "coarse workdir was given")
+  return pick(semantic, "semantic"), coarse, pick(fine, "fine")
+
+
 def _tokenizer_of(directory: str) -> tuple[str, str]:
   info = token_dataset.read_info(os.path.expanduser(directory))
   return info["tokenizer"], info["fingerprint"]

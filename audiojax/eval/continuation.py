@@ -1,0 +1,138 @@
+"""AudioLM continuations of held-out prompts, scored: is the voice kept, is it speech?
+
+  python -m launch.evaluate --workdir=runs/audiolm --recognizer=runs/phone_recognizer \
+      [--compare_workdir=runs/audiolm_acoustic_only] [--split=test_unseen_speakers]
+
+Prompts: the first `max_prompts` utterances of a speech split (the corpus the stages were
+trained on) at least `seconds` long; the first `prompt_seconds` of each is the prompt and every
+pipeline continues it to `seconds` (one draw per prompt, fixed seeds). The part after the prompt
+is scored for each pipeline (rows) and for two references cut at the same place:
+  real         the utterance's own continuation: what real speech of that voice scores.
+  other voice  the real continuation of another speaker's utterance: what a continuation that
+               ignores the prompt's voice would score on speaker agreement.
+Metrics (columns):
+  speaker agreement  share of continuations the speaker probe (`eval.speaker_probe`, fitted on
+                     the corpus's training split) assigns to the same speaker as their prompt.
+                     For unseen speakers the probe names their nearest training voice, so
+                     agreement still asks whether the voice stayed where the prompt put it.
+  phone confidence   mean per-frame confidence of the CTC phone recognizer
+                     (`eval.phone_recognizer.confidence`) on the continuation. Chosen over a
+                     phone error rate: a continuation has no transcript to score against
+                     (AudioLM invents the words), while a recognizer trained only on real
+                     speech is confident on clearly articulated phones and not on babble or
+                     noise; the real row is the ceiling, and `noise` (white noise at the
+                     continuations' level) the floor, measured in the same run.
+  phones / s         phones the recognizer transcribes per second (silence and hum give ~0;
+                     the corpus's speech ~10-15).
+The paper's comparison (Borsos et al. 2022, table 3: speaker accuracy of continuations of the
+full hierarchy vs acoustic tokens only) is the generated rows side by side.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from audiojax.data import audio_io, pipeline
+
+SAMPLE_RATE_HZ = 16000  # Prompts, probe and recognizer.
+
+
+@dataclasses.dataclass
+class Prompt:
+  audio: np.ndarray  # float32 [samples] at 16 kHz: the whole utterance.
+  speaker: int
+
+
+def prompts(data_config: ml_collections.ConfigDict, split: str, seconds: float,
+            max_prompts: int) -> list[Prompt]:
+  """The first `max_prompts` utterances of `split` at least `seconds` long, with 2+ speakers
+  among them (needed for the other-voice reference)."""
+  if data_config.sample_rate_hz != SAMPLE_RATE_HZ:
+    raise ValueError(f"prompts are read at {SAMPLE_RATE_HZ} Hz (the semantic tokenizer's "
+                     f"rate); the dataset is at {data_config.sample_rate_hz} Hz")
+  out = []
+  for example in pipeline.utterances(data_config, split, process_index=0, process_count=1):
+    if example["audio"].shape[0] >= seconds * SAMPLE_RATE_HZ:
+      out.append(Prompt(example["audio"], int(example["speaker"])))
+      if len(out) == max_prompts:
+        break
+  if len({p.speaker for p in out}) < 2:
+    raise ValueError(f"{split}: need prompts of at least two speakers at least {seconds} s "
+                     f"long; found {len(out)} prompts of {len({p.speaker for p in out})}")
+  return out
+
+
+def other_voice(prompts: Sequence[Prompt]) -> list[int]:
+  """For each prompt, the index of the next prompt (cyclically) of another speaker."""
+  n = len(prompts)
+  return [next(j % n for j in range(i + 1, i + n) if prompts[j % n].speaker != p.speaker)
+          for i, p in enumerate(prompts)]
+
+
+def score(prompt_audio: Sequence[np.ndarray], continuations: Sequence[np.ndarray], probe,
+          recognizer) -> dict[str, float]:
+  """Speaker agreement, phone confidence and phones / s of `continuations` (16 kHz) after
+  `prompt_audio` (16 kHz); module docstring."""
+  from audiojax.eval import phone_recognizer
+
+  agree = probe.predict(list(prompt_audio)) == probe.predict(list(continuations))
+  confidences, rates = [], []
+  for clip in continuations:
+    confidences.append(phone_recognizer.confidence(recognizer.log_posteriors(clip)))
+    rates.append(len(recognizer.transcribe(clip)) / (len(clip) / SAMPLE_RATE_HZ))
+  return {"speaker_agreement": float(np.mean(agree)),
+          "phone_confidence": float(np.mean(confidences)),
+          "phones_per_second": float(np.mean(rates))}
+
+
+def evaluate(pipelines: dict[str, Callable[[np.ndarray, int], np.ndarray]],
+             prompt_list: Sequence[Prompt], prompt_seconds: float, seconds: float, probe,
+             recognizer, seed: int = 0) -> dict[str, dict[str, float]]:
+  """{row: metrics} for the references and each pipeline.
+
+  pipelines: name -> continue(prompt float32 [samples] at 16 kHz, seed) -> float32 audio
+  [seconds * 16 kHz] at 16 kHz whose start is the prompt (`pipeline_continuer`).
+  """
+  cut = round(prompt_seconds * SAMPLE_RATE_HZ)
+  end = round(seconds * SAMPLE_RATE_HZ)
+  heads = [p.audio[:cut] for p in prompt_list]
+  real = [p.audio[cut:end] for p in prompt_list]
+  rng = np.random.default_rng(seed)
+  level = float(np.sqrt(np.mean(np.concatenate(real) ** 2)))
+  rows = {"real": real, "other voice": [real[j] for j in other_voice(prompt_list)],
+          "noise": [(level * rng.standard_normal(end - cut)).astype(np.float32)
+                    for _ in prompt_list]}
+  for name, continue_fn in pipelines.items():
+    rows[name] = [continue_fn(head, seed + i)[cut:end] for i, head in enumerate(heads)]
+  return {name: {**score(heads, clips, probe, recognizer), "num_prompts": len(clips)}
+          for name, clips in rows.items()}
+
+
+def pipeline_continuer(pipe, seconds: float, temperatures: dict[str, float] | None = None
+                       ) -> Callable[[np.ndarray, int], np.ndarray]:
+  """continue(prompt at 16 kHz, seed) -> the pipeline's `seconds` of audio at 16 kHz."""
+  from audiojax.sample import audiolm
+
+  def continue_fn(prompt: np.ndarray, seed: int) -> np.ndarray:
+    audio = audiolm.generate(pipe, seconds, jax.random.key(seed), 1, prompt=prompt,
+                             temperatures=temperatures)[0]
+    audio = audio_io.resample(audio, pipe.codec_model.sample_rate_hz, SAMPLE_RATE_HZ)
+    return np.pad(audio, (0, max(0, round(seconds * SAMPLE_RATE_HZ) - len(audio))))
+
+  return continue_fn
+
+
+def markdown(result: dict[str, dict[str, float]], split: str, prompt_seconds: float,
+             seconds: float) -> str:
+  """The rows as a markdown table."""
+  n = next(iter(result.values()))["num_prompts"]
+  lines = [f"{split}: {n} prompts of {prompt_seconds:g} s continued to {seconds:g} s; the "
+           "continuation is scored.", "",
+           "| continuation | speaker agreement | phone confidence | phones / s |",
+           "| --- | ---: | ---: | ---: |"]
+  lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['phone_confidence']:.3f} | "
+            f"{m['phones_per_second']:.1f} |" for name, m in result.items()]
+  return "\n".join(lines)
