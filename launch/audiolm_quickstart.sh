@@ -10,7 +10,9 @@
 #      (speaker agreement, phone confidence: audiojax/eval/continuation.py).
 # Re-running skips finished steps (training resumes from its checkpoints).
 #   WORKDIR (default runs/audiolm_quickstart), AUDIOJAX_DATA_DIR (default data/) override;
-#   CODEC_WORKDIR, SEMANTIC_WORKDIR, RECOGNIZER_WORKDIR reuse runs trained before.
+#   CODEC_WORKDIR, SEMANTIC_WORKDIR, RECOGNIZER_WORKDIR reuse runs trained before;
+#   STAGE_STEPS trains each AudioLM stage for that many steps (default: the configs' 2000,
+#   ~0.5 s each on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKDIR=${WORKDIR:-runs/audiolm_quickstart}
@@ -18,6 +20,8 @@ CODEC=${CODEC_WORKDIR:-$WORKDIR/codec}
 ENCODER=${SEMANTIC_WORKDIR:-$WORKDIR/encoder}
 RECOGNIZER=${RECOGNIZER_WORKDIR:-$WORKDIR/phone_recognizer}
 TOKENS=$WORKDIR/tokens
+STEPS=()
+[ -z "${STAGE_STEPS:-}" ] || STEPS=(--config.train.num_steps="$STAGE_STEPS")
 export AUDIOJAX_DATA_DIR=${AUDIOJAX_DATA_DIR:-$PWD/data}
 export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
 . launch/venv.sh ""
@@ -44,12 +48,12 @@ step "3/5 AudioLM stages, and the acoustic-only ablation"
 for stage in semantic coarse fine; do
   python -m launch.train --config=configs/audiolm.py:${stage}_quickstart \
     --workdir="$WORKDIR/audiolm/$stage" --config.data.semantic_dir="$TOKENS/semantic" \
-    --config.data.acoustic_dir="$TOKENS/acoustic"
+    --config.data.acoustic_dir="$TOKENS/acoustic" "${STEPS[@]}"
 done
 for stage in coarse fine; do
   python -m launch.train --config=configs/audiolm.py:${stage}_quickstart_acoustic_only \
     --workdir="$WORKDIR/audiolm_acoustic_only/$stage" \
-    --config.data.acoustic_dir="$TOKENS/acoustic"
+    --config.data.acoustic_dir="$TOKENS/acoustic" "${STEPS[@]}"
 done
 python -m launch.evaluate --workdir="$WORKDIR/audiolm/coarse" --split=test
 

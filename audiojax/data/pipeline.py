@@ -30,7 +30,11 @@ and, when `config.data.condition` asks for them, time-aligned conditioning featu
   corpus' phoneme alignment (`audiojax.data.phonemes`); crops then start on a frame boundary;
 and, when `config.data.reference_samples > 0` (voice cloning), reference audio of the speaker:
   reference: float32 [reference_samples], a random window of another utterance of the same
-  speaker in training (evaluation: of the utterance itself, for a deterministic score).
+  speaker in training (evaluation: of the utterance itself, for a deterministic score);
+and, when `config.data.targets == "phonemes"` (a phone recognizer's CTC targets, from the espeak
+corpus' phoneme alignment; `label_fn`):
+  phoneme_ids: int32 [max_phonemes], the ids (1 + index in `config.data.phonemes`; 0 pads) of
+  the phones whose middle sample lies in the crop, in order; phoneme_lengths: int32 [], how many.
 """
 
 import dataclasses
@@ -47,6 +51,7 @@ import ml_collections
 import numpy as np
 
 from audiojax.data import audio_io, audiolm_tokens, phonemes
+from audiojax.eval import token_metrics
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -264,11 +269,70 @@ def _named_source(name: str, data_config: ml_collections.ConfigDict, split: str,
 
 
 def phoneme_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The stress-free phonemes of the training split (`phonemes.inventory`)."""
-  return phonemes.inventory(
-      " ".join(example.get("phonemes", ()))
-      for example in utterances(data_config, data_config.train_split, process_index=0,
-                                process_count=1))
+  """The stress-free phonemes of the training split, sorted: `phonemes.inventory` for
+  text-to-speech features, or with `data.targets == "phonemes"` the phone recognizer's
+  (`recognizer_phones`: no pauses)."""
+  examples = utterances(data_config, data_config.train_split, process_index=0, process_count=1)
+  if data_config.get("targets") == "phonemes":
+    return tuple(sorted({phone for example in examples
+                         for phone, _ in recognizer_phones(example)}))
+  return phonemes.inventory(" ".join(example.get("phonemes", ())) for example in examples)
+
+
+def recognizer_phones(example: dict) -> list[tuple[str, int]]:
+  """A corpus example's phones as a phone recognizer hears them: [(phone, middle sample)],
+  normalised by `token_metrics.espeak_phonemes` (stress marks dropped) and without pauses.
+
+  Pauses are left out of the CTC targets: espeak's pause marks are mostly word-boundary
+  markers with no sound (1598 of the default train split's 2807 last under 10 ms, less than
+  a 20-ms frame), so as targets they would ask for a symbol the audio does not show; real
+  silence is what CTC's blank absorbs, and the phone error rate should count phones.
+  """
+  if "phonemes" not in example:
+    raise ValueError("a phone recognizer needs phoneme labels: train it on the built-in "
+                     "espeak_speech corpus")
+  record = {"phonemes": " ".join(example["phonemes"]),
+            "phoneme_starts": example["phoneme_starts"], "phoneme_ends": example["phoneme_ends"]}
+  return [(phone, (start + end) // 2) for phone, start, end in
+          token_metrics.espeak_phonemes(record) if phone != token_metrics.PAUSE]
+
+
+def label_fn(data_config: ml_collections.ConfigDict
+             ) -> Callable[[dict], tuple[np.ndarray, np.ndarray]] | None:
+  """example -> (phone ids int32 [n], middle samples int64 [n]) of its `recognizer_phones`,
+  ids 1 + index in `data.phonemes` (0 is CTC's blank); None unless data.targets="phonemes".
+  Phones outside the inventory (held-out sentences may hold some that the training split
+  lacks) are left out."""
+  kind = data_config.get("targets", "")
+  if not kind:
+    return None
+  if kind != "phonemes":
+    raise ValueError(f"data.targets={kind!r}: use '' or 'phonemes'")
+  inventory = tuple(data_config.phonemes.split())
+  if not inventory:
+    raise ValueError("data.phonemes is empty: the trainer fills it with the training split's "
+                     "phoneme inventory (pipeline.phoneme_inventory)")
+
+  def labels(example: dict) -> tuple[np.ndarray, np.ndarray]:
+    phones = recognizer_phones(example)
+    ids = phonemes.ids([p for p, _ in phones], inventory, strict=False)
+    middles = np.array([m for _, m in phones], np.int64)
+    return ids[ids > 0], middles[ids > 0]
+
+  return labels
+
+
+def crop_labels(labels: tuple[np.ndarray, np.ndarray], start: int, crop_samples: int,
+                max_phonemes: int) -> dict:
+  """{'phoneme_ids': int32 [max_phonemes] (0-padded), 'phoneme_lengths': int32 []}: the phones
+  of `labels` (`label_fn`) whose middle sample lies in [start, start + crop_samples)."""
+  ids, middles = labels
+  inside = ids[(middles >= start) & (middles < start + crop_samples)]
+  if inside.shape[0] > max_phonemes:
+    raise ValueError(f"a crop of {crop_samples} samples holds {inside.shape[0]} phonemes, more "
+                     f"than data.max_phonemes={max_phonemes}: raise it")
+  return {"phoneme_ids": np.pad(inside, (0, max_phonemes - inside.shape[0])).astype(np.int32),
+          "phoneme_lengths": np.int32(inside.shape[0])}
 
 
 def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
@@ -342,15 +406,26 @@ def crop_at(audio: np.ndarray, start: int, crop_samples: int) -> dict:
   return {"audio": np.pad(window, (0, crop_samples - window.shape[0])), "mask": mask}
 
 
+def crop_start(num_samples: int, crop_samples: int, rng: np.random.Generator,
+               hop: int = 1) -> int:
+  """A random start (a multiple of `hop`) of a window of `crop_samples` in `num_samples`; 0
+  when the audio is shorter."""
+  if num_samples < crop_samples:
+    return 0
+  return hop * int(rng.integers(0, (num_samples - crop_samples) // hop + 1))
+
+
 def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator,
-                condition: np.ndarray | None = None, hop: int = 1) -> dict:
+                condition: np.ndarray | None = None, hop: int = 1,
+                labels: tuple[np.ndarray, np.ndarray] | None = None,
+                max_phonemes: int = 0) -> dict:
   """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding.
   With `condition` [frames, C] (one per `hop` samples) the window starts on a frame boundary
-  and brings its frames as 'condition'."""
-  start = 0
-  if audio.shape[0] >= crop_samples:
-    start = hop * int(rng.integers(0, (audio.shape[0] - crop_samples) // hop + 1))
+  and brings its frames as 'condition'; with `labels` (`label_fn`) its phones (`crop_labels`)."""
+  start = crop_start(audio.shape[0], crop_samples, rng, hop)
   cropped = crop_at(audio, start, crop_samples)
+  if labels is not None:
+    cropped.update(crop_labels(labels, start, crop_samples, max_phonemes))
   if condition is not None:
     cropped["condition"] = condition_rows(condition, start, crop_samples, hop)
   return cropped
@@ -390,6 +465,7 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   crop_samples = data_config.crop_samples
   _check_condition_hop(data_config)
   features = condition_fn(data_config)
+  targets = label_fn(data_config)
   reference_samples = data_config.get("reference_samples", 0)
   ds = grain.MapDataset.range(len(source))
   if not source.host_local:
@@ -407,7 +483,9 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
       return None
     cropped = random_crop(example["audio"], crop_samples, rng,
                           None if features is None else features(example),
-                          data_config.get("condition_hop", 1))
+                          data_config.get("condition_hop", 1),
+                          None if targets is None else targets(example),
+                          data_config.get("max_phonemes", 0))
     cropped["speaker"] = np.int32(example["speaker"])
     if reference_samples:  # Another utterance of the speaker (itself if it has no other).
       others = [i for i in by_speaker[example["speaker"]] if i != index] or [index]
@@ -457,6 +535,9 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
                                   np.float32)
   if data_config.get("reference_samples", 0):
     batch["reference"] = np.zeros((rows, data_config.reference_samples), np.float32)
+  if data_config.get("targets"):
+    batch["phoneme_ids"] = np.zeros((rows, data_config.max_phonemes), np.int32)
+    batch["phoneme_lengths"] = np.zeros((rows,), np.int32)
   return batch
 
 
@@ -514,11 +595,13 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   crop = data_config.crop_samples
   _check_condition_hop(data_config)
   features = condition_fn(data_config)
+  targets = label_fn(data_config)
   rows = []
   for example in utterances(data_config, split, max_examples=max_examples,
                             process_index=process_index, process_count=process_count):
     audio = example["audio"]
     condition = None if features is None else features(example)
+    labels = None if targets is None else targets(example)
     for start in range(0, audio.shape[0], crop):
       rows.append({**crop_at(audio, start, crop), "speaker": np.int32(example["speaker"])})
       if condition is not None:
@@ -526,6 +609,8 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
                                                data_config.condition_hop)
       if data_config.get("reference_samples", 0):
         rows[-1]["reference"] = reference_window(audio, data_config.reference_samples)
+      if labels is not None:
+        rows[-1].update(crop_labels(labels, start, crop, data_config.max_phonemes))
       if len(rows) == batch_size:
         yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
         rows = []

@@ -3,7 +3,8 @@
 `init_fn(model, rng, example_batch) -> variables` ({"params": ..., other collections}).
 `loss_fn(model, variables, batch, rng, train) -> (scalar loss, (metrics, model_state))`, where
 the batch holds `audio: [batch, samples]`, `mask: [batch, samples]`, `speaker: [batch]` (and
-optionally `condition: [batch, frames, C]` for a locally conditioned WaveNet), the
+optionally `condition: [batch, frames, C]` for a locally conditioned WaveNet, `phoneme_ids:
+[batch, max_phonemes]` and `phoneme_lengths: [batch]` for a phone recognizer), the
 gradient is taken with respect to `variables["params"]`, and `model_state` holds the updated
 non-parameter collections (e.g. EMA codebooks; `{}` when there are none).
 `generate(model, variables, rng, num_samples, num_audio_samples, speaker, temperature, mesh)`
@@ -23,7 +24,7 @@ import optax
 
 from audiojax import audio as audio_lib
 from audiojax.eval import mfcc_tokens
-from audiojax.models import discriminators, hubert, kmeans, soundstream, wavenet
+from audiojax.models import discriminators, hubert, kmeans, phone_recognizer, soundstream, wavenet
 from audiojax.sample import wavenet as wavenet_sampler
 from audiojax.train import losses
 
@@ -377,6 +378,39 @@ HUBERT_ARCHITECTURE = ("sample_rate_hz", "frontend", "conv_channels", "conv_kern
                        "normalize_audio", "norm_epsilon")
 
 
+def phone_recognizer_init(model: nn.Module, rng: jax.Array, batch: dict):
+  return model.init(rng, batch["audio"], batch["mask"])
+
+
+def phone_recognizer_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
+                          train: bool = True):
+  """CTC loss (`optax.ctc_loss`, blank 0) of a phone recognizer on the batch's phone targets
+  (`phoneme_ids` [b, max_phonemes], `phoneme_lengths` [b]; audiojax.data.pipeline), in nats per
+  target phone (summed over the crops, divided by their phones); logits of frames past the
+  audio are padding. Also the phone error rate of greedy decoding (edits / target phones) and
+  the share of frames whose best class is blank. In training, spans of frames are masked
+  (`model.mask_prob`, SpecAugment-like); eval sees every frame."""
+  mask_rng, dropout_rng = jax.random.split(rng)
+  valid = model.valid_frames(batch["mask"])
+  masked = None
+  if train and model.mask_prob > 0:
+    masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
+  logits = model.apply(variables, batch["audio"] * batch["mask"], batch["mask"], masked, train,
+                       rngs={"dropout": dropout_rng})
+  labels, lengths = batch["phoneme_ids"], batch["phoneme_lengths"]
+  label_paddings = (jnp.arange(labels.shape[1]) >= lengths[:, None]).astype(jnp.float32)
+  per_crop = optax.ctc_loss(logits, 1.0 - valid.astype(jnp.float32), labels, label_paddings,
+                            blank_id=phone_recognizer.BLANK)
+  num_phones = lengths.sum().astype(jnp.float32)
+  loss = per_crop.sum() / jnp.maximum(num_phones, 1.0)
+  classes, emit = phone_recognizer.greedy_path(logits, valid)
+  edits = phone_recognizer.edit_distances(classes, emit, labels, lengths)
+  metrics = {"loss": loss, "phone_error_rate": edits.sum() / jnp.maximum(num_phones, 1.0),
+             "blank_fraction": _masked_mean(classes == phone_recognizer.BLANK, valid),
+             "num_predictions": num_phones}
+  return loss, (metrics, {})
+
+
 def lm_init(model: nn.Module, rng: jax.Array, batch: dict):
   return model.init(rng, batch["tokens"])
 
@@ -400,6 +434,7 @@ TASKS = {
     "soundstream": Task(init_fn=soundstream_init, loss_fn=soundstream_loss),
     "transformer": Task(init_fn=lm_init, loss_fn=lm_loss),
     "hubert": Task(init_fn=hubert_init, loss_fn=hubert_loss, load_state=hubert_load_targets),
+    "phone_recognizer": Task(init_fn=phone_recognizer_init, loss_fn=phone_recognizer_loss),
 }
 
 

@@ -178,9 +178,12 @@ def run_eval(eval_step, variables, data_config: ml_collections.ConfigDict, split
 
 
 def headline(metrics: dict) -> str:
-  """The metric a progress line shows: bits/sample for likelihood models, else the loss."""
+  """The metric a progress line shows: bits/sample for likelihood models, else the loss (and a
+  phone recognizer's phone error rate)."""
   if "bits_per_sample" in metrics:
     return f"{metrics['bits_per_sample']:.4f} bits/sample"
+  if "phone_error_rate" in metrics:
+    return f"loss {metrics['loss']:.4f}, phone error rate {metrics['phone_error_rate']:.4f}"
   return f"loss {metrics['loss']:.4f}"
 
 
@@ -268,14 +271,33 @@ def jit_in_mesh(fn, mesh, rules, **jit_kwargs):
   return call
 
 
+def with_phoneme_inventory(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with the training split's phoneme inventory filled in where the run needs one
+  and `config.data.phonemes` is empty: text-to-speech features (data.condition="phonemes")
+  and a phone recognizer's targets (data.targets="phonemes", which also sets an unset
+  `model.num_phonemes` to the inventory's size). The inventory is part of the model: it is
+  saved with the run's config, so a loaded model maps its ids back to phonemes."""
+  recognizer = config.data.get("targets") == "phonemes"
+  if not (recognizer or config.data.get("condition") == "phonemes"):
+    return config
+  config = config.copy_and_resolve_references()
+  if not config.data.phonemes:
+    config.data.phonemes = " ".join(pipeline.phoneme_inventory(config.data))
+  size = len(config.data.phonemes.split())
+  if recognizer and not config.model.get("num_phonemes"):
+    config.model.num_phonemes = size
+  if recognizer and config.model.num_phonemes != size:
+    raise ValueError(f"model.num_phonemes={config.model.num_phonemes}, but the inventory "
+                     f"(data.phonemes) holds {size} phonemes: leave num_phonemes 0 (set by the "
+                     "trainer)")
+  return config
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) to `config.train.num_steps`; returns the final train state."""
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  if config.data.get("condition") == "phonemes" and not config.data.phonemes:
-    # Text-to-speech: the phoneme inventory is part of the model (saved with its config).
-    config = config.copy_and_resolve_references()
-    config.data.phonemes = " ".join(pipeline.phoneme_inventory(config.data))
+  config = with_phoneme_inventory(config)
   model, task, tx, schedule, mesh, rules = build(config)
   microbatches = config.train.get("microbatches", 1)
   sharding.check_batch_size(config.data.batch_size, mesh, microbatches)

@@ -3,6 +3,7 @@ and a tiny codec, three tiny stages trained on the shared trainer, and launch.co
 writing audio of the requested length; bad prompts are clear errors. Slow (trains five tiny
 models): `pytest -m slow tests/launch/test_audiolm_cli.py`."""
 
+import json
 import os
 
 import numpy as np
@@ -81,3 +82,22 @@ def test_stage_workdirs_record_their_tokenizers(audiolm_root):
   config = trainer.load_config(os.path.join(audiolm_root, "coarse"))
   info = token_dataset.read_info(config.data.acoustic_dir)
   assert info["kind"] == "acoustic" and info["levels"] == 3 and info["frame_rate_hz"] == 2000.0
+
+
+def test_continuation_evaluation_scores_pipelines_and_references(audiolm_root, espeak_tiny_dir,
+                                                                  tmp_path):
+  recognizer = str(tmp_path / "recognizer")
+  run("launch.train", "--config=configs/phone_recognizer.py:tiny", f"--workdir={recognizer}",
+      f"--config.data.data_dir={espeak_tiny_dir}")
+  run("launch.evaluate", f"--workdir={audiolm_root}", f"--recognizer={recognizer}",
+      "--dataset=espeak_speech/tiny", f"--data_dir={espeak_tiny_dir}", "--split=validation",
+      "--max_examples=3", "--prompt_seconds=0.05", "--seconds=0.1")
+  with open(os.path.join(audiolm_root, "continuation_validation.json")) as f:
+    result = json.load(f)
+  assert set(result) == {"real", "other voice", "noise", f"AudioLM ({audiolm_root})"}
+  for metrics in result.values():
+    assert metrics["num_prompts"] == 3
+    assert 0.0 <= metrics["speaker_agreement"] <= 1.0
+    assert 0.0 <= metrics["phone_confidence"] <= 1.0 and metrics["phones_per_second"] >= 0.0
+  with open(os.path.join(audiolm_root, "continuation_validation.md")) as f:
+    assert f.read().count("\n| ") == 6  # Header, rule and four rows.
