@@ -297,6 +297,15 @@ def recognizer_phones(example: dict) -> list[tuple[str, int]]:
           token_metrics.espeak_phonemes(record) if phone != token_metrics.PAUSE]
 
 
+def _configured_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """`data.phonemes` as a tuple; a clear error while the trainer has not filled it in."""
+  inventory = tuple(data_config.phonemes.split())
+  if not inventory:
+    raise ValueError("data.phonemes is empty: the trainer fills it with the training split's "
+                     "phoneme inventory (pipeline.phoneme_inventory)")
+  return inventory
+
+
 def label_fn(data_config: ml_collections.ConfigDict
              ) -> Callable[[dict], tuple[np.ndarray, np.ndarray]] | None:
   """example -> (phone ids int32 [n], middle samples int64 [n]) of its `recognizer_phones`,
@@ -308,10 +317,7 @@ def label_fn(data_config: ml_collections.ConfigDict
     return None
   if kind != "phonemes":
     raise ValueError(f"data.targets={kind!r}: use '' or 'phonemes'")
-  inventory = tuple(data_config.phonemes.split())
-  if not inventory:
-    raise ValueError("data.phonemes is empty: the trainer fills it with the training split's "
-                     "phoneme inventory (pipeline.phoneme_inventory)")
+  inventory = _configured_inventory(data_config)
 
   def labels(example: dict) -> tuple[np.ndarray, np.ndarray]:
     phones = recognizer_phones(example)
@@ -344,10 +350,7 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
     return None
   if kind != "phonemes":
     raise ValueError(f"data.condition={kind!r}: use '' or 'phonemes'")
-  inventory = tuple(data_config.phonemes.split())
-  if not inventory:
-    raise ValueError("data.phonemes is empty: the trainer fills it with the training split's "
-                     "phoneme inventory (pipeline.phoneme_inventory)")
+  inventory = _configured_inventory(data_config)
 
   def features(example: dict) -> np.ndarray:
     if "phonemes" not in example:
