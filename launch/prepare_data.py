@@ -4,11 +4,13 @@
   python -m launch.prepare_data --dataset=music21_audio [--config=default] --data_dir=DIR
   python -m launch.prepare_data --dataset=folder:/path/to/audio --data_dir=DIR \
       [--workers=16] [--files_per_shard=256] [--sample_rate_hz=16000] [--skip_bad_files]
+      [--beam_runner=DirectRunner|DataflowRunner|... --beam_option=--flag=value ...]
 
 A dataset that is already built is reused (only the summary is printed). A folder becomes
-array_record shards written by --workers processes; rerun after an interruption to finish
-the missing shards. Training with `--config.data.name=folder:/path` and the same data_dir
-then reads the shards.
+array_record shards written by --workers processes, or by an Apache Beam pipeline on
+--beam_runner (its workers must see the folder and --data_dir at the same paths); rerun
+after an interruption to finish the missing shards. Training with
+`--config.data.name=folder:/path` and the same data_dir then reads the shards.
 """
 
 import importlib
@@ -28,6 +30,10 @@ _FILES_PER_SHARD = flags.DEFINE_integer("files_per_shard", 256, "folder: files p
 _SAMPLE_RATE_HZ = flags.DEFINE_integer("sample_rate_hz", 16000, "folder: rate to store at.")
 _SKIP_BAD_FILES = flags.DEFINE_bool("skip_bad_files", False,
                                     "folder: skip unreadable files (counted) instead of stopping.")
+_BEAM_RUNNER = flags.DEFINE_string("beam_runner", None, "folder: write the shards with this "
+                                   "Apache Beam runner instead of local processes.")
+_BEAM_OPTIONS = flags.DEFINE_multi_string("beam_option", [], "folder: a Beam pipeline flag "
+                                          "(repeatable), e.g. --beam_option=--project=P.")
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
@@ -96,7 +102,8 @@ def main(argv: list[str]) -> None:
     manifest = folder_shards.prepare_folder(
         folder, _DATA_DIR.value, sample_rate_hz=_SAMPLE_RATE_HZ.value,
         files_per_shard=_FILES_PER_SHARD.value, num_workers=_WORKERS.value,
-        skip_bad_files=_SKIP_BAD_FILES.value)
+        skip_bad_files=_SKIP_BAD_FILES.value, beam_runner=_BEAM_RUNNER.value,
+        beam_options=tuple(_BEAM_OPTIONS.value))
     print(summarize_folder(manifest, _DATA_DIR.value))
     return
   builder = prepare(_DATASET.value, _DATA_DIR.value, _CONFIG.value)

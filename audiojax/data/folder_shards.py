@@ -1,12 +1,15 @@
 """A folder of audio files -> sharded array_record files, built in parallel and resumable.
 
   python -m launch.prepare_data --dataset=folder:/path/to/audio --data_dir=DIR [--workers=16]
+  python -m launch.prepare_data --dataset=folder:/path/to/audio --data_dir=DIR \
+      --beam_runner=DataflowRunner --beam_option=--project=P --beam_option=--region=R ...
 
 For folders too big to list and decode at every start-up (LibriLight: tens of thousands of
 hours). The folder is listed once; files are split into train/validation/test (a hash of the
 file name, as the `folder:` source does) and into shards of `files_per_shard` files, and
-worker processes decode, resample and write each shard to
-`DIR/folder_<hash of the path>/<split>-<i>-of-<n>.array_record`. A shard appears under its
+worker processes (or the workers of an Apache Beam pipeline: `--beam_runner`) decode,
+resample and write each shard to `DIR/folder_<hash of the path>/<split>-<i>-of-<n>.array_record`.
+A shard appears under its
 final name only when complete, so an interrupted preparation resumes with the missing shards;
 `manifest.json`, written last, lists every shard with its record count. The pipeline reads a
 prepared folder through this manifest (no host lists the folder), and each host of a
@@ -64,11 +67,11 @@ def decode_record(record: bytes) -> dict[str, Any]:
 
 
 def _write_shard(paths: list[str], speakers: list[int], out_path: str, sample_rate_hz: int,
-                 skip_bad_files: bool) -> tuple[int, int]:
-  """Decodes `paths` into one array_record file; returns (records, skipped files)."""
+                 skip_bad_files: bool) -> None:
+  """Decodes `paths` into one array_record file (a file that fails to load is skipped and
+  logged with `skip_bad_files`, else the error stops the shard)."""
   tmp_path = out_path + ".incomplete"
   writer = array_record_module.ArrayRecordWriter(tmp_path, "group_size:1")
-  written = skipped = 0
   try:
     for path, speaker in zip(paths, speakers, strict=True):
       try:
@@ -77,20 +80,48 @@ def _write_shard(paths: list[str], speakers: list[int], out_path: str, sample_ra
         if not skip_bad_files:
           raise
         logging.warning("skipping %s", err)
-        skipped += 1
         continue
       writer.write(encode_record(audio, speaker, path))
-      written += 1
   finally:
     writer.close()
   os.replace(tmp_path, out_path)  # Complete shards only ever appear under their final name.
-  return written, skipped
+  logging.info("wrote %s", out_path)
+
+
+def _write_shards_locally(jobs: list[tuple], num_workers: int | None) -> None:
+  """`_write_shard(*job)` for every job, in `num_workers` processes of this machine."""
+  # Spawned, not forked: a fork of a process running JAX's or grain's threads can hang or die.
+  spawn = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=spawn) as pool:
+    for future in concurrent.futures.as_completed([pool.submit(_write_shard, *job)
+                                                   for job in jobs]):
+      future.result()  # A worker's error stops the preparation here.
+
+
+def _write_shards_with_beam(jobs: list[tuple], runner: str, options: list[str]) -> None:
+  """`_write_shard(*job)` for every job as an Apache Beam pipeline on `runner` (DirectRunner
+  here; DataflowRunner, FlinkRunner, SparkRunner... on a cluster, whose workers must see the
+  folder and the data_dir at the same paths). `options`: Beam pipeline flags, e.g.
+  ["--direct_num_workers=8", "--direct_running_mode=multi_processing"]."""
+  import apache_beam as beam  # Optional (`pip install audiojax[beam]`): only this path needs it.
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  with beam.Pipeline(runner=runner, options=PipelineOptions(list(options))) as p:
+    _ = (p | "shards" >> beam.Create(jobs)
+         | "spread" >> beam.Reshuffle()  # One shard per work item, spread over the workers.
+         | "write" >> beam.MapTuple(_write_shard))
 
 
 def prepare_folder(folder: str, data_dir: str, *, sample_rate_hz: int = 16000,
                    files_per_shard: int = 256, num_workers: int | None = None,
-                   skip_bad_files: bool = False) -> dict:
-  """Prepares `folder` (resuming a partial preparation); returns the manifest."""
+                   skip_bad_files: bool = False, beam_runner: str | None = None,
+                   beam_options: tuple[str, ...] = ()) -> dict:
+  """Prepares `folder` (resuming a partial preparation); returns the manifest.
+
+  The shards are written by `num_workers` local processes, or, with `beam_runner`, by an
+  Apache Beam pipeline (`_write_shards_with_beam`). The manifest counts each shard's records
+  from the written file, and a shard's skipped files as its files minus its records.
+  """
   from audiojax.data import pipeline  # The folder listing and split rules of the pipeline.
 
   out_dir = prepared_dir(folder, data_dir)
@@ -103,40 +134,30 @@ def prepare_folder(folder: str, data_dir: str, *, sample_rate_hz: int = 16000,
   os.makedirs(out_dir, exist_ok=True)
   paths = pipeline.list_audio_files(folder)
   speaker_names, speaker_of = pipeline.folder_speakers(folder, paths)
-  jobs = []  # (split, shard index, paths)
+  shards = []  # (split, file name, paths)
   for split in SPLITS:
     split_paths = [p for p in paths if pipeline.folder_split(p) == split]
     num_shards = max(1, -(-len(split_paths) // files_per_shard))
     for i in range(num_shards):
-      jobs.append((split, i, num_shards, split_paths[i::num_shards]))
+      shards.append((split, f"{split}-{i:05d}-of-{num_shards:05d}.array_record",
+                     split_paths[i::num_shards]))
+  # Shards finished before an interruption are kept.
+  jobs = [(shard_paths, [speaker_of(p) for p in shard_paths], os.path.join(out_dir, name),
+           sample_rate_hz, skip_bad_files)
+          for _, name, shard_paths in shards if not os.path.exists(os.path.join(out_dir, name))]
+  if beam_runner:
+    _write_shards_with_beam(jobs, beam_runner, list(beam_options))
+  else:
+    _write_shards_locally(jobs, num_workers)
 
-  shards = {split: [] for split in SPLITS}
-  skipped_total = 0
-  # Spawned, not forked: a fork of a process running JAX's or grain's threads can hang or die.
-  spawn = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=spawn) as pool:
-    futures = {}
-    for split, i, n, shard_paths in jobs:
-      name = f"{split}-{i:05d}-of-{n:05d}.array_record"
-      out_path = os.path.join(out_dir, name)
-      if os.path.exists(out_path):  # Finished before an interruption.
-        count = array_record_module.ArrayRecordReader(out_path).num_records()
-        shards[split].append({"file": name, "records": count})
-        continue
-      future = pool.submit(_write_shard, shard_paths, [speaker_of(p) for p in shard_paths],
-                           out_path, sample_rate_hz, skip_bad_files)
-      futures[future] = (split, name)
-    for future in concurrent.futures.as_completed(futures):
-      split, name = futures[future]
-      count, skipped = future.result()
-      skipped_total += skipped
-      shards[split].append({"file": name, "records": count})
-      logging.info("wrote %s (%d records)", name, count)
-  for split in SPLITS:
-    shards[split].sort(key=lambda s: s["file"])
+  splits, skipped = {split: [] for split in SPLITS}, 0
+  for split, name, shard_paths in shards:
+    count = array_record_module.ArrayRecordReader(os.path.join(out_dir, name)).num_records()
+    splits[split].append({"file": name, "records": count})
+    skipped += len(shard_paths) - count
   manifest = {"folder": os.path.abspath(folder), "sample_rate_hz": sample_rate_hz,
               "speakers": speaker_names, "num_files": len(paths),
-              "skipped_files": skipped_total, "splits": shards}
+              "skipped_files": skipped, "splits": splits}
   tmp = os.path.join(out_dir, MANIFEST + ".incomplete")
   with open(tmp, "w") as f:
     json.dump(manifest, f, indent=1)

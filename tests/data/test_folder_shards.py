@@ -7,6 +7,7 @@ import sys
 import ml_collections
 import numpy as np
 import pytest
+from array_record.python import array_record_module
 
 from audiojax.data import audio_io, folder_shards, pipeline
 from tests.conftest import write_tone
@@ -96,15 +97,46 @@ def test_bad_files_are_named_or_skipped(big_folder, tmp_path):
   assert manifest["skipped_files"] == 1 and manifest["num_files"] == 41
 
 
+def shard_records(manifest: dict, folder: str, data_dir: str) -> dict[str, list[bytes]]:
+  out = folder_shards.prepared_dir(folder, data_dir)
+  files = [s["file"] for shards in manifest["splits"].values() for s in shards]
+  readers = {f: array_record_module.ArrayRecordReader(os.path.join(out, f)) for f in files}
+  return {f: r.read_all() for f, r in readers.items()}
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_a_beam_pipeline_writes_the_same_shards(big_folder, tmp_path, mode):
+  local_dir, beam_dir = str(tmp_path / "local"), str(tmp_path / "beam")
+  local = folder_shards.prepare_folder(big_folder, local_dir, files_per_shard=8, num_workers=2)
+  beam = folder_shards.prepare_folder(
+      big_folder, beam_dir, files_per_shard=8, beam_runner="DirectRunner",
+      beam_options=("--direct_num_workers=2", f"--direct_running_mode={mode}"))
+  assert beam == local
+  assert shard_records(beam, big_folder, beam_dir) == shard_records(local, big_folder, local_dir)
+
+
+def test_a_bad_file_stops_a_beam_pipeline_naming_it(big_folder, tmp_path):
+  with open(os.path.join(big_folder, "spk1", "zz_empty.wav"), "wb"):
+    pass
+  with pytest.raises(Exception, match="zz_empty.wav"):
+    folder_shards.prepare_folder(big_folder, str(tmp_path / "a"), files_per_shard=8,
+                                 beam_runner="DirectRunner")
+  manifest = folder_shards.prepare_folder(big_folder, str(tmp_path / "b"), files_per_shard=8,
+                                          beam_runner="DirectRunner", skip_bad_files=True)
+  assert manifest["skipped_files"] == 1
+
+
 def test_a_damaged_record_is_a_clear_error():
   with pytest.raises(audio_io.AudioError, match="corrupt record"):
     folder_shards.decode_record(b"\xc1 definitely not msgpack")
 
 
-def test_prepare_data_command_prints_a_summary(big_folder, tmp_path):
+@pytest.mark.parametrize("writers", [["--workers=2"], [
+    "--beam_runner=DirectRunner", "--beam_option=--direct_num_workers=2"]])
+def test_prepare_data_command_prints_a_summary(big_folder, tmp_path, writers):
   result = subprocess.run(
       [sys.executable, "-m", "launch.prepare_data", f"--dataset=folder:{big_folder}",
-       f"--data_dir={tmp_path / 'data'}", "--workers=2", "--files_per_shard=16"],
+       f"--data_dir={tmp_path / 'data'}", "--files_per_shard=16", *writers],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "4 speakers, 40 files, 0 skipped" in result.stdout
