@@ -30,6 +30,8 @@ Variants (`--config=configs/semantic.py:VARIANT`):
                   --workdir=runs/w2v_bert
               Measured (quickstart, 2000 steps): PNMI 0.25 at every layer, below MFCC
               k-means (0.47); the codebook collapsed and re-spread (README).
+              --config.model.quantizer=gumbel: wav2vec 2.0's Gumbel-softmax quantizer instead
+              (learned codes, temperature 2 -> 0.5 over the run, diversity loss weight 0.1).
 """
 
 import ml_collections
@@ -47,7 +49,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     contrastive_layers, codebook, negatives = {
         "paper": (4, 1024, 100), "quickstart": (2, 256, 50), "tiny": (1, 8, 4)}[size]
     config.model.update(objective="w2v_bert", contrastive_layers=contrastive_layers,
-                        num_targets=codebook, num_negatives=negatives)
+                        num_targets=codebook, num_negatives=negatives, quantizer="kmeans",
+                        gumbel_temperatures=(2.0, 0.5), diversity_weight=0.1)
+    config.model.gumbel_anneal_steps = config.train.get_ref("num_steps")
     return config
   config = ml_collections.ConfigDict()
   config.seed = 0

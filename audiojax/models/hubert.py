@@ -29,14 +29,16 @@ Objectives (`objective`):
   hubert    masked prediction of k-means cluster targets (below) by the head above.
   w2v_bert  w2v-BERT (Chung et al., 2021): the first `contrastive_layers` layers are the
             contrastive module, the rest the masked-LM module. A quantizer (a projection of
-            the front-end features to `final_dim`, then one EMA k-means codebook of
-            `num_targets` codes: `rvq.ResidualVQ` with one level, k-means initialised, dead
-            codes restarted; the issue's "k-means codebook" option, not Gumbel) gives each
-            frame a target vector and a code. The contrastive module's output at masked frames
-            (projected by `contrastive_head`) must pick its frame's target vector among
-            `num_negatives` others of the same clip (`losses.contrastive_loss`); the head on
-            the last layer predicts the codes of masked frames (masked LM). Both modules are
-            trained jointly; `model.apply(..., mutable=["codebooks"], rngs={"quantizer": ...})`
+            the front-end features to `final_dim`, then `quantizer`: "kmeans", one EMA
+            k-means codebook of `num_targets` codes (`rvq.ResidualVQ` with one level, k-means
+            initialised, dead codes restarted), or "gumbel", wav2vec 2.0's Gumbel-softmax
+            quantizer (`gumbel_vq.GumbelVQ`: learned codes, temperature annealed, a diversity
+            loss) gives each frame a target vector and a code. The contrastive module's
+            output at masked frames (projected by `contrastive_head`) must pick its frame's
+            target vector among `num_negatives` others of the same clip
+            (`losses.contrastive_loss`); the head on the last layer predicts the codes of
+            masked frames (masked LM). Both modules are trained jointly;
+            `model.apply(..., mutable=["codebooks"], rngs={"quantizer": ...})`
             in training (`audiojax.train.tasks.w2v_bert_loss`).
 
 Targets of the hubert objective (`targets`): "mfcc" (iteration 1: the 39-D MFCCs of
@@ -78,10 +80,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from audiojax.models import layers, rvq, transformer
+from audiojax.models import gumbel_vq, layers, rvq, transformer
 from audiojax.models.wavenet import remat
 
 OBJECTIVES = ("hubert", "w2v_bert")
+QUANTIZERS = ("kmeans", "gumbel")
 FRONTENDS = ("waveform", "mel")
 TARGETS = ("mfcc", "teacher")
 POSITIONS = ("t5_bias", "conv")
@@ -165,7 +168,11 @@ class Model(nn.Module):
   contrastive_layers: int = 4  # w2v_bert: layers of the contrastive module (the rest: MLM).
   num_negatives: int = 100  # w2v_bert: distractors per masked frame.
   contrastive_temperature: float = 0.1
-  codebook_decay: float = 0.99  # w2v_bert: EMA of the codebook.
+  quantizer: str = "kmeans"  # w2v_bert's targets: kmeans (EMA codebook) | gumbel
+  codebook_decay: float = 0.99  # w2v_bert kmeans: EMA of the codebook.
+  gumbel_temperatures: tuple[float, float] = (2.0, 0.5)  # w2v_bert gumbel: tau start -> end,
+  gumbel_anneal_steps: int = 100_000  # geometrically over this many training steps.
+  diversity_weight: float = 0.1  # w2v_bert gumbel: weight of the diversity loss.
   logit_temperature: float = 0.1
   targets: str = "mfcc"  # mfcc | teacher
   target_kmeans: str = ""  # .npz from `launch.fit_kmeans`, read when training starts.
@@ -177,7 +184,8 @@ class Model(nn.Module):
   def __post_init__(self):
     for name, allowed in (("objective", OBJECTIVES), ("frontend", FRONTENDS),
                           ("targets", TARGETS), ("position", POSITIONS),
-                          ("conv_norm", CONV_NORMS), ("frontend_padding", FRONTEND_PADDINGS)):
+                          ("conv_norm", CONV_NORMS), ("frontend_padding", FRONTEND_PADDINGS),
+                          ("quantizer", QUANTIZERS)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
     if self.objective == "w2v_bert" and not 0 < self.contrastive_layers < self.num_layers:
@@ -340,14 +348,23 @@ class Model(nn.Module):
       z = transformer.Dense((self.final_dim,), (None, None), self.dtype,
                             name="quantizer_input")(frontend_features)
       real = None if valid is None else valid.astype(jnp.float32)
-      quantized, codes, aux = rvq.ResidualVQ(
-          1, self.num_targets, self.final_dim, decay=self.codebook_decay,
-          quantizer_dropout=False, name="quantizer")(z, train=train, mask=real)
+      if self.quantizer == "gumbel":
+        quantized, codes, aux = gumbel_vq.GumbelVQ(
+            self.num_targets, self.final_dim, tuple(self.gumbel_temperatures),
+            self.gumbel_anneal_steps, name="quantizer")(z, train=train, mask=real)
+        quantizer_losses = {"commitment_loss": jnp.zeros(()),
+                            "diversity_loss": aux["diversity_loss"]}
+      else:
+        quantized, codes, aux = rvq.ResidualVQ(
+            1, self.num_targets, self.final_dim, decay=self.codebook_decay,
+            quantizer_dropout=False, name="quantizer")(z, train=train, mask=real)
+        codes, aux["perplexity"] = codes[..., 0], aux["perplexity"][0]
+        quantizer_losses = {"commitment_loss": aux["commitment_loss"],
+                            "diversity_loss": jnp.zeros(())}
       context = transformer.Dense((self.final_dim,), ("embed", None), self.dtype,
                                   name="contrastive_head")(hidden[self.contrastive_layers])
       extra = {"context": context.astype(jnp.float32), "quantized": quantized,
-               "codes": codes[..., 0], "commitment_loss": aux["commitment_loss"],
-               "perplexity": aux["perplexity"][0]}
+               "codes": codes, "perplexity": aux["perplexity"], **quantizer_losses}
     if self.norm_first:  # Post-norm layers end normalised.
       x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="final_norm")(x)
       hidden[-1] = x
@@ -366,7 +383,8 @@ class Model(nn.Module):
     the first layer's input), the last one after the final norm (norm_first)}; w2v_bert adds
     "context" [b, frames, final_dim] (the contrastive module's projected output), "quantized"
     [b, frames, final_dim] (target vectors, straight-through), "codes" int32 [b, frames],
-    "commitment_loss" [] and the codebook's "perplexity" []."""
+    "commitment_loss" [] (kmeans), "diversity_loss" [] (gumbel; the other one 0) and the
+    codebook's "perplexity" []."""
     hidden, out = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
     return {**out, "hidden": hidden}
 

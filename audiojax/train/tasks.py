@@ -306,8 +306,9 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
 def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
   """w2v-BERT: contrastive loss of the contrastive module at masked frames
   (`losses.contrastive_loss`) + cross entropy (nats) of the MLM head predicting the masked
-  frames' codes + W2V_BERT_COMMITMENT_WEIGHT x the quantizer's commitment loss. In training the
-  codebook follows its EMA (the returned "codebooks" state)."""
+  frames' codes + W2V_BERT_COMMITMENT_WEIGHT x the k-means quantizer's commitment loss +
+  `diversity_weight` x the Gumbel quantizer's diversity loss. In training the k-means codebook
+  follows its EMA and the Gumbel temperature its schedule (the returned "codebooks" state)."""
   mask_rng, dropout_rng, quantizer_rng, negative_rng = jax.random.split(rng, 4)
   audio, valid, masked = _masked_frames(model, batch, mask_rng)
   out, state = model.apply(variables, audio, batch["mask"], masked, train,
@@ -319,11 +320,13 @@ def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, trai
       model.contrastive_temperature)
   nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], codes)
   mlm = _masked_mean(nll, masked)
-  loss = contrastive + mlm + W2V_BERT_COMMITMENT_WEIGHT * out["commitment_loss"]
+  loss = (contrastive + mlm + W2V_BERT_COMMITMENT_WEIGHT * out["commitment_loss"]
+          + model.diversity_weight * out["diversity_loss"])
   metrics = {"loss": loss, "contrastive_loss": contrastive, "mlm_loss": mlm,
              "contrastive_accuracy": contrastive_accuracy,
              "masked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, masked),
-             "commitment_loss": out["commitment_loss"], "codebook_perplexity": out["perplexity"],
+             "commitment_loss": out["commitment_loss"], "diversity_loss": out["diversity_loss"],
+             "codebook_perplexity": out["perplexity"],
              "masked_fraction": _masked_mean(masked, valid),
              "num_predictions": masked.sum().astype(jnp.float32)}
   return loss, (metrics, dict(state))

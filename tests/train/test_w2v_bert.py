@@ -115,3 +115,31 @@ def test_tiny_w2v_bert_trains_and_its_codebook_follows_the_features():
   _, (metrics, new_state) = task.loss_fn(model, state.variables, batch, jax.random.key(0),
                                          False)
   assert new_state == {} and np.isfinite(metrics["loss"])
+
+
+def test_tiny_w2v_bert_trains_with_the_gumbel_quantizer():
+  """quantizer="gumbel": losses fall, the diversity loss is in the loss, and the temperature
+  counter (checkpointed in "codebooks") counts the training steps."""
+  config = semantic.get_config("w2v_bert_tiny")
+  config.data.crop_samples = 6400
+  config.model.update(quantizer="gumbel", gumbel_anneal_steps=20)
+  model = models.get_model(config.model)
+  task = tasks.get_task("hubert")
+  tx, schedule = optimizer.make_optimizer(config.optimizer, 100)
+  t = np.arange(6400) / 16000
+  audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
+                    for f in (220.0, 330.0, 440.0, 550.0)])
+  batch = {"audio": jnp.asarray(audio, jnp.float32), "mask": jnp.ones(audio.shape, jnp.float32),
+           "speaker": jnp.zeros((4,), jnp.int32)}
+  state = jax.jit(lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0))
+                  )()
+  step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
+  history = []
+  for i in range(30):
+    state, metrics = step(state, batch, jax.random.key(i))
+    history.append(jax.device_get(metrics))
+  assert int(state.model_state["codebooks"]["quantizer"]["step"]) == 30
+  assert all(0 <= h["diversity_loss"] < 1 and h["commitment_loss"] == 0 for h in history)
+  start = np.mean([h["loss"] for h in history[:3]])
+  end = np.mean([h["loss"] for h in history[-3:]])
+  assert end < 0.8 * start, (start, end)
