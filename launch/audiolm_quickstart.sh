@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# AudioLM end to end on the CPU, on the built-in speech corpus (README "AudioLM quick start"):
+# AudioLM end to end on the CPU, on the built-in speech corpus (README "AudioLM quick start"),
+# or on the built-in music (CORPUS=music21_audio: Bach chorales on 3 instruments):
 #   1. the codec, configs/soundstream.py:quickstart -> acoustic tokens (8 levels x 256, 50 Hz);
-#   2. a speech encoder, configs/semantic.py:quickstart on MFCC k-means targets, and the
-#      k-means (K=100) of its layer 1 -> semantic tokens (50 Hz);
+#   2. an encoder, configs/semantic.py:quickstart on MFCC k-means targets of the corpus, and
+#      the k-means (K=100) of its layer 1 -> semantic tokens (50 Hz);
 #   3. the three stages, configs/audiolm.py:{semantic,coarse,fine}_quickstart, and the paper's
 #      acoustic-only ablation (coarse and fine stages without semantic tokens);
-#   4. a CTC phone recognizer, configs/phone_recognizer.py:quickstart, for the evaluation;
+#   4. speech: a CTC phone recognizer, configs/phone_recognizer.py:quickstart, for the
+#      evaluation;
 #   5. continuations of held-out prompts written as .wav, and scored for both pipelines
-#      (speaker agreement, phone confidence: audiojax/eval/continuation.py).
+#      (audiojax/eval/continuation.py: speaker agreement, phone confidence; music: instrument
+#      agreement, pitched share, spectral flatness).
 # Re-running skips finished steps (training resumes from its checkpoints).
-#   WORKDIR (default runs/audiolm_quickstart), AUDIOJAX_DATA_DIR (default data/) override;
+#   CORPUS (espeak_speech, default, or music21_audio), WORKDIR (default
+#   runs/audiolm_quickstart, runs/audiolm_quickstart_music for music), AUDIOJAX_DATA_DIR
+#   (default data/) override;
 #   CODEC_WORKDIR, SEMANTIC_WORKDIR, RECOGNIZER_WORKDIR reuse runs trained before;
 #   STAGE_STEPS trains each AudioLM stage for that many steps (default: the configs' 2000,
 #   ~0.5 s each on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORKDIR=${WORKDIR:-runs/audiolm_quickstart}
+CORPUS=${CORPUS:-espeak_speech}
+case "$CORPUS" in
+  espeak_speech) WORKDIR=${WORKDIR:-runs/audiolm_quickstart}; SPLITS=(test test_unseen_speakers) ;;
+  music21_audio) WORKDIR=${WORKDIR:-runs/audiolm_quickstart_music}; SPLITS=(test) ;;
+  *) echo "CORPUS=$CORPUS: use espeak_speech or music21_audio" >&2; exit 2 ;;
+esac
 CODEC=${CODEC_WORKDIR:-$WORKDIR/codec}
 ENCODER=${SEMANTIC_WORKDIR:-$WORKDIR/encoder}
 RECOGNIZER=${RECOGNIZER_WORKDIR:-$WORKDIR/phone_recognizer}
@@ -28,21 +38,21 @@ export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
 
 step "1/5 corpus and codec"
-python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA_DIR"
+python -m launch.prepare_data --dataset="$CORPUS" --data_dir="$AUDIOJAX_DATA_DIR"
 mkdir -p "$WORKDIR"
 python -m launch.train --config=configs/soundstream.py:quickstart --workdir="$CODEC"
-python -m launch.extract_tokens --codec_workdir="$CODEC" --dataset=espeak_speech \
+python -m launch.extract_tokens --codec_workdir="$CODEC" --dataset="$CORPUS" \
   --output="$TOKENS/acoustic"
 
-step "2/5 speech encoder and semantic tokens"
+step "2/5 encoder and semantic tokens"
 [ -f "$WORKDIR/mfcc_k100.npz" ] || python -m launch.fit_kmeans --features=mfcc \
-  --num_clusters=100 --output="$WORKDIR/mfcc_k100.npz"
+  --num_clusters=100 --dataset="$CORPUS" --output="$WORKDIR/mfcc_k100.npz"
 python -m launch.train --config=configs/semantic.py:quickstart --workdir="$ENCODER" \
-  --config.model.target_kmeans="$WORKDIR/mfcc_k100.npz"
+  --config.model.target_kmeans="$WORKDIR/mfcc_k100.npz" --config.data.name="$CORPUS"
 [ -f "$ENCODER/kmeans_layer1_k100.npz" ] || python -m launch.fit_kmeans \
   --workdir="$ENCODER" --layer=1 --num_clusters=100
 python -m launch.extract_tokens --kmeans="$ENCODER/kmeans_layer1_k100.npz" \
-  --dataset=espeak_speech --output="$TOKENS/semantic"
+  --dataset="$CORPUS" --output="$TOKENS/semantic"
 
 step "3/5 AudioLM stages, and the acoustic-only ablation"
 for stage in semantic coarse fine; do
@@ -57,15 +67,20 @@ for stage in coarse fine; do
 done
 python -m launch.evaluate --workdir="$WORKDIR/audiolm/coarse" --split=test
 
-step "4/5 phone recognizer for the evaluation"
-python -m launch.train --config=configs/phone_recognizer.py:quickstart --workdir="$RECOGNIZER"
+SCORING=(--dataset="$CORPUS")
+if [ "$CORPUS" = espeak_speech ]; then
+  step "4/5 phone recognizer for the evaluation"
+  python -m launch.train --config=configs/phone_recognizer.py:quickstart \
+    --workdir="$RECOGNIZER"
+  SCORING+=(--recognizer="$RECOGNIZER")
+fi
 
 step "5/5 continuations"
-python - "$WORKDIR/prompt.wav" <<'PY'
+python - "$WORKDIR/prompt.wav" "$CORPUS" "${SPLITS[-1]}" <<'PY'
 import sys
 from audiojax.data import audio_io, pipeline
-config = pipeline.dataset_config("espeak_speech")
-audio = next(e["audio"] for e in pipeline.utterances(config, "test_unseen_speakers")
+config = pipeline.dataset_config(sys.argv[2])
+audio = next(e["audio"] for e in pipeline.utterances(config, sys.argv[3])
              if len(e["audio"]) >= 3 * 16000)
 audio_io.write_wav(sys.argv[1], audio, 16000)
 PY
@@ -74,9 +89,9 @@ python -m launch.continue_audio --workdir="$WORKDIR/audiolm" --prompt="$WORKDIR/
 python -m launch.continue_audio --workdir="$WORKDIR/audiolm_acoustic_only" \
   --prompt="$WORKDIR/prompt.wav" --prompt_seconds=2 --seconds=5 \
   --output="$WORKDIR/continuation_acoustic_only.wav"
-for split in test test_unseen_speakers; do
-  python -m launch.evaluate --workdir="$WORKDIR/audiolm" --recognizer="$RECOGNIZER" \
-    --compare_workdir="$WORKDIR/audiolm_acoustic_only" --split=$split --max_examples=20 \
+for split in "${SPLITS[@]}"; do
+  python -m launch.evaluate --workdir="$WORKDIR/audiolm" "${SCORING[@]}" \
+    --compare_workdir="$WORKDIR/audiolm_acoustic_only" --split="$split" --max_examples=20 \
     --prompt_seconds=1.5 --seconds=3
 done
 
@@ -86,6 +101,6 @@ Done.
   stages:         $WORKDIR/audiolm/{semantic,coarse,fine}, $WORKDIR/audiolm_acoustic_only
   continuations:  $WORKDIR/continuation_0.wav, _1.wav (prompt: the first 2 s of
                   $WORKDIR/prompt.wav), $WORKDIR/continuation_acoustic_only.wav
-  scores:         $WORKDIR/audiolm/continuation_{test,test_unseen_speakers}.md
+  scores:         $WORKDIR/audiolm/continuation_*.md
   TensorBoard:    tensorboard --logdir=$WORKDIR
 MSG

@@ -12,15 +12,19 @@ AudioLM continuations (WORKDIR holds semantic/, coarse/, fine/ as for launch.con
 speaker agreement, phone confidence and phones / s of continuations of held-out prompts, next
 to real speech and noise (`audiojax.eval.continuation`); --compare_workdir adds another
 pipeline (e.g. the acoustic_only ablation) on the same prompts. Written to
-WORKDIR/continuation_<split>.{json,md}.
+WORKDIR/continuation_<split>.{json,md} (continuation_<dataset>_<split> for other datasets).
   python -m launch.evaluate --workdir=runs/audiolm --recognizer=runs/phone_recognizer \
       [--compare_workdir=runs/audiolm_acoustic_only] [--split=test_unseen_speakers] \
       [--max_examples=20] [--prompt_seconds=3] [--seconds=6] [--dataset=espeak_speech]
+  Music (a dataset whose name says music; no recognizer): instrument agreement, pitched share
+  and spectral flatness instead.
+  python -m launch.evaluate --workdir=runs/audiolm_music --dataset=music21_audio
 """
 
 import json
 import math
 import os
+import re
 
 from absl import flags
 
@@ -33,8 +37,9 @@ _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", None, "Evaluate the first N
 _NUM_QUANTIZERS = flags.DEFINE_list(
     "num_quantizers", None, "Codec only: quantizer levels to evaluate, e.g. 1,2,4,8 "
     "(default: every level).")
-_DATASET = flags.DEFINE_string("dataset", None,
-                               "Codec only: evaluate on this dataset instead of the training one.")
+_DATASET = flags.DEFINE_string("dataset", None, "Codec: evaluate on this dataset instead of "
+                               "the training one; AudioLM: the prompts' dataset (default "
+                               "espeak_speech).")
 _OPUS = flags.DEFINE_bool("opus", True, "Codec only: add Opus at the same bitrates.")
 _SPEECH_METRICS = flags.DEFINE_bool(
     "speech_metrics", None, "Codec only: PESQ and STOI (default: unless the dataset is music).")
@@ -55,13 +60,15 @@ def continuations() -> None:
   from audiojax.eval import continuation, phone_recognizer, speaker_probe
   from audiojax.sample import audiolm
 
-  if not _RECOGNIZER.value:
-    raise ValueError(f"{_WORKDIR.value} holds AudioLM stages: scoring continuations needs "
-                     "--recognizer=PHONE_RECOGNIZER_RUN")
+  dataset = _DATASET.value or "espeak_speech"
+  music = "music" in dataset
+  if not music and not _RECOGNIZER.value:
+    raise ValueError(f"{_WORKDIR.value} holds AudioLM stages: scoring speech continuations "
+                     "needs --recognizer=PHONE_RECOGNIZER_RUN")
   if not 0 < _PROMPT_SECONDS.value < _SECONDS.value:
     raise ValueError(f"need 0 < --prompt_seconds ({_PROMPT_SECONDS.value}) < --seconds "
                      f"({_SECONDS.value})")
-  data_config = pipeline.dataset_config(_DATASET.value or "espeak_speech", _DATA_DIR.value)
+  data_config = pipeline.dataset_config(dataset, _DATA_DIR.value)
   prompts = continuation.prompts(data_config, _SPLIT.value, _SECONDS.value,
                                  _MAX_EXAMPLES.value or 20)
   pipelines = {}
@@ -71,11 +78,14 @@ def continuations() -> None:
     name = "AudioLM" if pipe.semantic is not None else "acoustic only"
     pipelines[f"{name} ({root})"] = continuation.pipeline_continuer(pipe, _SECONDS.value)
   probe = speaker_probe.fit_on_corpus(data_config, "train")
+  recognizer = None if music else phone_recognizer.load(_RECOGNIZER.value)
   result = continuation.evaluate(pipelines, prompts, _PROMPT_SECONDS.value, _SECONDS.value,
-                                 probe, phone_recognizer.load(_RECOGNIZER.value))
-  table = continuation.markdown(result, _SPLIT.value, _PROMPT_SECONDS.value, _SECONDS.value)
+                                 probe, recognizer)
+  table = continuation.markdown(result, _SPLIT.value, _PROMPT_SECONDS.value, _SECONDS.value,
+                                "instrument" if music else "speaker")
   print(table)
-  stem = os.path.join(_WORKDIR.value, f"continuation_{_SPLIT.value}")
+  name = "" if dataset == "espeak_speech" else re.sub(r"[^a-z0-9]+", "_", dataset) + "_"
+  stem = os.path.join(_WORKDIR.value, f"continuation_{name}{_SPLIT.value}")
   with open(stem + ".json", "w") as f:
     json.dump(result, f, indent=2)
   with open(stem + ".md", "w") as f:

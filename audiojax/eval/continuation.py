@@ -24,6 +24,10 @@ Metrics (columns):
                      continuations' level) the floor, measured in the same run.
   phones / s         phones the recognizer transcribes per second (silence and hum give ~0;
                      the corpus's speech ~10-15).
+Music (a music corpus, no recognizer; `launch.evaluate --dataset=music21_audio`): the probe
+names the instrument instead of the speaker ("other voice": another instrument's piece), and
+the content columns are the pitched share of loud frames (pYIN over 60-1000 Hz: notes, not
+noise) and the median spectral flatness (0 for pure tones, ~0.56 for white noise).
 The paper's comparison (Borsos et al. 2022, table 3: speaker accuracy of continuations of the
 full hierarchy vs acoustic tokens only) is the generated rows side by side.
 """
@@ -73,25 +77,35 @@ def other_voice(prompts: Sequence[Prompt]) -> list[int]:
 
 
 def score(prompt_audio: Sequence[np.ndarray], continuations: Sequence[np.ndarray], probe,
-          recognizer) -> dict[str, float]:
-  """Speaker agreement, phone confidence and phones / s of `continuations` (16 kHz) after
-  `prompt_audio` (16 kHz); module docstring."""
-  from audiojax.eval import phone_recognizer
+          recognizer=None) -> dict[str, float]:
+  """Metrics of `continuations` (16 kHz) after `prompt_audio` (16 kHz); module docstring.
 
-  agree = probe.predict(list(prompt_audio)) == probe.predict(list(continuations))
+  Speech (a `recognizer`): speaker agreement, phone confidence and phones / s. Music (None):
+  instrument agreement (the probe's label), the pitched share of loud frames and the median
+  spectral flatness (`eval.voicing`, pitch searched over 60-1000 Hz).
+  """
+  from audiojax.eval import phone_recognizer, voicing
+
+  agree = float(np.mean(probe.predict(list(prompt_audio)) == probe.predict(list(continuations))))
+  if recognizer is None:
+    stats = [voicing.voicing(clip, SAMPLE_RATE_HZ, fmax_hz=1000.0) for clip in continuations]
+    return {"speaker_agreement": agree,
+            "pitched_fraction": float(np.mean([s.voiced_fraction for s in stats])),
+            "flatness": float(np.nanmean([s.flatness for s in stats]))}
   confidences, rates = [], []
   for clip in continuations:
     confidences.append(phone_recognizer.confidence(recognizer.log_posteriors(clip)))
     rates.append(len(recognizer.transcribe(clip)) / (len(clip) / SAMPLE_RATE_HZ))
-  return {"speaker_agreement": float(np.mean(agree)),
+  return {"speaker_agreement": agree,
           "phone_confidence": float(np.mean(confidences)),
           "phones_per_second": float(np.mean(rates))}
 
 
 def evaluate(pipelines: dict[str, Callable[[np.ndarray, int], np.ndarray]],
              prompt_list: Sequence[Prompt], prompt_seconds: float, seconds: float, probe,
-             recognizer, seed: int = 0) -> dict[str, dict[str, float]]:
-  """{row: metrics} for the references and each pipeline.
+             recognizer=None, seed: int = 0) -> dict[str, dict[str, float]]:
+  """{row: metrics} for the references and each pipeline (`score`: speech metrics with a
+  `recognizer`, music metrics without).
 
   pipelines: name -> continue(prompt float32 [samples] at 16 kHz, seed) -> float32 audio
   [seconds * 16 kHz] at 16 kHz whose start is the prompt (`pipeline_continuer`).
@@ -126,13 +140,20 @@ def pipeline_continuer(pipe, seconds: float, temperatures: dict[str, float] | No
 
 
 def markdown(result: dict[str, dict[str, float]], split: str, prompt_seconds: float,
-             seconds: float) -> str:
-  """The rows as a markdown table."""
+             seconds: float, label: str = "speaker") -> str:
+  """The rows as a markdown table (`label`: what the probe names, speaker or instrument)."""
   n = next(iter(result.values()))["num_prompts"]
+  speech = "phone_confidence" in next(iter(result.values()))
   lines = [f"{split}: {n} prompts of {prompt_seconds:g} s continued to {seconds:g} s; the "
-           "continuation is scored.", "",
-           "| continuation | speaker agreement | phone confidence | phones / s |",
-           "| --- | ---: | ---: | ---: |"]
-  lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['phone_confidence']:.3f} | "
-            f"{m['phones_per_second']:.1f} |" for name, m in result.items()]
+           "continuation is scored.", ""]
+  if speech:
+    lines += [f"| continuation | {label} agreement | phone confidence | phones / s |",
+              "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['phone_confidence']:.3f} | "
+              f"{m['phones_per_second']:.1f} |" for name, m in result.items()]
+  else:
+    lines += [f"| continuation | {label} agreement | pitched share | spectral flatness |",
+              "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['pitched_fraction']:.2f} | "
+              f"{m['flatness']:.3f} |" for name, m in result.items()]
   return "\n".join(lines)

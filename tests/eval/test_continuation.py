@@ -33,3 +33,34 @@ def test_markdown_has_a_row_per_continuation():
   table = continuation.markdown({"real": metrics, "AudioLM (runs/x)": metrics}, "test", 3, 6)
   assert table.splitlines()[0].startswith("test: 4 prompts of 3 s continued to 6 s")
   assert "| AudioLM (runs/x) | 0.50 | 0.250 | 9.0 |" in table
+
+
+class _LabelsProbe:
+  """Names clips by a fixed list (the probe itself is tested in tests/eval)."""
+
+  def __init__(self, labels):
+    self.labels = list(labels)
+
+  def predict(self, clips):
+    return np.asarray(self.labels[:len(clips)])
+
+
+def test_music_scores_tell_notes_from_noise():
+  """No recognizer: instrument agreement, pitched share and flatness; a chord of tones is
+  pitched and peaky, white noise neither."""
+  t = np.arange(16000) / 16000
+  tones = [(0.3 * np.sin(2 * np.pi * f * t) + 0.2 * np.sin(2 * np.pi * 1.5 * f * t)
+            ).astype(np.float32) for f in (220.0, 330.0)]
+  noise = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.3
+           for i in range(2)]
+  probe = _LabelsProbe([1, 2])
+  music = continuation.score(tones, tones, probe)
+  hiss = continuation.score(tones, noise, probe)
+  assert set(music) == {"speaker_agreement", "pitched_fraction", "flatness"}
+  assert music["speaker_agreement"] == 1.0
+  assert music["pitched_fraction"] > 0.9 > 0.1 > hiss["pitched_fraction"]
+  assert music["flatness"] < 0.01 and hiss["flatness"] > 0.3
+  table = continuation.markdown({"real": {**music, "num_prompts": 2}}, "test", 1, 3,
+                                "instrument")
+  assert "| continuation | instrument agreement | pitched share | spectral flatness |" in table
+  assert f"| real | 1.00 | {music['pitched_fraction']:.2f} |" in table

@@ -101,3 +101,21 @@ def test_continuation_evaluation_scores_pipelines_and_references(audiolm_root, e
     assert 0.0 <= metrics["phone_confidence"] <= 1.0 and metrics["phones_per_second"] >= 0.0
   with open(os.path.join(audiolm_root, "continuation_validation.md")) as f:
     assert f.read().count("\n| ") == 6  # Header, rule and four rows.
+
+
+def test_music_continuations_are_scored_without_a_recognizer(audiolm_root, tmp_path):
+  """A music corpus: instrument agreement, pitched share and flatness; no recognizer needed."""
+  data_dir = str(tmp_path / "data")
+  run("launch.prepare_data", "--dataset=music21_audio", "--config=tiny", f"--data_dir={data_dir}")
+  run("launch.evaluate", f"--workdir={audiolm_root}", "--dataset=music21_audio/tiny",
+      f"--data_dir={data_dir}", "--split=train", "--max_examples=3", "--prompt_seconds=0.05",
+      "--seconds=0.15")
+  with open(os.path.join(audiolm_root, "continuation_music21_audio_tiny_train.json")) as f:
+    result = json.load(f)
+  assert set(result) == {"real", "other voice", "noise", f"AudioLM ({audiolm_root})"}
+  for metrics in result.values():
+    assert 0.0 <= metrics["speaker_agreement"] <= 1.0
+    assert 0.0 <= metrics["pitched_fraction"] <= 1.0
+  assert result["real"]["flatness"] < result["noise"]["flatness"]
+  with open(os.path.join(audiolm_root, "continuation_music21_audio_tiny_train.md")) as f:
+    assert "instrument agreement" in f.read()
