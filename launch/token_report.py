@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from audiojax.data import audio_io
+from audiojax.data import audio_io, phonemes
 from audiojax.eval import mfcc_tokens, token_metrics
 from audiojax.models import kmeans
 from launch import common
@@ -116,7 +116,7 @@ def load_split(data_dir: str, dataset: str, split: str, max_utterances: int | No
     chosen = balanced_subset(speakers, max_utterances)
     records, speakers = [records[i] for i in chosen], speakers[chosen]
   return Split(split, [np.asarray(r["audio"], np.float32) / 32768.0 for r in records],
-               speakers, [token_metrics.espeak_phonemes(r) for r in records])
+               speakers, [phonemes.espeak_phonemes(r) for r in records])
 
 
 def mfcc_source(num_clusters: int, frame_rate_hz: float, seed: int, **kmeans_kwargs

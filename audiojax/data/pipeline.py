@@ -51,7 +51,6 @@ import ml_collections
 import numpy as np
 
 from audiojax.data import audio_io, audiolm_tokens, phonemes
-from audiojax.eval import token_metrics
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -281,7 +280,7 @@ def phoneme_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]
 
 def recognizer_phones(example: dict) -> list[tuple[str, int]]:
   """A corpus example's phones as a phone recognizer hears them: [(phone, middle sample)],
-  normalised by `token_metrics.espeak_phonemes` (stress marks dropped) and without pauses.
+  normalised by `phonemes.espeak_phonemes` (stress marks dropped) and without pauses.
 
   Pauses are left out of the CTC targets: espeak's pause marks are mostly word-boundary
   markers with no sound (1598 of the default train split's 2807 last under 10 ms, less than
@@ -294,7 +293,7 @@ def recognizer_phones(example: dict) -> list[tuple[str, int]]:
   record = {"phonemes": " ".join(example["phonemes"]),
             "phoneme_starts": example["phoneme_starts"], "phoneme_ends": example["phoneme_ends"]}
   return [(phone, (start + end) // 2) for phone, start, end in
-          token_metrics.espeak_phonemes(record) if phone != token_metrics.PAUSE]
+          phonemes.espeak_phonemes(record) if phone != phonemes.PAUSE]
 
 
 def _configured_inventory(data_config: ml_collections.ConfigDict) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ Audio is float32 [samples] at `sample_rate_hz` (16 kHz for the built-in corpus);
 frame per hop of the encoder (20 ms: 50 Hz), ceil(samples / hop) of them. Class 0 of the
 posteriors is CTC's blank (`BLANK`), class k the phoneme `inventory[k - 1]`: espeak mnemonics
 without stress marks, pauses excluded (`audiojax.data.pipeline.recognizer_phones`), as
-`audiojax.eval.token_metrics.espeak_phonemes` gives them for a corpus record. The forward pass
+`audiojax.data.phonemes.espeak_phonemes` gives them for a corpus record. The forward pass
 is jitted once per length bucket: audio is zero-padded (masked) to a multiple of
 `bucket_samples` (1 s).
 """

@@ -17,23 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-PAUSE = "_"
-
-
-def espeak_phonemes(record: dict, strip_stress: bool = True) -> list[tuple[str, int, int]]:
-  """An `espeak_speech` example -> [(phone, start, end)] in samples; pauses ("_", "_:", "_!",
-  ...) become `PAUSE`, stress marks (' and ,) are dropped unless `strip_stress` is False."""
-  names = record["phonemes"]
-  names = (names.decode() if isinstance(names, bytes) else str(names)).split()
-  out = []
-  for name, start, end in zip(names, record["phoneme_starts"], record["phoneme_ends"],
-                              strict=True):
-    if name.startswith(PAUSE):
-      name = PAUSE
-    elif strip_stress:
-      name = name.lstrip("',") or name
-    out.append((name, int(start), int(end)))
-  return out
+from audiojax.data.phonemes import PAUSE
 
 
 def num_frames(num_samples: int, frame_rate_hz: float, sample_rate_hz: float) -> int:

@@ -109,3 +109,11 @@ def test_audio_without_phoneme_labels_is_a_clear_error(audio_folder):
                 crop_samples=64, batch_size=2, train_split="train")
   with pytest.raises(ValueError, match="needs phoneme labels"):
     next(iter(pipeline.train_dataset(config, seed=0, process_index=0, process_count=1)))
+
+
+def test_espeak_phonemes_merge_pauses_and_drop_stress():
+  record = {"phonemes": b"'a _: ,b t _", "phoneme_starts": np.array([0, 5, 9, 12, 20]),
+            "phoneme_ends": np.array([5, 9, 12, 20, 30])}
+  assert phonemes.espeak_phonemes(record) == [("a", 0, 5), ("_", 5, 9), ("b", 9, 12),
+                                              ("t", 12, 20), ("_", 20, 30)]
+  assert phonemes.espeak_phonemes(record, strip_stress=False)[0] == ("'a", 0, 5)

@@ -53,11 +53,6 @@ def test_frame_labels_of_a_synthetic_alignment():
   # 25 Hz: 640-sample frames centred on 320 and 960.
   assert tm.frame_phoneme_labels([("x", 100, 400), ("y", 400, 1280)], 1280, 25, 16000) == [
       "x", "y"]
-  record = {"phonemes": b"'a _: ,b t _", "phoneme_starts": np.array([0, 5, 9, 12, 20]),
-            "phoneme_ends": np.array([5, 9, 12, 20, 30])}
-  assert tm.espeak_phonemes(record) == [("a", 0, 5), ("_", 5, 9), ("b", 9, 12), ("t", 12, 20),
-                                        ("_", 20, 30)]
-  assert tm.espeak_phonemes(record, strip_stress=False)[0] == ("'a", 0, 5)
 
 
 def test_speaker_probe_finds_speakers_only_where_tokens_encode_them():

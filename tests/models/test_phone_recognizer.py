@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from audiojax import models
-from audiojax.data import pipeline
+from audiojax.data import phonemes, pipeline
 from audiojax.eval import phone_recognizer as recognizer_lib
-from audiojax.eval import token_metrics
 from audiojax.models import phone_recognizer
 from audiojax.train import trainer
 from configs import phone_recognizer as recognizer_config
@@ -42,8 +41,8 @@ def test_batches_bring_the_phones_of_their_crops(tiny_config):
   example = next(pipeline.utterances(data, "train", max_examples=1))
   phones = pipeline.recognizer_phones(example)
   record = {k: example[k] for k in ("phoneme_starts", "phoneme_ends")}
-  spoken = [p for p, _, _ in token_metrics.espeak_phonemes(
-      {**record, "phonemes": " ".join(example["phonemes"])}) if p != token_metrics.PAUSE]
+  spoken = [p for p, _, _ in phonemes.espeak_phonemes(
+      {**record, "phonemes": " ".join(example["phonemes"])}) if p != phonemes.PAUSE]
   assert [p for p, _ in phones] == spoken and len(spoken) > 5
   ids, middles = pipeline.label_fn(data)(example)
   assert [inventory[k - 1] for k in ids] == spoken
