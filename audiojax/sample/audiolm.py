@@ -102,11 +102,15 @@ def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
   if fine is None and layout.coarse_levels < layout.num_levels:
     raise ValueError(f"the codec has {layout.num_levels} levels and the coarse stage models "
                      f"{layout.coarse_levels}: pass the fine stage too")
-  for other in (semantic_stage, fine):
-    if other is not None and (other.layout.semantic_vocab, other.layout.codebook_size,
-                              other.layout.num_levels, other.layout.coarse_levels) != (
-        layout.semantic_vocab, layout.codebook_size, layout.num_levels, layout.coarse_levels):
-      raise ValueError("the stages were trained on different token layouts")
+  # The fine stage never sees semantic ids (it maps coarse codes to fine codes in its own
+  # layout), so one fine stage serves the full hierarchy and the acoustic-only ablation.
+  acoustic = lambda lay: (lay.codebook_size, lay.num_levels, lay.coarse_levels)
+  if semantic_stage is not None and (semantic_stage.layout.semantic_vocab, *acoustic(
+      semantic_stage.layout)) != (layout.semantic_vocab, *acoustic(layout)):
+    raise ValueError("the stages were trained on different token layouts")
+  if fine is not None and (acoustic(fine.layout) != acoustic(layout) or _tokenizer_of(
+      fine.data.acoustic_dir) != _tokenizer_of(coarse.data.acoustic_dir)):
+    raise ValueError("the fine and coarse stages were trained on different acoustic tokens")
 
   codec_dir, acoustic_fingerprint = _tokenizer_of(coarse.data.acoustic_dir)
   codec_config, codec_model, codec_variables = codec.load(codec_dir)

@@ -6,6 +6,7 @@ models): `pytest -m slow tests/launch/test_audiolm_cli.py`."""
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 import soundfile as sf
@@ -119,3 +120,20 @@ def test_music_continuations_are_scored_without_a_recognizer(audiolm_root, tmp_p
   assert result["real"]["flatness"] < result["noise"]["flatness"]
   with open(os.path.join(audiolm_root, "continuation_music21_audio_tiny_train.md")) as f:
     assert "instrument agreement" in f.read()
+
+
+def test_an_acoustic_only_coarse_stage_shares_the_fine_stage(audiolm_root, tmp_path):
+  """The fine stage maps coarse codes to fine codes in its own layout: the acoustic-only
+  ablation's coarse stage can use the full hierarchy's fine stage."""
+  from audiojax.sample import audiolm
+
+  config = audiolm_config.get_config("coarse_tiny_acoustic_only")
+  config.data.update(acoustic_dir=os.path.join(audiolm_root, "tokens_acoustic"),
+                     acoustic_rate_hz=CODEC_RATE_HZ, coarse_seconds=0.01)
+  config.train.update(num_steps=2, eval_every=0)
+  coarse = str(tmp_path / "coarse")
+  trainer.train_and_evaluate(config, coarse)
+  pipe = audiolm.load_pipeline(coarse, None, os.path.join(audiolm_root, "fine"))
+  prompt = np.sin(np.arange(800) / 5).astype(np.float32) * 0.3
+  audio = audiolm.generate(pipe, 0.1, jax.random.key(0), 1, prompt=prompt)
+  assert audio.shape == (1, 1600) and np.isfinite(audio).all()
