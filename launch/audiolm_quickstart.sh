@@ -5,7 +5,8 @@
 #   2. an encoder, configs/semantic.py:quickstart on MFCC k-means targets of the corpus, and
 #      the k-means (K=100) of its layer 1 -> semantic tokens (50 Hz);
 #   3. the three stages, configs/audiolm.py:{semantic,coarse,fine}_quickstart, and the paper's
-#      acoustic-only ablation (coarse and fine stages without semantic tokens);
+#      acoustic-only ablation (a coarse stage without semantic tokens; the fine stage, which
+#      never sees them, is shared);
 #   4. speech: a CTC phone recognizer, configs/phone_recognizer.py:quickstart, for the
 #      evaluation;
 #   5. continuations of held-out prompts written as .wav, and scored for both pipelines
@@ -60,11 +61,12 @@ for stage in semantic coarse fine; do
     --workdir="$WORKDIR/audiolm/$stage" --config.data.semantic_dir="$TOKENS/semantic" \
     --config.data.acoustic_dir="$TOKENS/acoustic" "${STEPS[@]}"
 done
-for stage in coarse fine; do
-  python -m launch.train --config=configs/audiolm.py:${stage}_quickstart_acoustic_only \
-    --workdir="$WORKDIR/audiolm_acoustic_only/$stage" \
-    --config.data.acoustic_dir="$TOKENS/acoustic" "${STEPS[@]}"
-done
+python -m launch.train --config=configs/audiolm.py:coarse_quickstart_acoustic_only \
+  --workdir="$WORKDIR/audiolm_acoustic_only/coarse" \
+  --config.data.acoustic_dir="$TOKENS/acoustic" "${STEPS[@]}"
+# The fine stage never sees semantic tokens (coarse codes in, fine codes out), so the ablation
+# shares the full hierarchy's: the two pipelines differ only where the paper's do.
+ln -sfn "$(realpath "$WORKDIR/audiolm/fine")" "$WORKDIR/audiolm_acoustic_only/fine"
 python -m launch.evaluate --workdir="$WORKDIR/audiolm/coarse" --split=test
 
 SCORING=(--dataset="$CORPUS")
