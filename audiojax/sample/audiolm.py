@@ -108,11 +108,11 @@ def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
   if semantic_stage is not None and (semantic_stage.layout.semantic_vocab, *acoustic(
       semantic_stage.layout)) != (layout.semantic_vocab, *acoustic(layout)):
     raise ValueError("the stages were trained on different token layouts")
+  codec_dir, acoustic_fingerprint = _tokenizer_of(coarse.data.acoustic_dir)
   if fine is not None and (acoustic(fine.layout) != acoustic(layout) or _tokenizer_of(
-      fine.data.acoustic_dir) != _tokenizer_of(coarse.data.acoustic_dir)):
+      fine.data.acoustic_dir) != (codec_dir, acoustic_fingerprint)):
     raise ValueError("the fine and coarse stages were trained on different acoustic tokens")
 
-  codec_dir, acoustic_fingerprint = _tokenizer_of(coarse.data.acoustic_dir)
   codec_config, codec_model, codec_variables = codec.load(codec_dir)
   if checkpoint.model_fingerprint(codec_config.model) != acoustic_fingerprint:
     raise ValueError(f"the codec in {codec_dir} is not the one that made the coarse stage's "
