@@ -9,11 +9,10 @@ hours). The folder is listed once; files are split into train/validation/test (a
 file name, as the `folder:` source does) and into shards of `files_per_shard` files, and
 worker processes (or the workers of an Apache Beam pipeline: `--beam_runner`) decode,
 resample and write each shard to `DIR/folder_<hash of the path>/<split>-<i>-of-<n>.array_record`.
-A shard appears under its
-final name only when complete, so an interrupted preparation resumes with the missing shards;
-`manifest.json`, written last, lists every shard with its record count. The pipeline reads a
-prepared folder through this manifest (no host lists the folder), and each host of a
-multi-host job opens only its own shards.
+A shard appears under its final name only when complete, so an interrupted preparation resumes
+with the missing shards; `manifest.json`, written last, lists every shard with its record
+count. The pipeline reads a prepared folder through this manifest (no host lists the folder),
+and each host of a multi-host job opens only its own shards.
 
 A record is a msgpack dict: audio int16 [samples] at `sample_rate_hz`, speaker int, path str.
 """
