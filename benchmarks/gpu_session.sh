@@ -42,6 +42,46 @@ mfu() {  # mfu CONFIG BATCHES ATTENTIONS [FLAGS...]: an AudioLM stage's bf16 tra
     --per_device_batch=$batches --steps=${MFU_STEPS:-20} --dtype=bfloat16 \
     --attention_impl=$attention "$@"
 }
+archive_profiles() {  # Traces lie 4 folders down: one archive comes back instead.
+  if [ -d /tmp/prof ]; then
+    tar czf "$LOG_DIR/profiles.tgz" -C /tmp prof && du -h "$LOG_DIR/profiles.tgz" | tee -a "$LOG"
+  fi
+}
+lever() {  # lever NAME XLA_FLAGS [FLAGS...]: one semantic_paper variant, in the background.
+  local name=$1 xla=$2
+  shift 2
+  echo "=== lever $name: XLA_FLAGS='$xla' $*" | tee -a "$LOG"
+  XLA_FLAGS=$xla XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${LEVER_LIMIT:-400}" \
+    python3 -m benchmarks.train_throughput --config="${LEVER_CONFIG:-configs/audiolm.py:semantic_paper}" \
+    --per_device_batch=32 --steps=30 --dtype=bfloat16 --attention_impl="${LEVER_ATTENTION:-cudnn}" \
+    --gate_dir=/tmp/gate "$@" >"/tmp/gate/$name.log" 2>&1 &
+}
+levers() {  # All levers compile at once; each is timed alone (train_throughput --gate_dir).
+  rm -rf /tmp/gate && mkdir -p /tmp/gate
+  lever base "" --profile_dir=/tmp/prof
+  lever cublaslt --xla_gpu_enable_cublaslt=true
+  lever no_triton_gemm --xla_gpu_enable_triton_gemm=false
+  lever vocab_13440 "" --set=model.vocab_size=13440
+  lever vocab_1026 "" --set=model.vocab_size=1026
+  lever rope "" --set=model.position=rope
+  lever no_dropout "" --set=model.dropout_rate=0
+  lever b64_cublaslt_vocab_1026 --xla_gpu_enable_cublaslt=true --set=model.vocab_size=1026 \
+    --per_device_batch=64 --profile_dir=/tmp/prof
+  lever coarse_b8 "" --config=configs/audiolm.py:coarse_paper --per_device_batch=8
+  local start=$SECONDS count
+  count=$(ls /tmp/gate/*.log | wc -l)
+  while [ "$(ls /tmp/gate | grep -c '^ready')" -lt "$count" ] && [ $((SECONDS - start)) -lt \
+      "${COMPILE_LIMIT:-260}" ] && [ -n "$(jobs -r)" ]; do sleep 2; done
+  echo "=== levers: $(ls /tmp/gate | grep -c '^ready') of $count compiled after $((SECONDS - start)) s" \
+    | tee -a "$LOG"
+  touch /tmp/gate/go
+  wait
+  for f in /tmp/gate/*.log; do
+    echo "=== $(basename "$f" .log)" | tee -a "$LOG"
+    grep -v -E "^(W|I)[0-9]{4} " "$f" | tail -n 60 | tee -a "$LOG"
+  done
+  archive_profiles
+}
 train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
   for dtype in float32 bfloat16; do
     for remat in none full; do
@@ -66,10 +106,12 @@ for part in $PARTS; do
     mfu_cudnn)  # The cuDNN step alone, profiled, at two batch sizes.
       MFU_LIMIT=${MFU_LIMIT:-270} mfu configs/audiolm.py:semantic_paper 32,64 cudnn \
         --profile_dir=/tmp/prof;;
+    mfu_levers)  # What each candidate lever does to semantic_paper's MFU, same card and run.
+      levers;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)
-      for dtype in bfloat16 float32; do
+      for dtype in ${LM_DTYPES:-bfloat16 float32}; do
         run "lm_sampling_$dtype" 120 python3 -m benchmarks.lm_sampling --batch_sizes=1,16 \
           --num_tokens=500 --repeats=2 --uncached_steps=2 --dtype=$dtype
       done;;
@@ -85,6 +127,4 @@ for part in $PARTS; do
     *) echo "unknown part $part" | tee -a "$LOG";;
   esac
 done
-if [ -d /tmp/prof ]; then  # Traces lie 4 folders down: one archive comes back instead.
-  tar czf "$LOG_DIR/profiles.tgz" -C /tmp prof && du -h "$LOG_DIR/profiles.tgz" | tee -a "$LOG"
-fi
+archive_profiles

@@ -19,8 +19,14 @@ and FLOP rates:
   MFU          model TFLOP/s / the device's peak (`--peak_tflops`; by default the datasheet's
                dense bf16 rate for H100/H200 SXM, 989.4, whatever the dtype).
 On a CPU, --cpu_devices splits the cores into devices first.
+
+Several variants on one GPU (`benchmarks/gpu_session.sh`, part `mfu_levers`): start one process
+per variant with the same `--gate_dir`; each compiles (in parallel: compiling the 165M-param
+step takes ~100 s, mostly on the host), then waits until GATE_DIR/go exists and times its steps
+holding GATE_DIR/lock, so no two variants share the GPU while timed.
 """
 
+import fcntl
 import gzip
 import os
 import time
@@ -57,9 +63,12 @@ _MESH = flags.DEFINE_string("mesh", "", "data,fsdp,tensor sizes for the all-devi
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after 2 untimed).")
 _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "Device peak for MFU (0: H100/H200 dense "
                            "bf16, 989.4, on those GPUs; none elsewhere).")
+_GATE = flags.DEFINE_string("gate_dir", "", "Compile, write GATE_DIR/ready.PID, wait for "
+                            "GATE_DIR/go, then time holding GATE_DIR/lock (module docstring).")
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "CPU only: devices to split the cores "
                                     "into (0: leave JAX's default of one).")
 
+_HELD_LOCKS = []  # --gate_dir's lock file, open until the process ends.
 DATASHEET_TFLOPS = {"H100": 989.4, "H200": 989.4}  # Dense bf16, SXM.
 
 
@@ -120,6 +129,8 @@ def measure(config, devices, num_steps: int, name: str = "") -> dict[str, float]
     with gzip.open(os.path.join(_HLO.value, f"{name}.hlo.txt.gz"), "wt") as f:
       f.write(step.as_text())
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  if _GATE.value:
+    _wait_at_gate(_GATE.value)
   for i in range(2):
     state, metrics = step(state, batch, jax.random.key(i))
   jax.block_until_ready(metrics)
@@ -141,6 +152,17 @@ def measure(config, devices, num_steps: int, name: str = "") -> dict[str, float]
     print(f"--- {name}\n{summary}", flush=True)
   return {"steps_per_s": num_steps / seconds, "xla_flops": _xla_flops(step),
           "num_params": num_params}
+
+
+def _wait_at_gate(gate_dir: str) -> None:
+  """Marks this process compiled, waits for GATE/go, then takes GATE/lock until exit (the
+  lock file stays open, so the OS releases it when the process ends)."""
+  open(os.path.join(gate_dir, f"ready.{os.getpid()}"), "w").close()
+  while not os.path.exists(os.path.join(gate_dir, "go")):
+    time.sleep(0.5)
+  lock = open(os.path.join(gate_dir, "lock"), "a")  # noqa: SIM115 -- held until exit.
+  fcntl.flock(lock, fcntl.LOCK_EX)
+  _HELD_LOCKS.append(lock)
 
 
 def _override(config, assignment: str) -> None:
@@ -180,7 +202,8 @@ def main(argv):
   print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.get('remat')}, "
         f"{units_per_row(config)} {unit} per row; overrides {_SET.value}, rng_impl "
         f"{config.train.get('rng_impl') or 'threefry'}; {len(devices)} x {kind}; peak for MFU "
-        f"{peak or 'unknown'} TFLOP/s; load average {os.getloadavg()[0]:.1f}")
+        f"{peak or 'unknown'} TFLOP/s; XLA_FLAGS {os.environ.get('XLA_FLAGS', '')!r}; "
+        f"load average {os.getloadavg()[0]:.1f}")
   print(f"{'attention':>9} {'devices':>7} {'batch':>6} {'steps/s':>8} {unit + '/s':>11} "
         f"{'efficiency':>10} {'xla TFLOP/s':>11} {'model TFLOP/s':>13} {'MFU':>6}")
   for attention in _ATTENTION.value:
