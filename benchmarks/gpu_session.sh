@@ -56,8 +56,7 @@ lever() {  # lever NAME XLA_FLAGS [FLAGS...]: one semantic_paper variant, in the
     --per_device_batch=32 --steps=30 --dtype=bfloat16 --attention_impl="${LEVER_ATTENTION:-cudnn}" \
     --gate_dir=/tmp/gate "$@" >"/tmp/gate/$name.log" 2>&1 &
 }
-levers() {  # All levers compile at once; each is timed alone (train_throughput --gate_dir).
-  rm -rf /tmp/gate && mkdir -p /tmp/gate
+levers_1() {  # 2026-11-27, first round (benchmarks/RESULTS.md), before vocab_multiple.
   lever base "" --profile_dir=/tmp/prof
   lever cublaslt --xla_gpu_enable_cublaslt=true
   lever no_triton_gemm --xla_gpu_enable_triton_gemm=false
@@ -68,12 +67,28 @@ levers() {  # All levers compile at once; each is timed alone (train_throughput 
   lever b64_cublaslt_vocab_1026 --xla_gpu_enable_cublaslt=true --set=model.vocab_size=1026 \
     --per_device_batch=64 --profile_dir=/tmp/prof
   lever coarse_b8 "" --config=configs/audiolm.py:coarse_paper --per_device_batch=8
+}
+levers_2() {  # Second round: the padded vocabulary (now the paper default) with cuBLAS gemms.
+  local no_triton=--xla_gpu_enable_triton_gemm=false
+  lever padded ""
+  lever unpadded "" --set=model.vocab_multiple=1
+  lever padded_no_triton $no_triton --profile_dir=/tmp/prof
+  lever padded_no_triton_b64 $no_triton --per_device_batch=64
+  lever rope_no_triton $no_triton --set=model.position=rope
+  lever coarse_b8_no_triton $no_triton --config=configs/audiolm.py:coarse_paper \
+    --per_device_batch=8
+}
+levers() {  # levers SET: all of SET's levers compile at once, then each is timed alone
+  # (train_throughput --gate_dir), after the background WaveNet job (part wavenet) if any.
+  rm -rf /tmp/gate && mkdir -p /tmp/gate
+  "levers_$1"
   local start=$SECONDS count
   count=$(ls /tmp/gate/*.log | wc -l)
   while [ "$(ls /tmp/gate | grep -c '^ready')" -lt "$count" ] && [ $((SECONDS - start)) -lt \
       "${COMPILE_LIMIT:-260}" ] && [ -n "$(jobs -r)" ]; do sleep 2; done
   echo "=== levers: $(ls /tmp/gate | grep -c '^ready') of $count compiled after $((SECONDS - start)) s" \
     | tee -a "$LOG"
+  if [ -n "${WAVENET_PID:-}" ]; then wait "$WAVENET_PID"; wavenet_report; fi
   touch /tmp/gate/go
   wait
   for f in /tmp/gate/*.log; do
@@ -81,6 +96,28 @@ levers() {  # All levers compile at once; each is timed alone (train_throughput 
     grep -v -E "^(W|I)[0-9]{4} " "$f" | tail -n 60 | tee -a "$LOG"
   done
   archive_profiles
+}
+wavenet() {  # The quickstart model on a folder of the corpus (WAVENET_DATA), WAVENET_SECONDS
+  # of training (then SIGTERM: it checkpoints), 4 samples of 2 s at T 0.85 under $LOG_DIR/wavenet.
+  local workdir=/tmp/wavenet
+  {
+    timeout -s TERM "${WAVENET_SECONDS:-170}" python3 -m launch.train \
+      --config=configs/wavenet.py:quickstart --workdir=$workdir \
+      --config.data.name="folder:${WAVENET_DATA:-gpudata/espeak}" \
+      --config.data.crop_samples=16000 --config.data.batch_size=16 --config.data.num_threads=6 \
+      --config.train.num_steps="${WAVENET_STEPS:-6000}" --config.train.log_every=250 \
+      --config.train.sample_every=0 --config.train.eval_every=2000 \
+      --config.train.checkpoint_every=1000
+    python3 -m launch.sample --workdir=$workdir --output_dir="$LOG_DIR/wavenet" \
+      --num_samples=4 --seconds=2 --temperature=0.85
+    tar czf "$LOG_DIR/wavenet_run.tgz" -C /tmp wavenet  # Checkpoints, to sample at home.
+  } >/tmp/wavenet.log 2>&1
+}
+wavenet_report() {
+  echo "=== wavenet" | tee -a "$LOG"
+  grep -v -E "^(W|I)[0-9]{4} " /tmp/wavenet.log | tr '\r' '\n' | grep -E "step|wrote|Error|error" \
+    | tail -n 40 | tee -a "$LOG"
+  tr '\r' '\n' </tmp/wavenet.log | grep "^train:" | tail -n 2 | tee -a "$LOG"
 }
 train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
   for dtype in float32 bfloat16; do
@@ -106,8 +143,11 @@ for part in $PARTS; do
     mfu_cudnn)  # The cuDNN step alone, profiled, at two batch sizes.
       MFU_LIMIT=${MFU_LIMIT:-270} mfu configs/audiolm.py:semantic_paper 32,64 cudnn \
         --profile_dir=/tmp/prof;;
-    mfu_levers)  # What each candidate lever does to semantic_paper's MFU, same card and run.
-      levers;;
+    mfu_levers | mfu_levers_2)  # What each lever does to the paper stages' MFU, same card and run.
+      levers "$( [ "$part" = mfu_levers ] && echo 1 || echo 2)";;
+    wavenet)  # In the background: WaveNet quickstart recipe, larger batches, then samples.
+      wavenet &
+      WAVENET_PID=$!;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)
@@ -127,4 +167,7 @@ for part in $PARTS; do
     *) echo "unknown part $part" | tee -a "$LOG";;
   esac
 done
+if [ -n "${WAVENET_PID:-}" ] && kill -0 "$WAVENET_PID" 2>/dev/null; then
+  wait "$WAVENET_PID"; wavenet_report
+fi
 archive_profiles

@@ -60,7 +60,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       + data.get_ref("num_levels") * data.get_ref("codebook_size") + 2,
       num_layers=12, embed_dim=1024, num_heads=16, head_dim=0, mlp_dim=4096, norm="rms",
       mlp="gelu", position="t5_bias", num_buckets=32, max_distance=128,
-      rope_max_wavelength=10_000.0, tie_embeddings=True, dropout_rate=0.1,
+      rope_max_wavelength=10_000.0, tie_embeddings=True, vocab_multiple=128, dropout_rate=0.1,
       attention_dropout_rate=0.0, attention_impl=None, dtype="float32", scan_layers=False,
       remat="none"))
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -80,7 +80,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                 semantic_rate_hz=50.0, semantic_tokens=256, coarse_seconds=2.0,
                 fine_seconds=1.0, batch_size=8)
     config.model.update(num_layers=4, embed_dim=256, num_heads=4, mlp_dim=1024,
-                        dropout_rate=0.0)
+                        vocab_multiple=1, dropout_rate=0.0)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=200)
     config.train.update(num_steps=2000, log_every=50, checkpoint_every=500, eval_every=1000,
                         eval_max_examples=32, rng_impl="")
@@ -88,7 +88,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     data.update(semantic_vocab=8, codebook_size=16, num_levels=3, coarse_levels=2,
                 semantic_rate_hz=50.0, semantic_tokens=16, coarse_seconds=0.1,
                 fine_seconds=0.1, batch_size=2)
-    config.model.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, dropout_rate=0.0)
+    config.model.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, vocab_multiple=1,
+                        dropout_rate=0.0)
     config.optimizer.update(learning_rate=1e-3, warmup_steps=1)
     config.train.update(num_steps=4, log_every=2, checkpoint_every=2, eval_every=4,
                         eval_max_examples=2, async_checkpoints=False, rng_impl="")

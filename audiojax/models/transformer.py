@@ -51,7 +51,8 @@ position + n hold zeros or stale values; the mask keeps every query from seeing 
 Params tree (`nn.meta.unbox(model.init(rng, tokens)["params"])`; logical axis names in brackets,
 mapped to the mesh by `audiojax.train.sharding.RULES`), L layers, V vocab, D embed, N heads,
 H head_dim, F mlp_dim, B num_buckets:
-  embed/embedding                   [V, D]          (vocab, embed)
+  embed/embedding                   [V', D]         (vocab, embed)    V' = V rounded up to
+                                                                      `vocab_multiple`
   relative_bias                     [B, N]          (None, heads)     t5_bias only
   layer_{l}/attention_norm/scale    [D]             (embed)           (+ bias for layer norm)
   layer_{l}/attention/{query,key,value}/kernel [D, N, H]  (embed, heads, kv)
@@ -60,7 +61,7 @@ H head_dim, F mlp_dim, B num_buckets:
   layer_{l}/mlp/{wi,wi_gate,wi_up}/kernel [D, F]    (embed, mlp)      wi: gelu; gate/up: swiglu
   layer_{l}/mlp/wo/kernel           [F, D]          (mlp, embed)
   final_norm/scale                  [D]             (embed)
-  logits/kernel                     [D, V]          (embed, vocab)    untied only
+  logits/kernel                     [D, V']         (embed, vocab)    untied only
 Blocks with `use_bias` (`hubert`) add a `bias` beside each kernel: [N, H] (heads, kv) for query,
 key and value, [F] (mlp) for wi, [D] (embed) for out and wo.
 With `scan_layers`, `layer_{l}/...` becomes `layers/...` with a leading [L] axis named `layers`
@@ -352,6 +353,10 @@ class Model(nn.Module):
   max_distance: int = 128
   rope_max_wavelength: float = 10_000.0
   tie_embeddings: bool = True
+  # The embedding/output table's rows rounded up to this (the extra rows are never input ids,
+  # their logits are dropped): AudioLM's 13,314-token vocabulary as 13,440 = 105 x 128 rows
+  # made an H100 training step 2.7% faster (benchmarks/RESULTS.md).
+  vocab_multiple: int = 1
   dropout_rate: float = 0.0  # Embeddings and residual branches.
   attention_dropout_rate: float = 0.0  # Attention probabilities (explicit softmax when > 0).
   attention_impl: str | None = None  # jax.nn.dot_product_attention: None/xla | cudnn.
@@ -388,12 +393,11 @@ class Model(nn.Module):
   def _forward(self, tokens, cache, position, train):
     if self.position not in POSITIONS:
       raise ValueError(f"position={self.position!r}: use one of {', '.join(POSITIONS)}")
-    # cuDNN's fused attention trains with a bias only over even lengths (e.g. AudioLM's
-    # 750-token windows give 749 inputs): an odd sequence gets one token appended, which no
-    # real position sees (causal), and dropped before the output layer. Once per call, not
-    # per layer: padding q, k, v and slicing each layer's output cost 4% of an H100 step.
-    pad = int(cache is None and self.attention_impl == "cudnn" and self.position == "t5_bias"
-              and tokens.shape[1] % 2)
+    # cuDNN's fused attention trains only over even lengths (e.g. AudioLM's 750-token windows
+    # give 749 inputs): an odd sequence gets one token appended, which no real position sees
+    # (causal), and dropped before the output layer. Once per call, not per layer: padding
+    # q, k, v and slicing each layer's output cost 4% of an H100 step.
+    pad = int(cache is None and self.attention_impl == "cudnn" and tokens.shape[1] % 2)
     tokens = jnp.pad(tokens, ((0, 0), (0, pad)))
     n = tokens.shape[1]
     positions = position + jnp.arange(n, dtype=jnp.int32)  # [n]
@@ -417,7 +421,8 @@ class Model(nn.Module):
                         precision=jax.lax.Precision.HIGHEST)[None]  # [1, N, n, S]
     context = Context(positions=positions, bias=bias, mask=mask)
 
-    embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name="embed",
+    table_rows = -(-self.vocab_size // self.vocab_multiple) * self.vocab_multiple
+    embed = nn.Embed(table_rows, self.embed_dim, dtype=self.dtype, name="embed",
                      embedding_init=nn.with_logical_partitioning(
                          nn.linear.default_embed_init, ("vocab", "embed")))
     dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
@@ -445,6 +450,6 @@ class Model(nn.Module):
     if self.tie_embeddings:
       logits = embed.attend(x)
     else:
-      logits = Dense((self.vocab_size,), ("embed", "vocab"), self.dtype, name="logits")(x)
-    logits = nn.with_logical_constraint(logits, ("batch", "time", "vocab"))
+      logits = Dense((table_rows,), ("embed", "vocab"), self.dtype, name="logits")(x)
+    logits = nn.with_logical_constraint(logits[..., :self.vocab_size], ("batch", "time", "vocab"))
     return logits.astype(jnp.float32), cache

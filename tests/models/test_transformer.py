@@ -96,15 +96,36 @@ def decode_in_chunks(model: transformer.Model, params, tokens: jnp.ndarray,
     dict(position="rope"),
     dict(position="rope", mlp="swiglu", norm="layer", tie_embeddings=False),
     dict(position="t5_bias", scan_layers=True),
+    dict(position="rope", vocab_size=61, vocab_multiple=16),
+    dict(position="rope", vocab_size=61, vocab_multiple=16, tie_embeddings=False),
 ])
 def test_cached_decode_equals_forward(overrides):
   """A 7-token prefill, a 3-token chunk, then single steps, past max_distance: same logits."""
-  model = transformer.Model(**TINY, **overrides)
+  model = transformer.Model(**{**TINY, **overrides})
   params = random_params(model, seed=2)
-  tokens = random_tokens(3, (2, 24))
+  tokens = random_tokens(3, (2, 24), vocab=model.vocab_size)
   expected = forward(model, params, tokens)
   np.testing.assert_allclose(decode_in_chunks(model, params, tokens, (7, 3)), expected,
                              atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_vocab_multiple_pads_the_table_not_the_logits(tie_embeddings):
+  """61 tokens with vocab_multiple=16: a 64-row table, 61 logits, the same 61 as a model whose
+  table holds just those rows."""
+  model = transformer.Model(**{**TINY, "vocab_size": 61}, vocab_multiple=16,
+                            tie_embeddings=tie_embeddings)
+  params = random_params(model)
+  table = params["embed"]["embedding"] if tie_embeddings else params["logits"]["kernel"]
+  assert table.shape[0 if tie_embeddings else 1] == 64
+  tokens = random_tokens(4, (2, 8), vocab=61)
+  logits = forward(model, params, tokens)
+  assert logits.shape == (2, 8, 61)
+  exact = transformer.Model(**{**TINY, "vocab_size": 61}, tie_embeddings=tie_embeddings)
+  trimmed = dict(params, embed={"embedding": params["embed"]["embedding"][:61]})
+  if not tie_embeddings:
+    trimmed["logits"] = {"kernel": params["logits"]["kernel"][:, :61]}
+  np.testing.assert_allclose(forward(exact, trimmed, tokens), logits, atol=1e-6, rtol=0)
 
 
 def test_cache_layout():
@@ -180,9 +201,11 @@ def test_explicit_attention_path_matches_dot_product_attention():
       jax.nn.dot_product_attention(q, k, v, bias, mask), atol=1e-6)
 
 
-def test_cudnn_odd_length_is_padded_to_even(monkeypatch):
-  """cuDNN trains with a bias over even lengths only: an odd sequence goes in with one extra
-  position that changes nothing (checked through XLA, standing in for the kernel)."""
+@pytest.mark.parametrize("position", transformer.POSITIONS)
+def test_cudnn_odd_length_is_padded_to_even(monkeypatch, position):
+  """cuDNN trains over even lengths only (with or without a bias): an odd sequence goes in
+  with one extra position that changes nothing (checked through XLA, standing in for the
+  kernel)."""
   lengths = []
   xla = jax.nn.dot_product_attention
 
@@ -190,12 +213,13 @@ def test_cudnn_odd_length_is_padded_to_even(monkeypatch):
     lengths.append(q.shape[1])
     return xla(q, k, v, bias, mask, is_causal=is_causal)
 
-  model = transformer.Model(**TINY)
+  model = transformer.Model(**TINY, position=position)
   params = random_params(model)
   tokens = random_tokens(5, (2, 9))
   reference = forward(model, params, tokens)
   monkeypatch.setattr(jax.nn, "dot_product_attention", fake_cudnn)
-  logits = transformer.Model(**TINY, attention_impl="cudnn").apply({"params": params}, tokens)
+  logits = transformer.Model(**TINY, position=position, attention_impl="cudnn").apply(
+      {"params": params}, tokens)
   assert set(lengths) == {10} and logits.shape == reference.shape
   np.testing.assert_allclose(logits, reference, atol=1e-5)
 
