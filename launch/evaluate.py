@@ -61,7 +61,7 @@ def continuations() -> None:
   from audiojax.sample import audiolm
 
   dataset = _DATASET.value or "espeak_speech"
-  music = "music" in dataset
+  music = pipeline.is_music(dataset)
   if not music and not _RECOGNIZER.value:
     raise ValueError(f"{_WORKDIR.value} holds AudioLM stages: scoring speech continuations "
                      "needs --recognizer=PHONE_RECOGNIZER_RUN")

@@ -543,6 +543,13 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
   return batch
 
 
+def is_music(name: str) -> bool:
+  """Whether a dataset name (as `get_source` takes it) holds music, which speech metrics and
+  phone recognizers do not score: any name with "music" in it (`music21_audio`, a mixture
+  with it, `folder:/data/music`)."""
+  return "music" in name
+
+
 def dataset_config(name: str, data_dir: str | None = None, sample_rate_hz: int = 16000,
                    skip_bad_files: bool = False) -> ml_collections.ConfigDict:
   """A minimal `config.data` for reading whole utterances (`utterances`) of a dataset."""

@@ -118,7 +118,7 @@ def evaluate(workdir: str, split: str = "test", max_examples: int | None = None,
   data_config = config.data.copy_and_resolve_references()
   data_config.sample_rate_hz = model.sample_rate_hz
   data_config.name = dataset or data_config.name
-  speech = "music" not in data_config.name if speech_metrics is None else speech_metrics
+  speech = not pipeline.is_music(data_config.name) if speech_metrics is None else speech_metrics
   rate = model.sample_rate_hz
   utterances = load_utterances(data_config, split, max_examples)
   reconstructions = reconstruct(model, variables, utterances, levels, batch_size)

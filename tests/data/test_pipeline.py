@@ -222,3 +222,10 @@ def test_mixture_draws_by_weight_and_offsets_speakers(audio_folder, tmp_path):
   files = [int(round(b["audio"][0, 0] * 64)) - 1 for b in pipeline.eval_batches(
       data_config(name, crop_samples=16000), "all", max_examples=2, batch_size=1)]
   assert files[2:] == [39, 41] and len(files) == 4  # The first 2 of each part.
+
+
+def test_is_music_by_name():
+  assert pipeline.is_music("music21_audio")
+  assert pipeline.is_music("espeak_speech+music21_audio")
+  assert not pipeline.is_music("espeak_speech")
+  assert not pipeline.is_music("tfds:librispeech")
