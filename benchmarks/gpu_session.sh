@@ -60,21 +60,21 @@ levers_1() {  # 2026-11-27, first round (benchmarks/RESULTS.md), before vocab_mu
   lever base "" --profile_dir=/tmp/prof
   lever cublaslt --xla_gpu_enable_cublaslt=true
   lever no_triton_gemm --xla_gpu_enable_triton_gemm=false
-  lever vocab_13440 "" --set=model.vocab_size=13440
-  lever vocab_1026 "" --set=model.vocab_size=1026
-  lever rope "" --set=model.position=rope
-  lever no_dropout "" --set=model.dropout_rate=0
-  lever b64_cublaslt_vocab_1026 --xla_gpu_enable_cublaslt=true --set=model.vocab_size=1026 \
+  lever vocab_13440 "" --config.model.vocab_size=13440
+  lever vocab_1026 "" --config.model.vocab_size=1026
+  lever rope "" --config.model.position=rope
+  lever no_dropout "" --config.model.dropout_rate=0
+  lever b64_cublaslt_vocab_1026 --xla_gpu_enable_cublaslt=true --config.model.vocab_size=1026 \
     --per_device_batch=64 --profile_dir=/tmp/prof
   lever coarse_b8 "" --config=configs/audiolm.py:coarse_paper --per_device_batch=8
 }
 levers_2() {  # Second round: the padded vocabulary (now the paper default) with cuBLAS gemms.
   local no_triton=--xla_gpu_enable_triton_gemm=false
   lever padded ""
-  lever unpadded "" --set=model.vocab_multiple=1
+  lever unpadded "" --config.model.vocab_multiple=1
   lever padded_no_triton $no_triton --profile_dir=/tmp/prof
   lever padded_no_triton_b64 $no_triton --per_device_batch=64
-  lever rope_no_triton $no_triton --set=model.position=rope
+  lever rope_no_triton $no_triton --config.model.position=rope
   lever coarse_b8_no_triton $no_triton --config=configs/audiolm.py:coarse_paper \
     --per_device_batch=8
 }
@@ -138,8 +138,8 @@ for part in $PARTS; do
         --profile_dir=/tmp/prof \
         --hlo_dir=/tmp/prof/hlo;;
     mfu_variants)  # What the profile's suspects cost: dropout's random bits, batch size.
-      MFU_LIMIT=120 mfu configs/audiolm.py:semantic_paper 32 cudnn --set=train.rng_impl=
-      MFU_LIMIT=110 mfu configs/audiolm.py:semantic_paper 32 cudnn --set=model.dropout_rate=0;;
+      MFU_LIMIT=120 mfu configs/audiolm.py:semantic_paper 32 cudnn --config.train.rng_impl=
+      MFU_LIMIT=110 mfu configs/audiolm.py:semantic_paper 32 cudnn --config.model.dropout_rate=0;;
     mfu_cudnn)  # The cuDNN step alone, profiled, at two batch sizes.
       MFU_LIMIT=${MFU_LIMIT:-270} mfu configs/audiolm.py:semantic_paper 32,64 cudnn \
         --profile_dir=/tmp/prof;;

@@ -29,19 +29,23 @@ holding GATE_DIR/lock, so no two variants share the GPU while timed.
 import fcntl
 import gzip
 import os
+import sys
 import time
 
 import flax.linen as nn
 import jax
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
 from audiojax.data import pipeline
 from audiojax.train import sharding, trainer
 from benchmarks import trace_summary
-from launch import common
 
-_CONFIG = flags.DEFINE_string("config", "configs/wavenet.py:paper", "Config file[:variant].")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/wavenet.py:paper",
+                                          "Config file[:variant]; fields overridable as in "
+                                          "launch.train (--config.model.dropout_rate=0.0).",
+                                          lock_config=False)
 _PER_DEVICE_BATCH = flags.DEFINE_list("per_device_batch", ["4"], "Rows per device; several "
                                       "(comma-separated) are measured in turn.")
 _CROP = flags.DEFINE_integer("crop_samples", 0, "Audio models: samples per row (0: the "
@@ -51,8 +55,6 @@ _REMAT = flags.DEFINE_string("remat", "", "Remat policy override: none, full or 
 _ATTENTION = flags.DEFINE_list("attention_impl", [""], "Transformers: jax.nn."
                                "dot_product_attention implementation (xla or cudnn); several "
                                "are measured in turn.")
-_SET = flags.DEFINE_multi_string("set", [], "Config override KEY=VALUE (e.g. "
-                                 "model.dropout_rate=0.0), repeatable.")
 _PROFILE = flags.DEFINE_string("profile_dir", "", "Also trace 3 steps of each run into "
                                "PROFILE_DIR/RUN and print where the device time went "
                                "(benchmarks.trace_summary).")
@@ -165,33 +167,17 @@ def _wait_at_gate(gate_dir: str) -> None:
   _HELD_LOCKS.append(lock)
 
 
-def _override(config, assignment: str) -> None:
-  """config[KEY] = VALUE for --set KEY=VALUE, VALUE parsed as the existing value's type."""
-  key, sep, text = assignment.partition("=")
-  *parents, leaf = key.split(".")
-  node = config
-  for parent in parents:
-    node = node[parent]
-  if not sep or leaf not in node:
-    raise ValueError(f"--set {assignment!r}: use KEY=VALUE with KEY in the config")
-  old = node[leaf]
-  node[leaf] = (text.lower() in ("1", "true") if isinstance(old, bool)
-                else type(old)(text) if isinstance(old, int | float | str) else text)
-
-
 def main(argv):
   del argv
   if _CPU_DEVICES.value:
     sharding.use_cpu_cores(_CPU_DEVICES.value)
-  config = common.load_config_file(_CONFIG.value)
+  config = _CONFIG.value
   if _CROP.value:
     config.data.crop_samples = _CROP.value
   if _DTYPE.value:
     config.model.dtype = _DTYPE.value
   if _REMAT.value:
     config.model.remat = _REMAT.value
-  for assignment in _SET.value:
-    _override(config, assignment)
   if _MESH.value:
     config.mesh.update(dict(zip(sharding.MESH_AXES, map(int, _MESH.value.split(",")),
                                 strict=True)))
@@ -199,8 +185,11 @@ def main(argv):
   kind = devices[0].device_kind
   peak = _PEAK.value or next((v for k, v in DATASHEET_TFLOPS.items() if k in kind), 0.0)
   unit = "tokens" if config.model.name == "transformer" else "samples"
-  print(f"{_CONFIG.value}: dtype {config.model.dtype}, remat {config.model.get('remat')}, "
-        f"{units_per_row(config)} {unit} per row; overrides {_SET.value}, rng_impl "
+  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+  print(f"{flags.FLAGS['config'].config_filename}: dtype {config.model.dtype}, remat "
+        f"{config.model.get('remat')}, "
+        f"{config.model.get('remat')}, "
+        f"{units_per_row(config)} {unit} per row; overrides {overrides}, rng_impl "
         f"{config.train.get('rng_impl') or 'threefry'}; {len(devices)} x {kind}; peak for MFU "
         f"{peak or 'unknown'} TFLOP/s; XLA_FLAGS {os.environ.get('XLA_FLAGS', '')!r}; "
         f"load average {os.getloadavg()[0]:.1f}")
