@@ -188,7 +188,6 @@ def main(argv):
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   print(f"{flags.FLAGS['config'].config_filename}: dtype {config.model.dtype}, remat "
         f"{config.model.get('remat')}, "
-        f"{config.model.get('remat')}, "
         f"{units_per_row(config)} {unit} per row; overrides {overrides}, rng_impl "
         f"{config.train.get('rng_impl') or 'threefry'}; {len(devices)} x {kind}; peak for MFU "
         f"{peak or 'unknown'} TFLOP/s; XLA_FLAGS {os.environ.get('XLA_FLAGS', '')!r}; "
