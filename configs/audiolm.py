@@ -20,7 +20,8 @@ The token datasets come from the tokenizers (`python -m launch.extract_tokens`):
       --config.data.semantic_dir=runs/tokens/semantic \
       --config.data.acoustic_dir=runs/tokens/acoustic
 Set `--config.data.semantic_fingerprint` / `acoustic_fingerprint` to pin the tokenizers: tokens
-from any other are then refused. The model's vocabulary follows the data fields.
+from any other are then refused. Each stage's model vocabulary is its own ids (derived from
+the data fields: `audiojax/data/audiolm_tokens.py`).
 """
 
 import ml_collections
@@ -49,15 +50,20 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       semantic_fingerprint="", acoustic_fingerprint="",
       semantic_vocab=1024, codebook_size=1024, num_levels=12, coarse_levels=4,
       semantic_rate_hz=25.0, acoustic_rate_hz=50.0, deduplicate=True,
-      semantic_tokens=750, coarse_seconds=10.0, fine_seconds=3.0,
+      semantic_tokens=750, coarse_seconds=10.0, fine_seconds=3.0, stage_vocab=True,
       batch_size=256, train_split="train", eval_split="validation", test_split="test",
       num_threads=2))
   data = config.data
+  # The stage's own ids (audiolm_tokens.Layout.stage_ids): semantic ids + SEP + PAD; semantic
+  # ids + the Q' coarse levels' codes + SEP + PAD; every level's codes + PAD.
+  vocab_size = {
+      "semantic": data.get_ref("semantic_vocab") + 2,
+      "coarse": data.get_ref("semantic_vocab")
+      + data.get_ref("coarse_levels") * data.get_ref("codebook_size") + 2,
+      "fine": data.get_ref("num_levels") * data.get_ref("codebook_size") + 1}[stage]
   config.model = ml_collections.ConfigDict(dict(
       name="transformer",
-      # Semantic ids, then each RVQ level's codes, then SEP and PAD (audiolm_tokens.Layout).
-      vocab_size=data.get_ref("semantic_vocab")
-      + data.get_ref("num_levels") * data.get_ref("codebook_size") + 2,
+      vocab_size=vocab_size,
       num_layers=12, embed_dim=1024, num_heads=16, head_dim=0, mlp_dim=4096, norm="rms",
       mlp="gelu", position="t5_bias", num_buckets=32, max_distance=128,
       rope_max_wavelength=10_000.0, tie_embeddings=True, vocab_multiple=128, dropout_rate=0.1,

@@ -17,11 +17,17 @@ A window shorter than the stage's (the end of an utterance) is padded with PAD a
 with no loss there. Examples are dicts of numpy arrays: tokens int32 [length], loss_mask
 float32 [length] (1 where tokens[i] is a target, i.e. predicted from tokens[:i]).
 
+Each stage's model has its own vocabulary, the ids its sequences can hold (`Layout.stage_ids`,
+as in the paper: the semantic stage predicts K_s + 2 ids, not every codec level's): examples
+come out in the stage's ids (`StageVocab`), and generation maps them back. A stage trained
+before this (its config without `data.stage_vocab`) keeps the full vocabulary.
+
 Semantic and acoustic token datasets (`audiojax.data.token_dataset`) are paired by split and
 utterance index: extract both from the same dataset and splits.
 """
 
 import dataclasses
+import functools
 import math
 import os
 
@@ -67,6 +73,21 @@ class Layout:
   @property
   def vocab_size(self) -> int:
     return self.pad + 1
+
+  def stage_ids(self, stage: str) -> np.ndarray:
+    """The global ids a stage's sequences hold, increasing: its model's vocabulary.
+    semantic: the semantic ids, SEP, PAD; coarse: the semantic ids and the first Q' levels'
+    codes, SEP, PAD; fine: every level's codes, PAD."""
+    if stage == "semantic":
+      used = np.arange(self.semantic_vocab)
+    elif stage == "coarse":
+      used = np.arange(self.level_offset(self.coarse_levels))
+    elif stage == "fine":
+      used = np.arange(self.level_offset(0), self.sep)
+    else:
+      raise ValueError(f"stage {stage!r}: use one of {', '.join(STAGES)}")
+    return np.concatenate([used, [self.pad] if stage == "fine" else [self.sep, self.pad]]
+                          ).astype(np.int32)
 
   def level_offset(self, level: int) -> int:
     return self.semantic_vocab + level * self.codebook_size
@@ -145,6 +166,46 @@ class Layout:
     return self._padded([(self.flatten(codes[:, :self.coarse_levels]), 0.0),
                          (self.flatten(codes[:, self.coarse_levels:], self.coarse_levels), 1.0)],
                         frames * self.num_levels)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StageVocab:
+  """A stage model's ids <-> global ids: model id i is global id `ids[i]` (increasing)."""
+  ids: np.ndarray
+
+  @property
+  def size(self) -> int:
+    return len(self.ids)
+
+  def to_model(self, tokens) -> np.ndarray:
+    """Global ids (any shape) -> the model's; an id outside the stage's vocabulary raises."""
+    tokens = np.asarray(tokens)
+    index = np.minimum(np.searchsorted(self.ids, tokens), self.size - 1)
+    if tokens.size and not np.array_equal(self.ids[index], tokens):
+      bad = tokens[self.ids[index] != tokens]
+      raise ValueError(f"token ids {sorted(set(bad.tolist()))[:5]} are not in this stage's "
+                       "vocabulary")
+    return index.astype(np.int32)
+
+  def to_global(self, tokens) -> np.ndarray:
+    return self.ids[np.asarray(tokens)]
+
+  def model_range(self, ranges) -> np.ndarray:
+    """Global [lo, hi) ranges (shape [..., 2]) of ids the stage holds -> model-id ranges."""
+    return np.searchsorted(self.ids, np.asarray(ranges)).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=16)
+def _stage_vocab(layout: Layout, stage: str, compact: bool) -> StageVocab:
+  ids = layout.stage_ids(stage) if compact else np.arange(layout.vocab_size, dtype=np.int32)
+  return StageVocab(ids)
+
+
+def stage_vocab(data_config, layout: Layout | None = None) -> StageVocab:
+  """The vocabulary of `data_config`'s stage: its own ids (`stage_ids`) when
+  `data_config.stage_vocab`, else (stages trained before it existed) every id."""
+  layout = layout or layout_of(data_config)
+  return _stage_vocab(layout, data_config.stage, bool(data_config.get("stage_vocab", False)))
 
 
 def window(rng: np.random.Generator, num_frames: int, window_frames: int) -> int:
@@ -255,8 +316,17 @@ def _semantic_sequence(data_config, layout: Layout, semantic: np.ndarray) -> np.
 
 def stage_examples(data_config, layout: Layout, semantic, codes, start: int | None = None,
                    rng: np.random.Generator | None = None) -> dict:
-  """The stage's example from one utterance's tokens: the window at `start` (frames of the
-  stage's unit: semantic tokens after deduplication, or acoustic frames), else a random one."""
+  """The stage's example from one utterance's tokens, in the stage model's ids: the window at
+  `start` (frames of the stage's unit: semantic tokens after deduplication, or acoustic
+  frames), else a random one."""
+  example = _global_example(data_config, layout, semantic, codes, start, rng)
+  example["tokens"] = stage_vocab(data_config, layout).to_model(example["tokens"])
+  return example
+
+
+def _global_example(data_config, layout: Layout, semantic, codes, start: int | None,
+                    rng: np.random.Generator | None) -> dict:
+  """`stage_examples` in global ids."""
   stage = data_config.stage
   pick = lambda total, size: start if start is not None else window(rng, total, size)
   if stage == "semantic":
@@ -339,7 +409,7 @@ def eval_batches(data_config, split: str, *, max_examples: int | None, batch_siz
         rows = []
   if rows:
     length = sequence_length(data_config, layout)
-    pad = {"tokens": np.full(length, layout.pad, np.int32),
+    pad = {"tokens": stage_vocab(data_config, layout).to_model(np.full(length, layout.pad)),
            "loss_mask": np.zeros(length, np.float32)}
     rows += [pad] * (batch_size - len(rows))
     yield {key: np.stack([r[key] for r in rows]) for key in rows[0]}
@@ -349,5 +419,6 @@ def example_batch(data_config, rows: int) -> dict:
   """All-PAD rows of the stage's shape (for initialising the model without reading data)."""
   layout = layout_of(data_config)
   length = sequence_length(data_config, layout)
-  return {"tokens": np.full((rows, length), layout.pad, np.int32),
+  pad = stage_vocab(data_config, layout).to_model(layout.pad)
+  return {"tokens": np.full((rows, length), pad, np.int32),
           "loss_mask": np.zeros((rows, length), np.float32)}

@@ -45,6 +45,15 @@ class Stage:
   def layout(self) -> audiolm_tokens.Layout:
     return audiolm_tokens.layout_of(self.data)
 
+  def sample(self, prompt: np.ndarray, num_tokens: int, rng: jax.Array, temperature: float,
+             allowed_range) -> np.ndarray:
+    """`lm.sample` in global ids: prompt int [b, p] -> [b, num_tokens] drawn within
+    `allowed_range` (global [lo, hi), or [num_tokens, 2] of them); the model sees its own."""
+    vocab = audiolm_tokens.stage_vocab(self.data)
+    new = lm.sample(self.model, self.params, jnp.asarray(vocab.to_model(prompt)), num_tokens,
+                    rng, temperature=temperature, allowed_range=vocab.model_range(allowed_range))
+    return vocab.to_global(np.asarray(new))
+
 
 def load_stage(workdir: str, stage: str) -> Stage:
   config, model, variables = trainer.restore_model(workdir, "transformer",
@@ -146,10 +155,9 @@ def semantic_continuation(stage: Stage, prompt: np.ndarray, num_tokens: int, rng
   while drawn < num_tokens:
     context = tokens[:, -max(1, min(tokens.shape[1], length // 2 if drawn else length - 1)):]
     n = min(num_tokens - drawn, length - context.shape[1])
-    new = lm.sample(stage.model, stage.params, jnp.asarray(context), n,
-                    jax.random.fold_in(rng, drawn), temperature=temperature,
-                    allowed_range=(0, layout.semantic_vocab))
-    tokens = np.concatenate([tokens, np.asarray(new)], axis=1)
+    new = stage.sample(context, n, jax.random.fold_in(rng, drawn), temperature,
+                       (0, layout.semantic_vocab))
+    tokens = np.concatenate([tokens, new], axis=1)
     drawn += n
   return tokens[:, tokens.shape[1] - num_tokens:]
 
@@ -178,10 +186,9 @@ def coarse_frames(stage: Stage, semantic: np.ndarray | None, prompt_codes: np.nd
     parts += [np.full((batch, 1), layout.sep, np.int32),
               np.stack([layout.flatten(c) for c in codes[:, start:have]]).reshape(batch, -1)]
     n = (end - have) * q
-    new = lm.sample(stage.model, stage.params, jnp.asarray(np.concatenate(parts, 1)), n,
-                    jax.random.fold_in(rng, have), temperature=temperature,
-                    allowed_range=_level_ranges(layout, 0, q, n))
-    new = np.stack([layout.unflatten(row, q) for row in np.asarray(new)])
+    new = stage.sample(np.concatenate(parts, 1), n, jax.random.fold_in(rng, have),
+                       temperature, _level_ranges(layout, 0, q, n))
+    new = np.stack([layout.unflatten(row, q) for row in new])
     codes = np.concatenate([codes, new], axis=1)
   return codes
 
@@ -197,10 +204,9 @@ def fine_frames(stage: Stage, coarse: np.ndarray, rng: jax.Array, temperature: f
     chunk = coarse[:, start:start + window]
     prompt = np.stack([layout.flatten(c) for c in chunk])
     n = chunk.shape[1] * fine_levels
-    new = lm.sample(stage.model, stage.params, jnp.asarray(prompt), n,
-                    jax.random.fold_in(rng, start), temperature=temperature,
-                    allowed_range=_level_ranges(layout, q, fine_levels, n))
-    out.append(np.stack([layout.unflatten(row, fine_levels, q) for row in np.asarray(new)]))
+    new = stage.sample(prompt, n, jax.random.fold_in(rng, start), temperature,
+                       _level_ranges(layout, q, fine_levels, n))
+    out.append(np.stack([layout.unflatten(row, fine_levels, q) for row in new]))
   return np.concatenate(out, axis=1)
 
 

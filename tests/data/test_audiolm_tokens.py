@@ -74,12 +74,13 @@ def test_pipeline_batches_for_every_stage(stage, tmp_path):
   config = audiolm_config.get_config(f"{stage}_tiny")
   config.data.update(semantic_dir=semantic_dir, acoustic_dir=acoustic_dir)
   layout = audiolm_tokens.layout_of(config.data)
-  assert layout.vocab_size == config.model.vocab_size
+  vocab = audiolm_tokens.stage_vocab(config.data, layout)
+  assert vocab.size == config.model.vocab_size == len(layout.stage_ids(stage)) < layout.vocab_size
   length = audiolm_tokens.sequence_length(config.data, layout)
   batch = next(iter(pipeline.train_dataset(config.data, seed=0, process_index=0,
                                            process_count=1)))
   assert batch["tokens"].shape == (2, length) and batch["loss_mask"].shape == (2, length)
-  assert batch["tokens"].max() < layout.vocab_size and batch["loss_mask"].sum() > 0
+  assert batch["tokens"].max() < vocab.size and batch["loss_mask"].sum() > 0
   batches = list(pipeline.eval_batches(config.data, "validation", max_examples=4))
   targets = sum(b["loss_mask"].sum() for b in batches)
   if stage == "fine":  # Every fine token of the 4 utterances is a target exactly once.
@@ -103,3 +104,26 @@ def test_mismatched_token_datasets_are_clear_errors(tmp_path):
     audiolm_tokens.check_token_datasets(config.data)
   config.data.update(semantic_vocab=0)  # acoustic_only: no semantic tokens needed.
   assert audiolm_tokens.check_token_datasets(config.data).semantic_vocab == 0
+
+
+def test_stage_ids_and_their_mapping():
+  """Each stage's model ids are the global ids its sequences hold, in order; a stage trained
+  before `stage_vocab` existed keeps every id."""
+  layout = audiolm_tokens.Layout(semantic_vocab=8, codebook_size=16, num_levels=3,
+                                 coarse_levels=2)  # 8 + 48 + SEP 56 + PAD 57
+  np.testing.assert_array_equal(layout.stage_ids("semantic"), [*range(8), 56, 57])
+  np.testing.assert_array_equal(layout.stage_ids("coarse"), [*range(8 + 32), 56, 57])
+  np.testing.assert_array_equal(layout.stage_ids("fine"), [*range(8, 56), 57])
+  config = audiolm_config.get_config("coarse_tiny")
+  vocab = audiolm_tokens.stage_vocab(config.data, layout)
+  ids = np.array([[0, 7, 8, 39, 56, 57]])
+  np.testing.assert_array_equal(vocab.to_model(ids), [[0, 7, 8, 39, 40, 41]])
+  np.testing.assert_array_equal(vocab.to_global(vocab.to_model(ids)), ids)
+  np.testing.assert_array_equal(vocab.model_range([[8, 24], [24, 40]]), [[8, 24], [24, 40]])
+  with pytest.raises(ValueError, match=r"\[40, 55\] are not in this stage's vocabulary"):
+    vocab.to_model([40, 55, 3])  # Level 2 codes: fine only.
+  fine = audiolm_tokens.stage_vocab(audiolm_config.get_config("fine_tiny").data, layout)
+  np.testing.assert_array_equal(fine.model_range([[40, 56]]), [[32, 48]])
+  del config.data.stage_vocab  # A config.json written before stage vocabularies.
+  np.testing.assert_array_equal(audiolm_tokens.stage_vocab(config.data, layout).ids,
+                                np.arange(58))

@@ -93,14 +93,14 @@ def test_continuation_evaluation_scores_pipelines_and_references(audiolm_root, e
   run("launch.evaluate", f"--workdir={audiolm_root}", f"--recognizer={recognizer}",
       "--dataset=espeak_speech/tiny", f"--data_dir={espeak_tiny_dir}", "--split=validation",
       "--max_examples=3", "--prompt_seconds=0.05", "--seconds=0.1")
-  with open(os.path.join(audiolm_root, "continuation_validation.json")) as f:
+  with open(os.path.join(audiolm_root, "continuation_espeak_speech_tiny_validation.json")) as f:
     result = json.load(f)
   assert set(result) == {"real", "other voice", "noise", f"AudioLM ({audiolm_root})"}
   for metrics in result.values():
     assert metrics["num_prompts"] == 3
     assert 0.0 <= metrics["speaker_agreement"] <= 1.0
     assert 0.0 <= metrics["phone_confidence"] <= 1.0 and metrics["phones_per_second"] >= 0.0
-  with open(os.path.join(audiolm_root, "continuation_validation.md")) as f:
+  with open(os.path.join(audiolm_root, "continuation_espeak_speech_tiny_validation.md")) as f:
     assert f.read().count("\n| ") == 6  # Header, rule and four rows.
 
 
