@@ -97,17 +97,19 @@ levers() {  # levers SET: all of SET's levers compile at once, then each is time
   done
   archive_profiles
 }
-wavenet() {  # The quickstart model on a folder of the corpus (WAVENET_DATA), WAVENET_SECONDS
-  # of training (then SIGTERM: it checkpoints), 4 samples of 2 s at T 0.85 under $LOG_DIR/wavenet.
+wavenet() {  # A WaveNet (WAVENET_VARIANT of configs/wavenet.py, default the quickstart's) on a
+  # folder of the corpus (WAVENET_DATA), WAVENET_SECONDS of training (then SIGTERM: it
+  # checkpoints), 4 samples of 2 s at T 0.85 under $LOG_DIR/wavenet. Extra launch.train flags:
+  # WAVENET_FLAGS (e.g. "--config.model.dtype=bfloat16").
   local workdir=/tmp/wavenet
   {
     timeout -s TERM "${WAVENET_SECONDS:-170}" python3 -m launch.train \
-      --config=configs/wavenet.py:quickstart --workdir=$workdir \
+      --config=configs/wavenet.py:"${WAVENET_VARIANT:-quickstart}" --workdir=$workdir \
       --config.data.name="folder:${WAVENET_DATA:-gpudata/espeak}" \
       --config.data.crop_samples=16000 --config.data.batch_size=16 --config.data.num_threads=6 \
       --config.train.num_steps="${WAVENET_STEPS:-6000}" --config.train.log_every=250 \
       --config.train.sample_every=0 --config.train.eval_every=2000 \
-      --config.train.checkpoint_every=1000
+      --config.train.checkpoint_every=1000 ${WAVENET_FLAGS:-}
     python3 -m launch.sample --workdir=$workdir --output_dir="$LOG_DIR/wavenet" \
       --num_samples=4 --seconds=2 --temperature=0.85
     tar czf "$LOG_DIR/wavenet_run.tgz" -C /tmp wavenet  # Checkpoints, to sample at home.
