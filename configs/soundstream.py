@@ -91,7 +91,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "small_encoder":
     config.model.update(six_kbps_24k, channels=16)
   elif variant == "quickstart":
-    config.model.update(channels=8, embedding_dim=32, num_quantizers=8, codebook_size=256,
+    # 16 channels, not 8: on a quiet 2-core CPU, 300 steps took 2:15 instead of 1:54 and
+    # reached validation mel distance 259.7 instead of 299.7 (2026-11-27).
+    config.model.update(channels=16, embedding_dim=32, num_quantizers=8, codebook_size=256,
                         wave_discriminator_channels=8, wave_discriminator_downsamples=3,
                         stft_discriminator_channels=8)
     config.data.update(crop_samples=6400, batch_size=4)
