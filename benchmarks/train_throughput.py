@@ -35,12 +35,13 @@ import time
 import flax.linen as nn
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from audiojax.data import pipeline
 from audiojax.train import sharding, trainer
 from benchmarks import trace_summary
+from launch import common
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/wavenet.py:paper",
                                           "Config file[:variant]; fields overridable as in "
@@ -218,4 +219,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

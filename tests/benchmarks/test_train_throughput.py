@@ -24,6 +24,9 @@ def test_config_overrides_reach_the_model():
   assert float(row.split()[4].replace(",", "")) > 0  # tokens/s
   bad = run("--config.model.position=bogus", check=False)
   assert bad.returncode != 0 and "position='bogus'" in bad.stderr
+  unknown = run("--config.model.vocab_sise=61", check=False)
+  assert unknown.returncode == 2 and "unknown config key 'model.vocab_sise'" in unknown.stderr
+  assert "Traceback" not in unknown.stderr
 
 
 def test_gate_times_after_go(tmp_path):
