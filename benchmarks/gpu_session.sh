@@ -88,7 +88,7 @@ levers() {  # levers SET: all of SET's levers compile at once, then each is time
       "${COMPILE_LIMIT:-260}" ] && [ -n "$(jobs -r)" ]; do sleep 2; done
   echo "=== levers: $(ls /tmp/gate | grep -c '^ready') of $count compiled after $((SECONDS - start)) s" \
     | tee -a "$LOG"
-  if [ -n "${WAVENET_PID:-}" ]; then wait "$WAVENET_PID"; wavenet_report; fi
+  if [ -n "${WAVENET_PID:-}" ]; then wait "$WAVENET_PID"; wavenet_report wavenet; fi
   touch /tmp/gate/go
   wait
   for f in /tmp/gate/*.log; do
@@ -97,29 +97,39 @@ levers() {  # levers SET: all of SET's levers compile at once, then each is time
   done
   archive_profiles
 }
-wavenet() {  # A WaveNet (WAVENET_VARIANT of configs/wavenet.py, default the quickstart's) on a
+wavenet() {  # wavenet NAME VARIANT [FLAGS...]: a WaveNet (VARIANT of configs/wavenet.py) on a
   # folder of the corpus (WAVENET_DATA), WAVENET_SECONDS of training (then SIGTERM: it
-  # checkpoints), 4 samples of 2 s at T 0.85 under $LOG_DIR/wavenet. Extra launch.train flags:
-  # WAVENET_FLAGS (e.g. "--config.model.dtype=bfloat16").
-  local workdir=/tmp/wavenet
+  # checkpoints), then under $LOG_DIR/NAME 4 samples of 2 s at T 0.85, or for a locally
+  # conditioned variant 2 resyntheses at T 0.85 of each recording in RESYNTH_DIR. FLAGS: extra
+  # launch.train flags (e.g. --config.model.dtype=bfloat16). Log: /tmp/NAME.log.
+  local name=$1 variant=$2 workdir=/tmp/$1
+  shift 2
   {
     timeout -s TERM "${WAVENET_SECONDS:-170}" python3 -m launch.train \
-      --config=configs/wavenet.py:"${WAVENET_VARIANT:-quickstart}" --workdir=$workdir \
+      --config=configs/wavenet.py:"$variant" --workdir="$workdir" \
       --config.data.name="folder:${WAVENET_DATA:-gpudata/espeak}" \
       --config.data.crop_samples=16000 --config.data.batch_size=16 --config.data.num_threads=6 \
       --config.train.num_steps="${WAVENET_STEPS:-6000}" --config.train.log_every=250 \
       --config.train.sample_every=0 --config.train.eval_every=2000 \
-      --config.train.checkpoint_every=1000 ${WAVENET_FLAGS:-}
-    python3 -m launch.sample --workdir=$workdir --output_dir="$LOG_DIR/wavenet" \
-      --num_samples=4 --seconds=2 --temperature=0.85
-    tar czf "$LOG_DIR/wavenet_run.tgz" -C /tmp wavenet  # Checkpoints, to sample at home.
-  } >/tmp/wavenet.log 2>&1
+      --config.train.checkpoint_every=1000 "$@"
+    case $variant in
+      vocoder*|super_resolution*)
+        for f in "${RESYNTH_DIR:-gpudata/resynth}"/*.wav; do
+          python3 -m launch.sample --workdir="$workdir" --num_samples=2 --temperature=0.85 \
+            --output_dir="$LOG_DIR/$name/$(basename "$f" .wav)" --condition_audio="$f"
+        done;;
+      *)
+        python3 -m launch.sample --workdir="$workdir" --output_dir="$LOG_DIR/$name" \
+          --num_samples=4 --seconds=2 --temperature=0.85;;
+    esac
+    tar czf "$LOG_DIR/${name}_run.tgz" -C /tmp "$name"  # Checkpoints, to sample at home.
+  } >"/tmp/$name.log" 2>&1
 }
-wavenet_report() {
-  echo "=== wavenet" | tee -a "$LOG"
-  grep -v -E "^(W|I)[0-9]{4} " /tmp/wavenet.log | tr '\r' '\n' | grep -E "step|wrote|Error|error" \
+wavenet_report() {  # wavenet_report NAME
+  echo "=== $1" | tee -a "$LOG"
+  grep -v -E "^(W|I)[0-9]{4} " "/tmp/$1.log" | tr '\r' '\n' | grep -E "step|wrote|Error|error" \
     | tail -n 40 | tee -a "$LOG"
-  tr '\r' '\n' </tmp/wavenet.log | grep "^train:" | tail -n 2 | tee -a "$LOG"
+  tr '\r' '\n' <"/tmp/$1.log" | grep "^train:" | tail -n 2 | tee -a "$LOG"
 }
 train() {  # train PREFIX: WaveNet paper training, fp32/bf16 x remat none/full.
   for dtype in float32 bfloat16; do
@@ -148,8 +158,15 @@ for part in $PARTS; do
     mfu_levers | mfu_levers_2)  # What each lever does to the paper stages' MFU, same card and run.
       levers "$( [ "$part" = mfu_levers ] && echo 1 || echo 2)";;
     wavenet)  # In the background: WaveNet quickstart recipe, larger batches, then samples.
-      wavenet &
+      wavenet wavenet "${WAVENET_VARIANT:-quickstart}" ${WAVENET_FLAGS:-} &
       WAVENET_PID=$!;;
+    vocoders)  # Side by side: the mel vocoder and the one also given the pitch pulses
+      # (audiojax/data/pitch.py), both with VOCODER_FLAGS, then their resyntheses.
+      wavenet vocoder vocoder ${VOCODER_FLAGS:-} &
+      wavenet vocoder_pitch vocoder_pitch ${VOCODER_FLAGS:-} &
+      wait
+      wavenet_report vocoder
+      wavenet_report vocoder_pitch;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)

@@ -27,7 +27,9 @@ would have seen. Examples are dicts of numpy arrays:
 and, when `config.data.condition` asks for them, time-aligned conditioning features:
   condition: float32 [samples / condition_hop, C]: row k describes the audio's samples
   [k * hop, (k + 1) * hop). "phonemes" = text-to-speech linguistic features from the espeak
-  corpus' phoneme alignment (`audiojax.data.phonemes`); crops then start on a frame boundary;
+  corpus' phoneme alignment (`audiojax.data.phonemes`); "excitation" = the audio's
+  pitch-synchronous excitation, hop x 4 sample-rate features per frame (`audiojax.data.pitch`);
+  crops then start on a frame boundary;
 and, when `config.data.reference_samples > 0` (voice cloning), reference audio of the speaker:
   reference: float32 [reference_samples], a random window of another utterance of the same
   speaker in training (evaluation: of the utterance itself, for a deterministic score);
@@ -50,7 +52,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io, audiolm_tokens, phonemes
+from audiojax.data import audio_io, audiolm_tokens, phonemes, pitch
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -347,8 +349,13 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
   kind = data_config.get("condition", "")
   if not kind:
     return None
+  if kind == "excitation":  # C = hop x pitch.EXCITATION_CHANNELS, from the audio itself.
+    points = pitch.PulseCache(data_config.sample_rate_hz)
+    return lambda example: pitch.excitation_frames(
+        example["audio"], data_config.sample_rate_hz, data_config.condition_hop,
+        points(example["audio"]))
   if kind != "phonemes":
-    raise ValueError(f"data.condition={kind!r}: use '' or 'phonemes'")
+    raise ValueError(f"data.condition={kind!r}: use '', 'phonemes' or 'excitation'")
   inventory = _configured_inventory(data_config)
 
   def features(example: dict) -> np.ndarray:
@@ -532,7 +539,9 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
   batch = {"audio": np.zeros((rows, crop), np.float32),
            "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
   if data_config.get("condition"):
-    channels = phonemes.num_features(data_config.num_phonemes)
+    channels = (data_config.condition_hop * pitch.EXCITATION_CHANNELS
+                if data_config.condition == "excitation"
+                else phonemes.num_features(data_config.num_phonemes))
     batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
                                   np.float32)
   if data_config.get("reference_samples", 0):

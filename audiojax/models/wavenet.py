@@ -219,11 +219,20 @@ class ConditionUpsampler(nn.Module):
   mode: str
   hop: int
   strides: tuple[int, ...] = ()
+  sample_channels: int = 0  # E: each frame ends in hop x E sample-rate features, not upsampled.
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, condition: jnp.ndarray) -> jnp.ndarray:
     x = condition.astype(self.dtype)
+    if self.sample_channels:  # [b, f, C + hop E] -> frame part [b, f, C], samples [b, f hop, E]
+      split = x.shape[-1] - self.hop * self.sample_channels
+      x, samples = x[..., :split], x[..., split:]
+      samples = samples.reshape(x.shape[0], x.shape[1] * self.hop, self.sample_channels)
+      return jnp.concatenate([self._upsample(x), samples], axis=-1)
+    return self._upsample(x)
+
+  def _upsample(self, x: jnp.ndarray) -> jnp.ndarray:
     if self.mode == "repeat":
       return jnp.repeat(x, self.hop, axis=1)
     if self.mode != "transposed":
@@ -257,7 +266,8 @@ def condition_window(upsampled: jnp.ndarray, offset: int | jnp.ndarray,
 def _upsampler(model: "Model", **kwargs) -> ConditionUpsampler:
   """`model`'s conditioning upsampler (a submodule when built inside `Model.__call__`)."""
   return ConditionUpsampler(model.condition_upsample, model.condition_hop,
-                            tuple(model.condition_strides), model.dtype, **kwargs)
+                            tuple(model.condition_strides), model.excitation_channels,
+                            model.dtype, **kwargs)
 
 
 class Model(nn.Module):
@@ -296,10 +306,17 @@ class Model(nn.Module):
   # sample_rate_hz / lowband_factor, condition_hop / lowband_factor samples per frame), or
   # "phonemes" (text-to-speech: the data pipeline brings linguistic features, `data.phonemes`).
   condition_source: str = "mel"
+  # E > 0: the features also carry E channels at the sample rate, packed hop x E at the end of
+  # each frame (the pipeline's pitch-synchronous excitation, `audiojax.data.pitch`), used as
+  # they are, not upsampled: `condition` is then [batch, frames, condition_channels + hop E].
+  excitation_channels: int = 0
   lowband_factor: int = 2
   sample_rate_hz: int = 16000
   dtype: Any = jnp.float32
   remat: str = "none"  # Recompute layer activations in the backward pass: none | full | dots.
+  # Training only (`tasks.wavenet_loss`): deviation, in mu-law classes, of the noise added to
+  # the inputs (not the targets); 0 = clean inputs.
+  input_noise: float = 0.0
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -336,6 +353,10 @@ class Model(nn.Module):
     if speaker is not None and speaker.ndim == 3:  # Reference log-mel -> speaker vector.
       speaker = _speaker_encoder(self, name="speaker_encoder")(speaker)
     condition = _check_condition(self, condition)
+    channels = self.condition_channels + self.condition_hop * self.excitation_channels
+    if condition is not None and condition.shape[-1] != channels:
+      raise ValueError(f"condition has {condition.shape[-1]} channels per frame; the model takes "
+                       f"{channels} (condition_channels + condition_hop x excitation_channels)")
     num_outputs = self.num_outputs  # Checks `output`.
     if self.output == "mol":
       x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",

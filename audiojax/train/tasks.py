@@ -20,9 +20,11 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from audiojax import audio as audio_lib
+from audiojax.data import pitch
 from audiojax.eval import mfcc_tokens
 from audiojax.models import discriminators, hubert, kmeans, phone_recognizer, soundstream, wavenet
 from audiojax.sample import wavenet as wavenet_sampler
@@ -68,22 +70,34 @@ def speaker_vectors(model: nn.Module, variables, reference: jnp.ndarray) -> jnp.
   return wavenet.speaker_vectors(model, variables["params"], mel)
 
 
-def condition_features(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
+def condition_features(model: nn.Module, audio: jnp.ndarray,
+                       excitation: jnp.ndarray | None = None) -> jnp.ndarray:
   """A locally conditioned WaveNet's features computed from audio [b, samples], frames
-  [b, ceil(samples / hop), condition_channels]: log-mel bands (`condition_source="mel"`, a
-  vocoder; `losses.mel_features`), or the audio's low band at 1 / lowband_factor of the rate
-  ("lowband", super-resolution; `audio.lowband`), hop / factor low-rate samples per frame."""
+  [b, ceil(samples / hop), C]: log-mel bands (`condition_source="mel"`, a vocoder;
+  `losses.mel_features`), or the audio's low band at 1 / lowband_factor of the rate
+  ("lowband", super-resolution; `audio.lowband`), hop / factor low-rate samples per frame.
+
+  A model with `excitation_channels` also takes the audio's pitch-synchronous excitation
+  [b, frames, hop E] (`pitch.excitation_frames`, appended to each frame): pass it (the data
+  pipeline's `condition`), or leave it None to compute it here from concrete audio."""
   frames = -(-audio.shape[1] // model.condition_hop)
   if model.condition_source == "lowband":
-    return lowband_features(model, audio_lib.lowband(audio, model.lowband_factor), frames)
-  if model.condition_source == "phonemes":
+    features = lowband_features(model, audio_lib.lowband(audio, model.lowband_factor), frames)
+  elif model.condition_source == "phonemes":
     raise ValueError("a text-to-speech model's features come from text (launch.synthesize) or "
                      "the data pipeline's phoneme labels, not from audio")
-  if model.condition_source != "mel":
+  elif model.condition_source == "mel":
+    features = losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
+                                   model.condition_channels)
+  else:
     raise ValueError(f"condition_source={model.condition_source!r}: use mel, lowband or "
                      "phonemes")
-  return losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
-                             model.condition_channels)
+  if not model.excitation_channels:
+    return features
+  if excitation is None:
+    excitation = np.stack([pitch.excitation_frames(np.asarray(row), model.sample_rate_hz,
+                                                   model.condition_hop) for row in audio])
+  return jnp.concatenate([features, jnp.asarray(excitation, features.dtype)], axis=-1)
 
 
 def lowband_features(model: nn.Module, low: jnp.ndarray, num_frames: int) -> jnp.ndarray:
@@ -104,6 +118,8 @@ def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   else the log-mel of the batch audio itself (`condition_features`)."""
   if not getattr(model, "condition_channels", 0):
     return None
+  if model.excitation_channels:  # The pipeline brings the excitation ("condition").
+    return condition_features(model, batch["audio"], batch["condition"])
   if "condition" in batch:
     return batch["condition"]
   return condition_features(model, batch["audio"])
@@ -131,10 +147,19 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   level (mol). `mu_law_bits_per_sample` scores every model on the next sample's mu-law class,
   the comparable figure (see `audiojax.models.wavenet`). Position t predicts audio[:, t + 1],
   hence the conditioning offset of 1.
+
+  With `model.input_noise > 0` (softmax), training inputs are the mu-law classes plus rounded
+  Gaussian noise of that many classes' deviation, the targets stay clean (LPCNet's noise
+  injection: the model learns not to trust its own drawn past too much, as it must when
+  sampling).
   """
-  del rng, train  # WaveNet has no dropout.
   mu = model.num_classes - 1
   inputs, targets = _wavenet_io(model, batch["audio"])
+  if train and model.input_noise:
+    if model.output != "softmax":
+      raise ValueError("input_noise perturbs mu-law classes: output='softmax' only")
+    noise = jnp.round(model.input_noise * jax.random.normal(rng, inputs.shape))
+    inputs = jnp.clip(inputs + noise.astype(inputs.dtype), 0, mu)
   outputs = model.apply(variables, inputs, _speaker(model, batch), _condition(model, batch), 1)
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)

@@ -10,11 +10,12 @@ import soundfile as sf
 from tests.launch.test_cli import run
 
 
-def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir):
-  """A locally conditioned WaveNet: --condition_audio gives clips of the recording's length
-  (test_cli: an unconditioned model refuses the flag)."""
+@pytest.mark.parametrize("variant", ["vocoder_tiny", "vocoder_pitch_tiny"])
+def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
+  """A locally conditioned WaveNet (log-mel; log-mel and the pitch pulses): --condition_audio
+  gives clips of the recording's length (test_cli: an unconditioned model refuses the flag)."""
   workdir = str(tmp_path / "vocoder")
-  run("launch.train", "--config=configs/wavenet.py:vocoder_tiny", f"--workdir={workdir}",
+  run("launch.train", f"--config=configs/wavenet.py:{variant}", f"--workdir={workdir}",
       f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
       "--config.train.eval_every=0")
   recording = str(tmp_path / "in.wav")

@@ -22,7 +22,8 @@ def random_params(model: wavenet.Model, seed: int = 0):
   inputs = jnp.zeros((1, 8), jnp.float32 if model.output == "mol" else jnp.int32)
   condition = None
   if model.condition_channels:
-    condition = jnp.zeros((1, -(-8 // model.condition_hop), model.condition_channels))
+    condition = jnp.zeros((1, -(-8 // model.condition_hop), model.condition_channels
+                           + model.condition_hop * model.excitation_channels))
   shapes = jax.eval_shape(model.init, jax.random.key(0), inputs, speaker, condition)
   rng = np.random.default_rng(seed)
 

@@ -140,3 +140,37 @@ def test_speaker_vectors_come_from_the_reference_and_condition_every_step():
     model.apply({"params": params}, inputs, None, condition)
   with pytest.raises(ValueError, match="speaker vectors"):
     sampler.teacher_forced_logits(model, params, inputs, reference, condition)
+
+
+EXCITATION = {**LOCAL, "excitation_channels": 2, **UPSAMPLE["transposed"]}
+
+
+def test_excitation_channels_reach_their_samples_unchanged():
+  """Each frame's last hop x E features are E channels at the sample rate, in order; the rest
+  is upsampled as before."""
+  model = wavenet.Model(**EXCITATION)
+  params = random_params(model)
+  frames = random_condition(0, 2, 5)
+  samples = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5 * HOP, 2)), jnp.float32)
+  packed = jnp.concatenate([frames, samples.reshape(2, 5, HOP * 2)], axis=-1)
+  rows = wavenet.upsample_condition(model, params, packed)
+  assert rows.shape == (2, 5 * HOP, 3 + 2)
+  np.testing.assert_array_equal(rows[..., 3:], samples)
+  plain = wavenet.Model(**{**EXCITATION, "excitation_channels": 0})
+  np.testing.assert_allclose(rows[..., :3], wavenet.upsample_condition(plain, params, frames),
+                             atol=1e-6)
+  with pytest.raises(ValueError, match="channels per frame"):
+    model.apply({"params": params}, random_classes(0, (2, 40)), None, frames)
+
+
+def test_incremental_equals_parallel_with_excitation():
+  model = wavenet.Model(**EXCITATION)
+  params = random_params(model, seed=3)
+  time = 2 * model.receptive_field + 5
+  inputs = random_classes(5, (2, time))
+  frames = -(-time // HOP)
+  condition = jnp.asarray(np.random.default_rng(6).normal(size=(2, frames, 3 + 2 * HOP)),
+                          jnp.float32)
+  parallel = model.apply({"params": params}, inputs, None, condition)
+  incremental = sampler.teacher_forced_logits(model, params, inputs, None, condition)
+  np.testing.assert_allclose(incremental, parallel, atol=1e-5, rtol=0)

@@ -74,3 +74,21 @@ def test_overfits_one_batch(setup):
   print(f"{model.output}: {first:.2f} -> {last:.2f} bits/sample")
   # Measured: mol 17.1 -> ~12 (16-bit levels, noisy), vocoder (softmax) 8.0 -> ~3.7.
   assert last < first - (4.0 if model.output == "mol" else 2.5), (first, bits[-10:])
+
+
+def test_input_noise_perturbs_training_inputs_only():
+  """input_noise: the training loss sees noisy inputs (a different loss per key), evaluation
+  the clean ones (the loss of the same model without noise)."""
+  from audiojax.models import wavenet
+  from audiojax.train import tasks
+  from tests.models.test_wavenet import TINY, random_params
+  clean, noisy = wavenet.Model(**TINY), wavenet.Model(**TINY, input_noise=2.0)
+  variables = {"params": random_params(clean)}
+  batch = harmonic_batch(0, 2, 256)
+  loss = lambda model, key, train: float(tasks.wavenet_loss(
+      model, variables, batch, jax.random.key(key), train)[0])
+  assert loss(noisy, 0, False) == loss(clean, 0, True) == loss(clean, 1, True)
+  assert len({loss(noisy, 0, True), loss(noisy, 1, True), loss(clean, 0, True)}) == 3
+  with pytest.raises(ValueError, match="softmax"):
+    tasks.wavenet_loss(wavenet.Model(**TINY, output="mol", input_noise=1.0), variables, batch,
+                       jax.random.key(0))

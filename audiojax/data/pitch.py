@@ -1,0 +1,102 @@
+"""Glottal pulses and a pitch-synchronous excitation: a WaveNet's sample-rate conditioning.
+
+A waveform's pitch periods are what a small WaveNet trained for minutes does not learn to
+continue (README, quick start): its samples come out as noise shaped by the formants. Told
+where each period starts, it only has to fill the period in. Praat (through parselmouth) finds
+the voiced frames (autocorrelation pitch) and places one point per period on the waveform
+("To PointProcess (cc)"): these points are phase-locked to the audio, so a model trained on
+them follows them, and new points (from another F0 contour) make it speak at that pitch.
+
+`excitation` turns points into features at the sample rate, EXCITATION_CHANNELS per sample:
+  voiced   1 between two points at most one `floor_hz` period apart, else 0;
+  pulse    1 on a voiced period's first sample (its point), else 0;
+  sin, cos of 2 pi x the position inside the period (0 at a point, ~1 at the next), 0 unvoiced.
+"""
+
+import hashlib
+
+import numpy as np
+import parselmouth
+from parselmouth import praat
+
+EXCITATION_CHANNELS = 4
+FLOOR_HZ = 60.0  # Pitch search range: covers espeak's and most adult voices.
+CEILING_HZ = 500.0
+
+
+def pulses(audio: np.ndarray, sample_rate_hz: int, floor_hz: float = FLOOR_HZ,
+           ceiling_hz: float = CEILING_HZ) -> np.ndarray:
+  """Audio [samples] -> int64 [num_pulses]: the sample of each pitch period's point, rising.
+
+  Unvoiced or silent audio, or audio too short for the pitch analysis (3 periods of
+  `floor_hz`), has none.
+  """
+  audio = np.asarray(audio, np.float64)
+  if audio.ndim != 1:
+    raise ValueError(f"pulses of one channel of audio [samples], got shape {audio.shape}")
+  if audio.shape[0] < 3 * sample_rate_hz / floor_hz or not np.any(audio):
+    return np.zeros((0,), np.int64)
+  sound = parselmouth.Sound(audio, sampling_frequency=sample_rate_hz)
+  pitch = sound.to_pitch_ac(pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
+  points = praat.call([sound, pitch], "To PointProcess (cc)")
+  count = praat.call(points, "Get number of points")
+  times = np.array([praat.call(points, "Get time from index", i + 1) for i in range(count)])
+  samples = np.round(times * sample_rate_hz).astype(np.int64)
+  return np.unique(np.clip(samples, 0, audio.shape[0] - 1))
+
+
+def excitation(pulse_samples: np.ndarray, num_samples: int, sample_rate_hz: int,
+               floor_hz: float = FLOOR_HZ) -> np.ndarray:
+  """Points (rising sample indices) -> float32 [num_samples, EXCITATION_CHANNELS] (module
+  docstring): sample n between points a <= n < b with b - a <= sample_rate_hz / floor_hz is
+  voiced, at phase (n - a) / (b - a)."""
+  out = np.zeros((num_samples, EXCITATION_CHANNELS), np.float32)
+  points = np.asarray(pulse_samples, np.int64)
+  if points.shape[0] < 2 or num_samples == 0:
+    return out
+  n = np.arange(num_samples)
+  k = np.searchsorted(points, n, side="right") - 1  # The last point at or before n.
+  inside = (k >= 0) & (k < points.shape[0] - 1)
+  start = points[np.clip(k, 0, points.shape[0] - 2)]
+  period = points[np.clip(k + 1, 1, points.shape[0] - 1)] - start
+  voiced = inside & (period <= sample_rate_hz / floor_hz)
+  angle = 2 * np.pi * (n - start) / np.maximum(period, 1)
+  out[:, 0] = voiced
+  out[:, 1] = voiced & (n == start)
+  out[:, 2] = np.where(voiced, np.sin(angle), 0.0)
+  out[:, 3] = np.where(voiced, np.cos(angle), 0.0)
+  return out
+
+
+def excitation_frames(audio: np.ndarray, sample_rate_hz: int, hop: int,
+                      points: np.ndarray | None = None) -> np.ndarray:
+  """Audio [samples] -> its excitation packed frame by frame, float32
+  [ceil(samples / hop), hop * EXCITATION_CHANNELS]: row k holds samples k * hop .. (k + 1) *
+  hop - 1 (zeros past the end), sample-major (`Model.excitation_channels` unpacks it).
+  `points`: the audio's `pulses`, when already known."""
+  num_samples = np.asarray(audio).shape[0]
+  frames = -(-num_samples // hop)
+  points = pulses(audio, sample_rate_hz) if points is None else points
+  per_sample = excitation(points, frames * hop, sample_rate_hz)
+  return per_sample.reshape(frames, hop * EXCITATION_CHANNELS)
+
+
+class PulseCache:
+  """`pulses` of audio seen before, by content (a training pipeline decodes each utterance many
+  times; Praat's analysis costs ~10 ms per second of audio, the lookup a hash). Thread-safe
+  enough for grain's reader threads: a race only computes an entry twice."""
+
+  def __init__(self, sample_rate_hz: int, max_entries: int = 100_000):
+    self.sample_rate_hz, self.max_entries = sample_rate_hz, max_entries
+    self._points: dict[bytes, np.ndarray] = {}
+
+  def __call__(self, audio: np.ndarray) -> np.ndarray:
+    audio = np.ascontiguousarray(audio, np.float32)
+    key = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
+    points = self._points.get(key)
+    if points is None:
+      points = pulses(audio, self.sample_rate_hz)
+      if len(self._points) >= self.max_entries:
+        self._points.pop(next(iter(self._points)))  # The oldest entry.
+      self._points[key] = points
+    return points
