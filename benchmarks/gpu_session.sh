@@ -88,7 +88,7 @@ levers() {  # levers SET: all of SET's levers compile at once, then each is time
       "${COMPILE_LIMIT:-260}" ] && [ -n "$(jobs -r)" ]; do sleep 2; done
   echo "=== levers: $(ls /tmp/gate | grep -c '^ready') of $count compiled after $((SECONDS - start)) s" \
     | tee -a "$LOG"
-  if [ -n "${WAVENET_PID:-}" ]; then wait "$WAVENET_PID"; wavenet_report wavenet; fi
+  if [ -n "${WAVENET_PID:-}" ]; then wait "$WAVENET_PID"; wavenet_report wavenet; WAVENET_PID=; fi
   touch /tmp/gate/go
   wait
   for f in /tmp/gate/*.log; do
@@ -186,7 +186,7 @@ for part in $PARTS; do
     *) echo "unknown part $part" | tee -a "$LOG";;
   esac
 done
-if [ -n "${WAVENET_PID:-}" ] && kill -0 "$WAVENET_PID" 2>/dev/null; then
-  wait "$WAVENET_PID"; wavenet_report
+if [ -n "${WAVENET_PID:-}" ]; then
+  wait "$WAVENET_PID"; wavenet_report wavenet
 fi
 archive_profiles

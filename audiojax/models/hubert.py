@@ -13,7 +13,11 @@ Front ends (`frontend`), both ending at one frame per `hop_samples` (320 at 16 k
             400-sample receptive field), GELU, group norm after the first.
   mel       w2v-BERT's: 80 log-mel bands every `hop_samples // mel_subsampling` samples (25 ms
             windows), then a conv of kernel and stride `mel_subsampling` (its frames
-            side by side), GELU, and a kernel-3 conv. Far cheaper on a CPU.
+            side by side), GELU, and a kernel-3 conv. Far cheaper on a CPU. With
+            `mel_warp` w > 0, training warps each clip's bands by a random factor in
+            [1 - w, 1 + w] (vocal tract length perturbation, `warp_mel`) while its targets
+            come from the clip as it is: the encoder is pushed to a speaker-independent
+            view of the input (ContentVec's argument).
 Frame t describes audio[t * hop:(t + 1) * hop] (the front end's window is centred on it) and
 there are ceil(samples / hop) frames: the convention of
 `audiojax.eval.token_metrics.frame_phoneme_labels`, so tokens line up with phone labels.
@@ -78,6 +82,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import librosa
 import numpy as np
 
 from audiojax.models import gumbel_vq, layers, rvq, transformer
@@ -131,6 +136,21 @@ def span_mask(rng: jax.Array, shape: tuple[int, int], mask_prob: float,
   return covered > 0
 
 
+def warp_mel(features: jnp.ndarray, factors: jnp.ndarray, sample_rate_hz: int) -> jnp.ndarray:
+  """Log-mel features [b, frames, M] of librosa's mel scale (0 Hz to Nyquist) -> the same with
+  each clip's frequency axis scaled by its factor [b]: band m takes the value the input has at
+  its centre frequency x factor (linear between bands, the edge bands beyond the range). A
+  factor above 1 moves spectral peaks (formants, harmonics) down, as a longer vocal tract."""
+  num_mels = features.shape[-1]
+  centres = librosa.mel_frequencies(num_mels + 2, fmax=sample_rate_hz / 2)[1:-1]  # Hz [M]
+  positions = jnp.interp(centres[None, :] * factors[:, None], centres,
+                         jnp.arange(num_mels, dtype=jnp.float32))  # [b, M] fractional bands
+  low = jnp.clip(jnp.floor(positions).astype(jnp.int32), 0, num_mels - 2)
+  frac = (positions - low)[:, None, :]
+  take = lambda i: jnp.take_along_axis(features, i[:, None, :], axis=-1)
+  return take(low) * (1 - frac) + take(low + 1) * frac
+
+
 class Model(nn.Module):
   """The encoder and HuBERT's prediction head (module docstring)."""
   sample_rate_hz: int = 16000
@@ -140,6 +160,7 @@ class Model(nn.Module):
   conv_strides: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
   num_mels: int = 80
   mel_subsampling: int = 2  # mel frames per encoder frame
+  mel_warp: float = 0.0  # Training: frequency warp factors in [1 - w, 1 + w] (`warp_mel`).
   hop_samples: int = 320
   num_layers: int = 12
   embed_dim: int = 768
@@ -191,6 +212,8 @@ class Model(nn.Module):
     if self.objective == "w2v_bert" and not 0 < self.contrastive_layers < self.num_layers:
       raise ValueError(f"contrastive_layers={self.contrastive_layers}: w2v_bert needs 1 to "
                        f"num_layers - 1 = {self.num_layers - 1} (the rest is the MLM module)")
+    if self.mel_warp and (self.frontend != "mel" or not 0 <= self.mel_warp < 1):
+      raise ValueError(f"mel_warp={self.mel_warp}: a fraction in [0, 1) of the mel front end")
     if self.frontend == "mel" and self.frontend_padding != "centred":
       raise ValueError("frontend_padding='none' needs the waveform front end")
     if self.position == "conv" and self.embed_dim % self.conv_pos_groups:
@@ -238,7 +261,8 @@ class Model(nn.Module):
   def _gelu(self, x: jnp.ndarray) -> jnp.ndarray:
     return nn.gelu(x, approximate=not self.exact_gelu)
 
-  def _frontend(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None) -> jnp.ndarray:
+  def _frontend(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
+                train: bool = False) -> jnp.ndarray:
     """audio [b, samples] -> front-end features [b, ceil(samples / hop), C]; with
     frontend_padding="none", [b, max(samples - receptive_field, 0) // hop + 1, C]."""
     frames = num_frames(audio.shape[1], self.hop_samples)
@@ -250,6 +274,10 @@ class Model(nn.Module):
       mel_hop = self.hop_samples // self.mel_subsampling
       x = losses.mel_features(audio, self.sample_rate_hz, mel_hop, self.num_mels,
                               window=self._mel_window)  # [b, ceil(samples / mel_hop), M]
+      if train and self.mel_warp:
+        factors = jax.random.uniform(self.make_rng("dropout"), (x.shape[0],),
+                                     minval=1 - self.mel_warp, maxval=1 + self.mel_warp)
+        x = warp_mel(x, factors, self.sample_rate_hz)
       x = jnp.pad(x, ((0, 0), (0, frames * self.mel_subsampling - x.shape[1]), (0, 0)))
       x = self._gelu(layers.Conv(self.conv_channels, self.mel_subsampling,
                                  self.mel_subsampling, dtype=self.dtype,
@@ -292,7 +320,7 @@ class Model(nn.Module):
     if self.normalize_audio:
       audio = normalize_audio(audio, audio_mask)
     t = num_frames(audio.shape[1], self.hop_samples)
-    x = self._frontend(audio, audio_mask)[:, :t]
+    x = self._frontend(audio, audio_mask, train)[:, :t]
     x = jnp.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)))  # frontend_padding="none"
     x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="frontend_norm")(x)
     frontend_features = x  # [b, T, C]: what w2v-BERT's quantizer sees (unmasked).

@@ -75,3 +75,31 @@ def test_span_mask_fraction_and_spans():
   lengths = np.nonzero(runs == -1)[1] - np.nonzero(runs == 1)[1]  # Row-major: runs pair up.
   interior = np.nonzero(runs == -1)[1] < 500  # Runs not cut off by the clip's end.
   assert lengths[interior].min() >= 10
+
+
+def test_warp_mel_moves_spectral_peaks_by_the_factor():
+  """A 1 kHz tone warped by 1.25 peaks where an 800 Hz tone does (within a band); factor 1
+  is the identity; each clip gets its own factor."""
+  from audiojax.train import losses
+  rate, t = 16000, np.arange(8000) / 16000
+  mel = lambda f: losses.mel_features(jnp.asarray(np.sin(2 * np.pi * f * t)[None], jnp.float32),
+                                      rate, 160, 80, window=400)
+  tones = jnp.concatenate([mel(1000.0), mel(1000.0)])
+  warped = hubert.warp_mel(tones, jnp.array([1.0, 1.25]), rate)
+  np.testing.assert_allclose(warped[0], tones[0], atol=1e-6)
+  peak = lambda x: int(np.argmax(np.asarray(x)[20]))
+  assert abs(peak(warped[1]) - peak(mel(800.0)[0])) <= 1 < peak(tones[0]) - peak(mel(800.0)[0])
+
+
+def test_mel_warp_changes_training_only():
+  model = hubert.Model(frontend="mel", num_mels=16, mel_warp=0.2, **TINY)
+  plain = hubert.Model(frontend="mel", num_mels=16, **TINY)
+  audio = noise(1, (2, 1600))
+  variables = plain.init(jax.random.key(0), audio)
+  rngs = {"dropout": jax.random.key(1)}
+  logits = lambda m, train: m.apply(variables, audio, None, None, train, rngs=rngs)["logits"]
+  np.testing.assert_array_equal(logits(model, False), logits(plain, False))
+  np.testing.assert_array_equal(logits(plain, True), logits(plain, True))
+  assert np.abs(logits(model, True) - logits(plain, True)).max() > 1e-4
+  with pytest.raises(ValueError, match="mel_warp"):
+    hubert.Model(frontend="waveform", mel_warp=0.1)
