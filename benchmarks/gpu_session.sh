@@ -100,7 +100,8 @@ levers() {  # levers SET: all of SET's levers compile at once, then each is time
 wavenet() {  # wavenet NAME VARIANT [FLAGS...]: a WaveNet (VARIANT of configs/wavenet.py) on a
   # folder of the corpus (WAVENET_DATA), WAVENET_SECONDS of training (then SIGTERM: it
   # checkpoints), then under $LOG_DIR/NAME 4 samples of 2 s at T 0.85, or for a locally
-  # conditioned variant 2 resyntheses at T 0.85 of each recording in RESYNTH_DIR. FLAGS: extra
+  # conditioned variant 2 resyntheses at T 0.85 of each recording in RESYNTH_DIR, named
+  # spk<K>_*.wav for the folder's speaker id K (sorted folder names). FLAGS: extra
   # launch.train flags (e.g. --config.model.dtype=bfloat16). Log: /tmp/NAME.log.
   local name=$1 variant=$2 workdir=/tmp/$1
   shift 2
@@ -116,7 +117,8 @@ wavenet() {  # wavenet NAME VARIANT [FLAGS...]: a WaveNet (VARIANT of configs/wa
       vocoder*|super_resolution*)
         for f in "${RESYNTH_DIR:-gpudata/resynth}"/*.wav; do
           python3 -m launch.sample --workdir="$workdir" --num_samples=2 --temperature=0.85 \
-            --output_dir="$LOG_DIR/$name/$(basename "$f" .wav)" --condition_audio="$f"
+            --output_dir="$LOG_DIR/$name/$(basename "$f" .wav)" --condition_audio="$f" \
+            --speaker="$(basename "$f" | sed -E 's/^spk([0-9]+)_.*/\1/')"
         done;;
       *)
         python3 -m launch.sample --workdir="$workdir" --output_dir="$LOG_DIR/$name" \

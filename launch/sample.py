@@ -71,6 +71,10 @@ def main(argv):
         "error: this model is locally conditioned: pass --condition_audio=FILE" if conditioned
         else "error: --condition_audio needs a locally conditioned model (configs/wavenet.py:"
         f"vocoder); {_WORKDIR.value} has none")
+  if conditioned and num_speakers and _SPEAKER.value is None:
+    raise SystemExit(f"error: this model is also conditioned on the speaker ({num_speakers} ids): "
+                     "pass the recording's speaker as --speaker=K; another speaker's voice "
+                     "against the recording's features resynthesises neither")
   if conditioned:
     recording = audio_io.load_audio(_CONDITION_AUDIO.value, rate)
     length = recording.shape[0]

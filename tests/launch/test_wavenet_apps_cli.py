@@ -21,8 +21,11 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
   recording = str(tmp_path / "in.wav")
   sf.write(recording, 0.1 * np.sin(np.arange(700) / 5.0).astype(np.float32), 8000)
   out = str(tmp_path / "resynth")
+  missing = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
+                f"--condition_audio={recording}", check=False)
+  assert missing.returncode != 0 and "--speaker=K" in missing.stderr
   run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}", "--num_samples=2",
-      f"--condition_audio={recording}")
+      f"--condition_audio={recording}", "--speaker=1")
   for i in range(2):  # 700 samples at 8 kHz = 1400 at the model's 16 kHz.
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
 
