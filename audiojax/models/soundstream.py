@@ -100,8 +100,8 @@ class ResidualUnit(nn.Module):
   def __call__(self, x: jnp.ndarray, streaming: bool = False) -> jnp.ndarray:
     channels = x.shape[-1]
     y = CausalConv(channels, 7, dilation=self.dilation, dtype=self.dtype,
-                   name="dilated")(nn.elu(x), streaming)
-    y = CausalConv(channels, 1, dtype=self.dtype, name="pointwise")(nn.elu(y), streaming)
+                   name="dilated")(layers.elu(x), streaming)
+    y = CausalConv(channels, 1, dtype=self.dtype, name="pointwise")(layers.elu(y), streaming)
     return x + y
 
 
@@ -121,8 +121,8 @@ class Encoder(nn.Module):
       for j, dilation in enumerate((1, 3, 9)):
         x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
       x = CausalConv(2 * x.shape[-1], 2 * stride, stride=stride, dtype=self.dtype,
-                     name=f"block_{i}_down")(nn.elu(x), streaming)
-    x = CausalConv(self.embedding_dim, 3, dtype=self.dtype, name="conv_out")(nn.elu(x),
+                     name=f"block_{i}_down")(layers.elu(x), streaming)
+    x = CausalConv(self.embedding_dim, 3, dtype=self.dtype, name="conv_out")(layers.elu(x),
                                                                            streaming)
     return layers.constrain(x, ("batch", "time", "embed"))
 
@@ -140,10 +140,10 @@ class Decoder(nn.Module):
     x = CausalConv(width, 7, dtype=self.dtype, name="conv_in")(embeddings, streaming)
     for i, stride in enumerate(reversed(self.strides)):
       x = CausalConvTranspose(x.shape[-1] // 2, stride, dtype=self.dtype,
-                              name=f"block_{i}_up")(nn.elu(x), streaming)
+                              name=f"block_{i}_up")(layers.elu(x), streaming)
       for j, dilation in enumerate((1, 3, 9)):
         x = ResidualUnit(dilation, self.dtype, name=f"block_{i}_unit_{j}")(x, streaming)
-    audio = CausalConv(1, 7, dtype=self.dtype, out_axis=None, name="conv_out")(nn.elu(x),
+    audio = CausalConv(1, 7, dtype=self.dtype, out_axis=None, name="conv_out")(layers.elu(x),
                                                                                streaming)
     return layers.constrain(audio[..., 0], ("batch", "time"))
 

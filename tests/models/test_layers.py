@@ -45,3 +45,10 @@ def test_frame_upsample_equals_the_sliced_conv_transpose(stride):
       params, jnp.concatenate([previous, x], axis=1))
   expected = full[:, stride:stride * (frames + 1)]
   np.testing.assert_allclose(ours.apply(params, x, previous), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_elu_matches_jax_elu_and_its_gradient():
+  x = jnp.asarray(np.concatenate([np.linspace(-30, 30, 10001), [-1e-8, 0.0, 1e-8]]), jnp.float32)
+  np.testing.assert_allclose(layers.elu(x), jax.nn.elu(x), rtol=0, atol=2e-7)
+  grad = jax.vmap(jax.grad(layers.elu))(x)
+  np.testing.assert_allclose(grad, jax.vmap(jax.grad(jax.nn.elu))(x), rtol=0, atol=2e-7)
