@@ -36,6 +36,10 @@ ahead within itself: sample n sees the features of all its frame's hop samples (
 windows reach further), which is fine for a vocoder, whose features are given. The samplers
 draw sample n at position n (offset 0); training predicts audio[:, t + 1] at position t
 (offset 1) with features aligned to the audio (frame k <-> audio[:, k*hop:(k+1)*hop]).
+With `excitation_channels` E > 0, each frame also carries hop x E features at the sample rate
+(the pitch-synchronous excitation of `audiojax.data.pitch`), packed sample-major after its
+`condition_channels`: the upsampler passes them through unchanged, so sample n's gates see
+its own E values next to the upsampled frame features.
 
 Global conditioning: a speaker id (`num_speakers > 0`: a learned vector per speaker and
 layer, the paper's V^T h for a one-hot h) or, for voice cloning (`speaker_embedding_dim > 0`),
