@@ -14,6 +14,7 @@ them follows them, and new points (from another F0 contour) make it speak at tha
 """
 
 import hashlib
+import threading
 
 import numpy as np
 import parselmouth
@@ -83,20 +84,23 @@ def excitation_frames(audio: np.ndarray, sample_rate_hz: int, hop: int,
 
 class PulseCache:
   """`pulses` of audio seen before, by content (a training pipeline decodes each utterance many
-  times; Praat's analysis costs ~10 ms per second of audio, the lookup a hash). Thread-safe
-  enough for grain's reader threads: a race only computes an entry twice."""
+  times; Praat's analysis costs ~10 ms per second of audio, the lookup a hash). Safe for
+  grain's reader threads; two of them may analyse the same audio once each."""
 
   def __init__(self, sample_rate_hz: int, max_entries: int = 100_000):
     self.sample_rate_hz, self.max_entries = sample_rate_hz, max_entries
     self._points: dict[bytes, np.ndarray] = {}
+    self._lock = threading.Lock()
 
   def __call__(self, audio: np.ndarray) -> np.ndarray:
     audio = np.ascontiguousarray(audio, np.float32)
     key = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
-    points = self._points.get(key)
+    with self._lock:
+      points = self._points.get(key)
     if points is None:
-      points = pulses(audio, self.sample_rate_hz)
-      if len(self._points) >= self.max_entries:
-        self._points.pop(next(iter(self._points)))  # The oldest entry.
-      self._points[key] = points
+      points = pulses(audio, self.sample_rate_hz)  # Outside the lock: threads analyse at once.
+      with self._lock:
+        if len(self._points) >= self.max_entries:
+          self._points.pop(next(iter(self._points)))  # The oldest entry.
+        self._points[key] = points
     return points

@@ -119,6 +119,9 @@ def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   if not getattr(model, "condition_channels", 0):
     return None
   if model.excitation_channels:  # The pipeline brings the excitation ("condition").
+    if "condition" not in batch:
+      raise ValueError("model.excitation_channels > 0 needs the pipeline's excitation: set "
+                       "data.condition='excitation' (and data.condition_hop = model's)")
     return condition_features(model, batch["audio"], batch["condition"])
   if "condition" in batch:
     return batch["condition"]

@@ -92,3 +92,13 @@ def test_input_noise_perturbs_training_inputs_only():
   with pytest.raises(ValueError, match="softmax"):
     tasks.wavenet_loss(wavenet.Model(**TINY, output="mol", input_noise=1.0), variables, batch,
                        jax.random.key(0))
+
+
+def test_excitation_model_without_the_pipelines_excitation_is_a_clear_error():
+  from audiojax.models import wavenet
+  from audiojax.train import tasks
+  from tests.models.test_wavenet import TINY, random_params
+  model = wavenet.Model(**TINY, condition_channels=8, condition_hop=16, excitation_channels=4)
+  with pytest.raises(ValueError, match="data.condition='excitation'"):
+    tasks.wavenet_loss(model, {"params": random_params(model)}, harmonic_batch(0, 2, 256),
+                       jax.random.key(0))
