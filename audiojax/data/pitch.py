@@ -17,8 +17,6 @@ import hashlib
 import threading
 
 import numpy as np
-import parselmouth
-from parselmouth import praat
 
 EXCITATION_CHANNELS = 4
 FLOOR_HZ = 60.0  # Pitch search range: covers espeak's and most adult voices.
@@ -37,6 +35,10 @@ def pulses(audio: np.ndarray, sample_rate_hz: int, floor_hz: float = FLOOR_HZ,
     raise ValueError(f"pulses of one channel of audio [samples], got shape {audio.shape}")
   if audio.shape[0] < 3 * sample_rate_hz / floor_hz or not np.any(audio):
     return np.zeros((0,), np.int64)
+  # Imported here: only models given an excitation load Praat (and its bundled libraries).
+  import parselmouth
+  from parselmouth import praat
+
   sound = parselmouth.Sound(audio, sampling_frequency=sample_rate_hz)
   pitch = sound.to_pitch_ac(pitch_floor=floor_hz, pitch_ceiling=ceiling_hz)
   points = praat.call([sound, pitch], "To PointProcess (cc)")
