@@ -165,8 +165,9 @@ for part in $PARTS; do
     vocoders)  # Side by side: the mel vocoder and the one also given the pitch pulses
       # (audiojax/data/pitch.py), both with VOCODER_FLAGS, then their resyntheses.
       wavenet vocoder vocoder ${VOCODER_FLAGS:-} &
+      mel_pid=$!
       wavenet vocoder_pitch vocoder_pitch ${VOCODER_FLAGS:-} &
-      wait
+      wait "$mel_pid" $!  # Only these two, not a background `wavenet` part's job.
       wavenet_report vocoder
       wavenet_report vocoder_pitch;;
     mfu_coarse)
