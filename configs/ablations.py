@@ -4,7 +4,7 @@
 its rows differ only in what the ablation varies.
 
   wavenet  (van den Oord et al., 2016, at CPU scale on the built-in speech corpus; base
-           `configs/wavenet.py:quickstart`):
+           `configs/wavenet.py:unconditional`):
     receptive field: 1, 2 and 3 dilation cycles (dilations 1..256) and a non-dilated stack as
       deep as the base (2 cycles: 18 layers of dilation 1);
     output: the 256-way mu-law softmax vs a mixture of 10 logistics over 16-bit audio (compare
@@ -20,7 +20,7 @@ import os
 import ml_collections
 
 
-def _wavenet(variant: str = "quickstart") -> ml_collections.ConfigDict:
+def _wavenet(variant: str = "unconditional") -> ml_collections.ConfigDict:
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wavenet.py")
   spec = importlib.util.spec_from_file_location("_wavenet_config", path)
   module = importlib.util.module_from_spec(spec)
@@ -28,7 +28,7 @@ def _wavenet(variant: str = "quickstart") -> ml_collections.ConfigDict:
   return module.get_config(variant)
 
 
-def wavenet_sweep(base: str = "quickstart") -> dict[str, ml_collections.ConfigDict]:
+def wavenet_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
   """The rows on `configs/wavenet.py:<base>` (`tiny` for tests)."""
   rows = {}
   for cycles in (1, 2, 3):
@@ -64,7 +64,7 @@ def wavenet_dilations(config: ml_collections.ConfigDict) -> list[int]:
 SWEEPS = {"wavenet": wavenet_sweep}
 
 
-def get_sweep(name: str, base: str = "quickstart") -> dict[str, ml_collections.ConfigDict]:
+def get_sweep(name: str, base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
   if name not in SWEEPS:
     raise ValueError(f"unknown sweep {name!r}: use one of {', '.join(SWEEPS)}")
   return SWEEPS[name](base)

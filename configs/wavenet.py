@@ -2,33 +2,43 @@
 
 Variants (`--config=configs/wavenet.py:VARIANT`):
   tiny        unit tests: a few tiny steps.
-  quickstart  what ./launch/quickstart.sh trains on 2 CPU cores in about 8 minutes:
+  quickstart  what ./launch/quickstart.sh trains on 2 CPU cores in about 5 minutes:
               python -m launch.train --config=configs/wavenet.py:quickstart --workdir=runs/wavenet
+              a vocoder: the unconditional recipe below, conditioned on 40 log-mel bands (hop
+              128, transposed-conv upsampling), the speaker, and the pitch-synchronous
+              excitation of the audio (Praat's glottal pulses, audiojax/data/pitch.py), and
+              embedding the samples about one pitch period back (model.period_input, 3 taps):
+              it continues its own last period, so its resyntheses of held-out clips (written
+              by the trainer and launch.sample --resynthesize=test) are voiced. Measured (2
+              cores, 1600 steps): see the README's quick start.
+  quickstart_tiny  unit tests.
+  unconditional  the quick start's size and recipe with the speaker as the only conditioning:
               18 layers (receptive field 1023 samples, 64 ms), 1600 steps of 4 x 2000 samples.
               Measured (2 cores): test 4.37 bits/sample after these 1600 steps (9.5 min);
-              4.26 (validation) after 2500 steps.
-              Samples at temperature 0.85 have speech's rhythm (bursts and pauses) but a noise-like
-              spectrum: voicing (harmonics) needs much longer training than a CPU quick start.
-  mol         quickstart-size with a discretized mixture of 10 logistics over 16-bit audio
+              4.26 (validation) after 2500 steps. Samples at temperature 0.85 have speech's
+              rhythm (bursts and pauses) but a noise-like spectrum: voicing (harmonics) needs
+              much longer training than a CPU quick start. The base of the ablations
+              (configs/ablations.py).
+  mol         unconditional-size with a discretized mixture of 10 logistics over 16-bit audio
               instead of the 256-way mu-law softmax (inputs: amplitudes). Compare runs by
               mu_law_bits_per_sample (bits_per_sample is per 16-bit level here; see
               audiojax/models/wavenet.py).
-  vocoder     quickstart-size, locally conditioned on 40 log-mel bands at 8 ms frames (hop 128
+  vocoder     unconditional-size, locally conditioned on 40 log-mel bands at 8 ms frames (hop 128
               samples; the task computes them from the batch audio), upsampled by transposed
-              convs (strides 4, 4, 8), plus the speaker. Audio samples during training are
-              off (sample_every=0): the trainer has no features to pass to the sampler yet;
-              tasks.wavenet_generate(..., condition=mel) resynthesises given features.
+              convs (strides 4, 4, 8), plus the speaker. The trainer's samples are
+              resyntheses of held-out clips of the eval split (next to the originals).
   vocoder_tiny  unit tests: the tiny model with 8 log-mel bands at hop 16 (strides 4, 4).
   vocoder_pitch  vocoder plus a pitch-synchronous excitation at the sample rate (Praat's
               glottal pulses of the audio: audiojax/data/pitch.py), packed at the end of each
               frame (model.excitation_channels); crops of 2048 samples (whole frames).
-              Measured (2 cores, 1600 steps): validation 4.34 bits/sample (vocoder: 4.32),
-              resyntheses still unvoiced (README, quick start).
+              Measured (2 cores, 1600 steps, the excitation's first 4 channels, without the
+              period): validation 4.34 bits/sample (vocoder: 4.32), resyntheses unvoiced
+              (README, quick start). The quick start is this plus the period input.
   vocoder_pitch_tiny  unit tests.
-  tts         text-to-speech: quickstart-size, conditioned on linguistic features from espeak's
-              phoneme alignment of the corpus (previous/current/next phoneme, stress, position
-              in and duration of the phoneme; audiojax/data/phonemes.py) at 5 ms frames (hop 80,
-              repeated to the sample rate), plus the speaker. Speak new text with
+  tts         text-to-speech: unconditional-size, conditioned on linguistic features from
+              espeak's phoneme alignment of the corpus (previous/current/next phoneme, stress,
+              position in and duration of the phoneme; audiojax/data/phonemes.py) at 5 ms frames
+              (hop 80, repeated to the sample rate), plus the speaker. Speak new text with
               python -m launch.synthesize --workdir=DIR --text="..." --speaker=K --output=a.wav
   tts_tiny    unit tests: the tiny model with phoneme features at hop 16.
   tts_cloning tts with voice cloning: conditioned on a speaker vector that a jointly trained
@@ -36,13 +46,13 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               (audiojax/models/wavenet.py), not on the speaker id; speak in a new voice with
               python -m launch.synthesize ... --reference=voice.wav
   tts_cloning_tiny  unit tests.
-  music       quickstart-size on the built-in music corpus (Bach chorales rendered by 3
+  music       unconditional-size on the built-in music corpus (Bach chorales rendered by 3
               synthesized instruments, audiojax/data/music21_audio.py), conditioned on the
               instrument: python -m launch.sample --workdir=DIR --output_dir=OUT --speaker=K
               plays instrument K (0 plucked string, 1 organ, 2 piano).
   music_unconditional  the same without the instrument.
   music_tiny  unit tests.
-  super_resolution  quickstart-size, conditioned on the audio's low band at 8 kHz (the task
+  super_resolution  unconditional-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
               python -m launch.super_resolve --workdir=DIR --input=low.wav --output=hi.wav
@@ -132,7 +142,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
 
   if variant == "paper":
     pass
-  elif variant == "quickstart":
+  elif variant == "unconditional":
     config.model.update(residual_channels=32, gate_channels=64, skip_channels=128,
                         head_channels=128, dilation_cycles=2, max_dilation=256)
     config.data.update(crop_samples=2000, batch_size=4)
@@ -149,24 +159,28 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         eval_max_examples=2, sample_every=0, sample_seconds=0.01,
                         async_checkpoints=False)
   elif variant == "mol":
-    config = get_config("quickstart")
+    config = get_config("unconditional")
     config.model.update(output="mol", num_mixtures=10, log_scale_min=-12.0)
-  elif variant in ("vocoder", "vocoder_tiny", "vocoder_pitch", "vocoder_pitch_tiny"):
-    tiny, excitation = variant.endswith("tiny"), "pitch" in variant
-    config = get_config("tiny" if tiny else "quickstart")
+  elif variant in ("quickstart", "quickstart_tiny", "vocoder", "vocoder_tiny", "vocoder_pitch",
+                   "vocoder_pitch_tiny"):
+    # Vocoders: log-mel (and the pitch-synchronous excitation) conditioned, plus the speaker.
+    tiny = variant.endswith("tiny")
+    config = get_config("tiny" if tiny else "unconditional")
     hop, mels, strides = (16, 8, (4, 4)) if tiny else (128, 40, (4, 4, 8))
     config.model.update(condition_channels=mels, condition_hop=hop,
                         condition_upsample="transposed", condition_strides=strides,
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
-    config.train.sample_every = 0
-    if excitation:
+    config.train.num_samples_to_write = 4  # Resyntheses of held-out clips (trainer).
+    if variant.startswith(("quickstart", "vocoder_pitch")):
       config.model.excitation_channels = pitch.EXCITATION_CHANNELS
       config.data.update(condition="excitation", condition_hop=hop,
+                         excitation_channels=config.model.get_ref("excitation_channels"),
                          crop_samples=-(-config.data.crop_samples // hop) * hop)
+      config.model.update(period_input=variant.startswith("quickstart"), period_taps=3)
   elif variant in ("tts", "tts_tiny"):
     # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
     # at one frame per 5 ms, repeated to the sample rate, and on the speaker.
-    config = get_config("quickstart" if variant == "tts" else "tiny")
+    config = get_config("unconditional" if variant == "tts" else "tiny")
     num_phonemes = 128
     config.model.update(condition_channels=phonemes.num_features(num_phonemes),
                         condition_hop=80 if variant == "tts" else 16, condition_upsample="repeat",
@@ -186,21 +200,21 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   elif variant in ("music", "music_unconditional", "music_tiny"):
     # Music synthesis on the built-in Bach chorales, conditioned on the instrument (the
     # dataset's label takes the speaker's place) or on nothing.
-    config = get_config("tiny" if variant == "music_tiny" else "quickstart")
+    config = get_config("tiny" if variant == "music_tiny" else "unconditional")
     config.data.name = "music21_audio/tiny" if variant == "music_tiny" else "music21_audio"
     config.model.num_speakers = 0 if variant == "music_unconditional" else 3
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
-    config = get_config("quickstart" if variant == "super_resolution" else "tiny")
+    config = get_config("unconditional" if variant == "super_resolution" else "tiny")
     hop, strides = (64, (4, 4, 4)) if variant == "super_resolution" else (16, (4, 4))
     config.model.update(condition_channels=hop // 2, condition_hop=hop,
                         condition_upsample="transposed", condition_strides=strides,
                         condition_source="lowband", lowband_factor=2,
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
-    config.train.sample_every = 0
   else:
-    raise ValueError(f"unknown wavenet variant {variant!r}: use tiny, quickstart, mol, vocoder, "
-                     "vocoder_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, music, "
+    raise ValueError(f"unknown wavenet variant {variant!r}: use quickstart, quickstart_tiny, "
+                     "unconditional, tiny, mol, vocoder, vocoder_tiny, vocoder_pitch, "
+                     "vocoder_pitch_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, music, "
                      "music_unconditional, music_tiny, super_resolution, "
                      "super_resolution_tiny or paper")
   return config

@@ -35,7 +35,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where each row's run and the ta
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Training steps of every row.")
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 32, "Test utterances per row.")
 _ROWS = flags.DEFINE_list("rows", None, "Only these rows (names as in the table).")
-_BASE = flags.DEFINE_string("base", "quickstart", "The config variant the rows start from "
+_BASE = flags.DEFINE_string("base", "unconditional", "The config variant the rows start from "
                             "(configs/wavenet.py; tiny for a smoke test).")
 _DATASET = flags.DEFINE_string("dataset", None, "Every row's config.data.name (default: the "
                                "sweep's).")

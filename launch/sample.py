@@ -7,7 +7,11 @@ A locally conditioned WaveNet (e.g. `configs/wavenet.py:vocoder`) resynthesises 
 from its log-mel features (the features the model was trained on, computed from the file):
   python -m launch.sample --workdir=runs/vocoder --output_dir=resynth \
       --condition_audio=in.wav [--speaker=3]
-Each clip then has the recording's length (--seconds is ignored). --prompt_audio=speech.wav
+Each clip then has the recording's length (--seconds is ignored). Or it resynthesises
+held-out clips of its own dataset, each with its own speaker, written next to the originals:
+  python -m launch.sample --workdir=runs/vocoder --output_dir=resynth --resynthesize=test \
+      --num_samples=4 --seconds=2
+--prompt_audio=speech.wav
 continues a recording: each clip starts with its first --prompt_seconds (teacher-forced through
 the sampler, not drawn). A voice-cloning model
 (`speaker_embedding_dim > 0`) speaks in the voice of --reference=voice.wav instead of --speaker.
@@ -20,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from audiojax.data import audio_io
+from audiojax.data import audio_io, pipeline
 from audiojax.eval import voicing
 from audiojax.train import sharding, tasks, trainer
 from launch import common
@@ -37,6 +41,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
     "features (any common format and rate).")
+_RESYNTHESIZE = flags.DEFINE_string(
+    "resynthesize", None, "Locally conditioned models: resynthesise --num_samples clips of "
+    "--seconds from this split of the model's dataset (speakers in turn, each with its own "
+    "speaker id), next to the originals (original_<i>.wav).")
 _PROMPT_AUDIO = flags.DEFINE_string(
     "prompt_audio", None, "Continue this recording (any common format and rate): each clip "
     "starts with its first --prompt_seconds, then the model's continuation.")
@@ -66,20 +74,27 @@ def main(argv):
   length = int(round(_SECONDS.value * rate))
   kwargs = {}
   conditioned = config.model.get("condition_channels", 0) > 0
-  if conditioned != bool(_CONDITION_AUDIO.value):
+  sources = bool(_CONDITION_AUDIO.value) + bool(_RESYNTHESIZE.value)
+  if conditioned != bool(sources) or sources > 1:
     raise SystemExit(
-        "error: this model is locally conditioned: pass --condition_audio=FILE" if conditioned
-        else "error: --condition_audio needs a locally conditioned model (configs/wavenet.py:"
-        f"vocoder); {_WORKDIR.value} has none")
-  if conditioned and num_speakers and _SPEAKER.value is None:
+        "error: this model is locally conditioned: pass --condition_audio=FILE or "
+        "--resynthesize=SPLIT (one of them)" if conditioned
+        else "error: --condition_audio and --resynthesize need a locally conditioned model "
+        f"(configs/wavenet.py:vocoder); {_WORKDIR.value} has none")
+  if _CONDITION_AUDIO.value and num_speakers and _SPEAKER.value is None:
     raise SystemExit(f"error: this model is also conditioned on the speaker ({num_speakers} ids): "
                      "pass the recording's speaker as --speaker=K; another speaker's voice "
                      "against the recording's features resynthesises neither")
+  originals = []
+  if _CONDITION_AUDIO.value:
+    originals = jnp.asarray(audio_io.load_audio(_CONDITION_AUDIO.value, rate))[None]
+    length = originals.shape[1]
+  elif _RESYNTHESIZE.value:  # Held-out clips, each with its own speaker (not --speaker).
+    originals, speaker = pipeline.held_out_clips(config.data, _RESYNTHESIZE.value, n, length)
+    speaker = jnp.asarray(speaker)
   if conditioned:
-    recording = audio_io.load_audio(_CONDITION_AUDIO.value, rate)
-    length = recording.shape[0]
-    features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
-    kwargs["condition"] = jnp.repeat(features, n, axis=0)
+    features = tasks.condition_features(model, jnp.asarray(originals))  # [1 or n, frames, C]
+    kwargs["condition"] = jnp.broadcast_to(features, (n, *features.shape[1:]))
   if _PROMPT_AUDIO.value:
     prompt = audio_io.load_audio(_PROMPT_AUDIO.value, rate)[:int(_PROMPT_SECONDS.value * rate)]
     if not 0 < prompt.shape[0] < length:
@@ -98,6 +113,13 @@ def main(argv):
     stats = (f": {'continuation: ' if given else ''}{voicing.voicing(drawn, rate)}"
              if drawn.shape[0] >= voicing.frame_samples(rate) else "")
     print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint){stats}")
+  if _RESYNTHESIZE.value:
+    for i, clip in enumerate(np.asarray(originals)):
+      audio_io.write_wav(os.path.join(_OUTPUT_DIR.value, f"original_{i}.wav"), clip, rate)
+    stats = [f"{voicing.voicing(clip, rate)}" for clip in np.asarray(originals)
+             if clip.shape[0] >= voicing.frame_samples(rate)]
+    print(f"the originals (speakers {', '.join(map(str, np.asarray(speaker)))}): "
+          f"{_OUTPUT_DIR.value}/original_*.wav{': ' if stats else ''}{'; '.join(stats)}")
 
 
 if __name__ == "__main__":

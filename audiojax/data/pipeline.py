@@ -28,7 +28,8 @@ and, when `config.data.condition` asks for them, time-aligned conditioning featu
   condition: float32 [samples / condition_hop, C]: row k describes the audio's samples
   [k * hop, (k + 1) * hop). "phonemes" = text-to-speech linguistic features from the espeak
   corpus' phoneme alignment (`audiojax.data.phonemes`); "excitation" = the audio's
-  pitch-synchronous excitation, hop x 4 sample-rate features per frame (`audiojax.data.pitch`);
+  pitch-synchronous excitation, hop x `data.excitation_channels` sample-rate features per frame
+  (`audiojax.data.pitch`);
   crops then start on a frame boundary;
 and, when `config.data.reference_samples > 0` (voice cloning), reference audio of the speaker:
   reference: float32 [reference_samples], a random window of another utterance of the same
@@ -342,6 +343,12 @@ def crop_labels(labels: tuple[np.ndarray, np.ndarray], start: int, crop_samples:
           "phoneme_lengths": np.int32(inside.shape[0])}
 
 
+def excitation_channels(data_config: ml_collections.ConfigDict) -> int:
+  """Channels per sample of an "excitation" condition: `data.excitation_channels`, or the 4
+  of runs from before the period channel, whose configs do not name it."""
+  return data_config.get("excitation_channels", 4)
+
+
 def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
                  ) -> Callable[[dict], np.ndarray] | None:
   """example -> its conditioning features [frames, C] (`config.data.condition`), or None.
@@ -349,11 +356,11 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
   kind = data_config.get("condition", "")
   if not kind:
     return None
-  if kind == "excitation":  # C = hop x pitch.EXCITATION_CHANNELS, from the audio itself.
+  if kind == "excitation":  # C = hop x excitation channels, from the audio itself.
     points = pitch.PulseCache(data_config.sample_rate_hz)
     return lambda example: pitch.excitation_frames(
         example["audio"], data_config.sample_rate_hz, data_config.condition_hop,
-        points(example["audio"]))
+        points(example["audio"]), excitation_channels(data_config))
   if kind != "phonemes":
     raise ValueError(f"data.condition={kind!r}: use '', 'phonemes' or 'excitation'")
   inventory = _configured_inventory(data_config)
@@ -539,7 +546,7 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
   batch = {"audio": np.zeros((rows, crop), np.float32),
            "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
   if data_config.get("condition"):
-    channels = (data_config.condition_hop * pitch.EXCITATION_CHANNELS
+    channels = (data_config.condition_hop * excitation_channels(data_config)
                 if data_config.condition == "excitation"
                 else phonemes.num_features(data_config.num_phonemes))
     batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
@@ -636,3 +643,27 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
     pad = {k: v[0] for k, v in example_batch(data_config).items()}
     rows += [pad] * (batch_size - len(rows))
     yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def held_out_clips(data_config: ml_collections.ConfigDict, split: str, num_clips: int,
+                   num_samples: int, max_utterances: int = 200
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """The first `num_samples` of `num_clips` utterances of a split, speakers taken in turn (each
+  speaker's first utterance of at least that length, then each one's second, ...): what a
+  vocoder resynthesises to show itself. Returns audio float32 [num_clips, num_samples] and
+  speaker ids int32 [num_clips]. Looks at the first `max_utterances`; shorter ones only when
+  too few are long enough (zero-padded)."""
+  found = list(utterances(data_config, split, max_examples=max_utterances, process_index=0,
+                          process_count=1))
+  if not found:
+    raise ValueError(f"split {split!r} of {data_config.name} has no utterances to resynthesise")
+  found.sort(key=lambda example: example["audio"].shape[0] < num_samples)  # Long ones first.
+  by_speaker: dict[int, list[np.ndarray]] = {}
+  for example in found:
+    by_speaker.setdefault(int(example["speaker"]), []).append(example["audio"])
+  order = [(rank, speaker) for speaker, clips in by_speaker.items() for rank in range(len(clips))]
+  chosen = sorted(order)[:num_clips]
+  while len(chosen) < num_clips:  # Fewer utterances than clips: repeat them.
+    chosen += chosen[:num_clips - len(chosen)]
+  audio = np.stack([crop_at(by_speaker[s][r], 0, num_samples)["audio"] for r, s in chosen])
+  return audio.astype(np.float32), np.array([s for _, s in chosen], np.int32)

@@ -10,7 +10,12 @@ them follows them, and new points (from another F0 contour) make it speak at tha
 `excitation` turns points into features at the sample rate, EXCITATION_CHANNELS per sample:
   voiced   1 between two points at most one `floor_hz` period apart, else 0;
   pulse    1 on a voiced period's first sample (its point), else 0;
-  sin, cos of 2 pi x the position inside the period (0 at a point, ~1 at the next), 0 unvoiced.
+  sin, cos of 2 pi x the position inside the period (0 at a point, ~1 at the next), 0 unvoiced;
+  period   the period's length in units of `period_scale` samples (the longest voiced period,
+           one `FLOOR_HZ` cycle), in (0, 1], 0 unvoiced: where a model finds the sample one
+           period back (`wavenet.Model.period_input`).
+A model may take the first E of these channels (`channels`): E = 4, without the period, is
+what the first pitch vocoders were trained on.
 """
 
 import hashlib
@@ -18,9 +23,15 @@ import threading
 
 import numpy as np
 
-EXCITATION_CHANNELS = 4
+EXCITATION_CHANNELS = 5
+PERIOD_CHANNEL = 4  # Of the excitation's channels, the period's.
 FLOOR_HZ = 60.0  # Pitch search range: covers espeak's and most adult voices.
 CEILING_HZ = 500.0
+
+
+def period_scale(sample_rate_hz: int) -> float:
+  """Samples per unit of the excitation's period channel: one FLOOR_HZ cycle."""
+  return sample_rate_hz / FLOOR_HZ
 
 
 def pulses(audio: np.ndarray, sample_rate_hz: int, floor_hz: float = FLOOR_HZ,
@@ -49,10 +60,12 @@ def pulses(audio: np.ndarray, sample_rate_hz: int, floor_hz: float = FLOOR_HZ,
 
 
 def excitation(pulse_samples: np.ndarray, num_samples: int, sample_rate_hz: int,
-               floor_hz: float = FLOOR_HZ) -> np.ndarray:
-  """Points (rising sample indices) -> float32 [num_samples, EXCITATION_CHANNELS] (module
-  docstring): sample n between points a <= n < b with b - a <= sample_rate_hz / floor_hz is
-  voiced, at phase (n - a) / (b - a)."""
+               floor_hz: float = FLOOR_HZ, channels: int = EXCITATION_CHANNELS) -> np.ndarray:
+  """Points (rising sample indices) -> float32 [num_samples, channels] (the first `channels`
+  of the module docstring's): sample n between points a <= n < b with b - a <= sample_rate_hz /
+  floor_hz is voiced, at phase (n - a) / (b - a), in a period of b - a."""
+  if not 0 < channels <= EXCITATION_CHANNELS:
+    raise ValueError(f"excitation channels={channels}: use 1..{EXCITATION_CHANNELS}")
   out = np.zeros((num_samples, EXCITATION_CHANNELS), np.float32)
   points = np.asarray(pulse_samples, np.int64)
   if points.shape[0] < 2 or num_samples == 0:
@@ -68,20 +81,27 @@ def excitation(pulse_samples: np.ndarray, num_samples: int, sample_rate_hz: int,
   out[:, 1] = voiced & (n == start)
   out[:, 2] = np.where(voiced, np.sin(angle), 0.0)
   out[:, 3] = np.where(voiced, np.cos(angle), 0.0)
-  return out
+  out[:, PERIOD_CHANNEL] = np.where(voiced, period / period_scale(sample_rate_hz), 0.0)
+  return out[:, :channels]
+
+
+def periods(period_channel, sample_rate_hz: int):
+  """The period channel (numpy or jax, any shape) -> int32 periods in samples, 0 unvoiced."""
+  return (period_channel * period_scale(sample_rate_hz) + 0.5).astype(np.int32)
 
 
 def excitation_frames(audio: np.ndarray, sample_rate_hz: int, hop: int,
-                      points: np.ndarray | None = None) -> np.ndarray:
+                      points: np.ndarray | None = None,
+                      channels: int = EXCITATION_CHANNELS) -> np.ndarray:
   """Audio [samples] -> its excitation packed frame by frame, float32
-  [ceil(samples / hop), hop * EXCITATION_CHANNELS]: row k holds samples k * hop .. (k + 1) *
-  hop - 1 (zeros past the end), sample-major (`Model.excitation_channels` unpacks it).
+  [ceil(samples / hop), hop * channels]: row k holds samples k * hop .. (k + 1) * hop - 1
+  (zeros past the end), sample-major (`Model.excitation_channels` unpacks it).
   `points`: the audio's `pulses`, when already known."""
   num_samples = np.asarray(audio).shape[0]
   frames = -(-num_samples // hop)
   points = pulses(audio, sample_rate_hz) if points is None else points
-  per_sample = excitation(points, frames * hop, sample_rate_hz)
-  return per_sample.reshape(frames, hop * EXCITATION_CHANNELS)
+  per_sample = excitation(points, frames * hop, sample_rate_hz, channels=channels)
+  return per_sample.reshape(frames, hop * channels)
 
 
 class PulseCache:

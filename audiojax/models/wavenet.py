@@ -41,6 +41,15 @@ With `excitation_channels` E > 0, each frame also carries hop x E features at th
 `condition_channels`: the upsampler passes them through unchanged, so sample n's gates see
 its own E values next to the upsampled frame features.
 
+Pitch-lag input (`period_input`, after the long-term predictor of CELP codecs and the
+pitch-dependent dilations of Quasi-Periodic WaveNet, Wu et al. 2019): with the excitation's
+period channel (`audiojax.data.pitch`: E = 5), the step that draws sample n also embeds the
+sample one period P(n) back, n - P(n) (and with `period_taps` = 2h + 1 the samples n - P + d,
+|d| <= h, around it: a period is seldom a whole number of samples), each tap with its own
+embedding added to the input's (its class num_classes, "none", where unvoiced or not yet
+drawn). A model that leans on them continues its own last period, so what it draws stays
+periodic: voiced.
+
 Global conditioning: a speaker id (`num_speakers > 0`: a learned vector per speaker and
 layer, the paper's V^T h for a one-hot h) or, for voice cloning (`speaker_embedding_dim > 0`),
 a speaker vector computed from reference audio of the speaker: `SpeakerEncoder` maps the
@@ -57,19 +66,22 @@ O(receptive field). It reads the same params tree as `Model.__call__`:
   weights = decode_weights(model, params)                  # fused once, outside the loop
   state = init_decode_state(model, weights, batch_size, speaker)
   upsampled = upsample_condition(model, params, condition)  # once: [batch, frames * hop, C]
-  terms = condition_terms(model, weights, upsampled.transpose(1, 0, 2))  # [time, L, batch, G]
+  terms = condition_terms(model, weights, upsampled.transpose(1, 0, 2))  # StepCondition
   state, outputs_t = decode_step(model, weights, state, inputs_t, terms[t])
 
 `inputs_t`: int32 classes [batch] (softmax) or float amplitudes [batch] (mol). The local
-conditioning enters a step as its precomputed gate term [L, batch, G]; the sampler computes the
-terms a chunk of steps at a time (`audiojax.sample.wavenet`): one matmul per chunk instead of a
-small one in every step, without the whole clip's [time, L, batch, G].
+conditioning enters a step as its precomputed gate term [L, batch, G] (and, with
+`period_input`, its period [batch]: the state then also keeps the last `history_size` inputs);
+the sampler computes the terms a chunk of steps at a time (`audiojax.sample.wavenet`): one
+matmul per chunk instead of a small one in every step, without the whole clip's
+[time, L, batch, G].
 
 Params tree (`nn.meta.unbox(model.init(...)["params"])`; `init` returns each leaf in a
 `nn.LogicallyPartitioned` box naming its axes for `audiojax.train.sharding`), L layers,
 R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outputs:
   embed/embedding                  [num_classes, R]   (softmax: == 1x1 conv of the one-hot input)
   embed/kernel [1, R], bias [R]    (mol: 1x1 conv of the amplitude)
+  period_embed/embedding           [(num_classes + 1) period_taps, R]  (only with period_input)
   condition_upsampler/stride_{i}/kernel [2 s_i, C, C], bias [C]  (transposed upsampling only)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
@@ -91,6 +103,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from audiojax.data import pitch
 from audiojax.models import layers
 
 OUTPUTS = ("softmax", "mol")
@@ -116,6 +129,17 @@ def _check_speaker(model: "Model", speaker: jnp.ndarray | None) -> jnp.ndarray |
   if speaker is None:
     raise ValueError(f"model has num_speakers={model.num_speakers}: pass speaker ids")
   return speaker
+
+
+def _check_period_input(model: "Model") -> None:
+  if model.period_input and model.period_taps % 2 != 1:
+    raise ValueError(f"period_taps={model.period_taps}: use an odd number (taps centred on the "
+                     "sample one period back)")
+  if model.period_input and (model.output != "softmax" or
+                             model.excitation_channels <= pitch.PERIOD_CHANNEL):
+    raise ValueError("period_input needs output='softmax' and the excitation's period channel "
+                     f"(excitation_channels={pitch.EXCITATION_CHANNELS}); got output="
+                     f"{model.output!r}, excitation_channels={model.excitation_channels}")
 
 
 def _check_condition(model: "Model", condition: jnp.ndarray | None) -> jnp.ndarray | None:
@@ -267,6 +291,51 @@ def condition_window(upsampled: jnp.ndarray, offset: int | jnp.ndarray,
   return jax.lax.dynamic_slice_in_dim(padded, offset, time, axis=1)
 
 
+def history_size(model: "Model") -> int:
+  """Past inputs the decoder keeps for `period_input` (a power of 2 above the longest voiced
+  period, `pitch.period_scale`); a longer period is treated as unvoiced, by both paths."""
+  return 1 << math.ceil(math.log2(pitch.period_scale(model.sample_rate_hz) + 2))
+
+
+def condition_periods(model: "Model", upsampled: jnp.ndarray) -> jnp.ndarray | None:
+  """Upsampled features [..., C + E] -> int32 periods in samples [...] (0 unvoiced) from the
+  excitation's period channel; None for a model without `period_input`."""
+  if not model.period_input:
+    return None
+  channel = upsampled.shape[-1] - model.excitation_channels + pitch.PERIOD_CHANNEL
+  return pitch.periods(upsampled[..., channel], model.sample_rate_hz)
+
+
+def _period_taps(model: "Model", positions: jnp.ndarray, periods: jnp.ndarray):
+  """Positions and periods (broadcastable) -> the input index of each period tap [..., taps]
+  (position + 1 - P + d for d in -(taps // 2)..taps // 2) and whether it holds a past input."""
+  half = model.period_taps // 2
+  offsets = jnp.arange(-half, half + 1)
+  index = (positions + 1 - periods)[..., None] + offsets
+  periods = periods[..., None]
+  valid = ((periods > 0) & (periods + half < history_size(model)) & (periods - offsets >= 1)
+           & (index >= 0))
+  return index, valid
+
+
+def _tap_ids(model: "Model", classes: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
+  """Classes [..., taps] -> `period_embed` rows: tap j's classes, or its "none", at j (C + 1)."""
+  ids = jnp.where(valid, classes, model.num_classes)
+  return ids + (model.num_classes + 1) * jnp.arange(model.period_taps)
+
+
+def lagged_inputs(model: "Model", inputs: jnp.ndarray, periods: jnp.ndarray) -> jnp.ndarray:
+  """inputs [batch, time] int32, periods [batch, time] -> the `period_embed` rows of the inputs
+  about one period back of each position, [batch, time, period_taps]: position t (input:
+  sample n - 1) takes the inputs at t + 1 - P + d (samples n - P + d), d in -(taps // 2)..
+  taps // 2; the tap's "none" where P = 0, P + taps // 2 >= history_size, P - d < 1 (not yet
+  drawn) or the index is before the first input."""
+  index, valid = _period_taps(model, jnp.arange(inputs.shape[1])[None, :], periods)
+  b, t, taps = index.shape
+  lagged = jnp.take_along_axis(inputs, jnp.clip(index, 0, t - 1).reshape(b, t * taps), axis=1)
+  return _tap_ids(model, lagged.reshape(b, t, taps), valid)
+
+
 def _upsampler(model: "Model", **kwargs) -> ConditionUpsampler:
   """`model`'s conditioning upsampler (a submodule when built inside `Model.__call__`)."""
   return ConditionUpsampler(model.condition_upsample, model.condition_hop,
@@ -314,6 +383,10 @@ class Model(nn.Module):
   # each frame (the pipeline's pitch-synchronous excitation, `audiojax.data.pitch`), used as
   # they are, not upsampled: `condition` is then [batch, frames, condition_channels + hop E].
   excitation_channels: int = 0
+  # With excitation_channels = 5 (the period channel): also embed the input one pitch period
+  # back (module docstring), and period_taps - 1 around it (odd). Softmax only.
+  period_input: bool = False
+  period_taps: int = 1
   lowband_factor: int = 2
   sample_rate_hz: int = 16000
   dtype: Any = jnp.float32
@@ -362,6 +435,10 @@ class Model(nn.Module):
       raise ValueError(f"condition has {condition.shape[-1]} channels per frame; the model takes "
                        f"{channels} (condition_channels + condition_hop x excitation_channels)")
     num_outputs = self.num_outputs  # Checks `output`.
+    _check_period_input(self)
+    if condition is not None:
+      upsampled = _upsampler(self, name="condition_upsampler")(condition)
+      condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
     if self.output == "mol":
       x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",
                    kernel_init=_init((None, "embed")),
@@ -370,10 +447,13 @@ class Model(nn.Module):
       x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="embed",
                    embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
                    )(inputs)  # [b, t, R]
+    if self.period_input:  # The sample one period back: [b, t, R].
+      lagged = lagged_inputs(self, inputs, condition_periods(self, condition))
+      x += nn.Embed((self.num_classes + 1) * self.period_taps, self.residual_channels,
+                    dtype=self.dtype, name="period_embed",
+                    embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
+                    )(lagged).sum(axis=2)
     x = _constrain(x, ("batch", "time", None))
-    if condition is not None:
-      upsampled = _upsampler(self, name="condition_upsampler")(condition)
-      condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
     layer = remat(ResidualLayer, self.remat)
     skips = 0.0
     for i, dilation in enumerate(self.dilations):
@@ -447,6 +527,7 @@ class DecodeWeights(struct.PyTreeNode):
   """`Model` params rearranged once for one-sample steps; L layers, shapes as in the params."""
   embedding: jax.Array  # [classes, R] (softmax) or [1, R] (mol: the amplitude's 1x1)
   embedding_bias: jax.Array | None  # [R] (mol only)
+  period_embedding: jax.Array | None  # [(classes + 1) taps, R] (period_input only)
   past_kernel: jax.Array  # [L, k - 1, R, G]: conv taps at t - (k - 1) d, ..., t - d
   current_kernel: tuple[jax.Array, ...]  # L x [R, G]: conv tap at t
   gate_bias: jax.Array  # [L, G]
@@ -467,6 +548,16 @@ class DecodeState(struct.PyTreeNode):
   queues: jax.Array  # [sum_l (k - 1) d_l, batch, R]: all layers' ring buffers, see `queue_layout`
   gate_context: jax.Array  # [L, batch, G]: gate biases + global conditioning, fixed in time
   step: jax.Array  # int32 []: time index of the next input
+  history: jax.Array | None = None  # int32 [history_size, batch]: input s at row s % size
+
+
+class StepCondition(struct.PyTreeNode):
+  """A locally conditioned step's inputs from the features, for one step or stacked in time."""
+  terms: jax.Array  # [..., L, batch, G]: every layer's conditioning gate term
+  periods: jax.Array | None = None  # int32 [..., batch]: period_input's periods (samples)
+
+  def __getitem__(self, index) -> "StepCondition":
+    return jax.tree.map(lambda x: x[index], self)
 
 
 def queue_layout(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -501,9 +592,11 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
     embedding, embedding_bias = cast(params["embed"]["kernel"]), cast(params["embed"]["bias"])
   else:
     embedding = cast(params["embed"]["embedding"])
+  period = cast(params["period_embed"]["embedding"]) if model.period_input else None
   return DecodeWeights(
       embedding=embedding,
       embedding_bias=embedding_bias,
+      period_embedding=period,
       past_kernel=jnp.stack([w[:-1] for w in conv]),
       current_kernel=tuple(w[-1] for w in conv),
       gate_bias=jnp.stack([cast(p["dilated_conv"]["bias"]) for p in layers]),
@@ -536,7 +629,10 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
                                    weights.speaker_embedding)
   elif speaker is not None:
     context = context + weights.speaker_embedding[:, speaker, :]  # [L, batch, G]
-  return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32))
+  history = (jnp.zeros((history_size(model), batch_size), jnp.int32) if model.period_input
+             else None)
+  return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32),
+                     history=history)
 
 
 def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
@@ -555,20 +651,22 @@ def upsample_condition(model: Model, params: Any, condition: jnp.ndarray) -> jnp
   return _upsampler(model).apply({"params": params.get("condition_upsampler", {})}, condition)
 
 
-def condition_terms(model: Model, weights: DecodeWeights, upsampled: jnp.ndarray) -> jnp.ndarray:
+def condition_terms(model: Model, weights: DecodeWeights,
+                    upsampled: jnp.ndarray) -> StepCondition:
   """Upsampled features [time, batch, C] (time-major) -> every layer's gate term of each step,
-  [time, L, batch, G]: all layers' conditioning 1x1s in one matmul."""
-  upsampled = upsampled.astype(model.dtype)
-  return jnp.einsum("tbc,clg->tlbg", upsampled, weights.condition_kernel)
+  [time, L, batch, G] (all layers' conditioning 1x1s in one matmul), and with `period_input`
+  each step's period [time, batch]."""
+  terms = jnp.einsum("tbc,clg->tlbg", upsampled.astype(model.dtype), weights.condition_kernel)
+  return StepCondition(terms, condition_periods(model, upsampled))
 
 
 def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs_t: jnp.ndarray,
-                condition_t: jnp.ndarray | None = None) -> tuple[DecodeState, jnp.ndarray]:
+                condition_t: StepCondition | None = None) -> tuple[DecodeState, jnp.ndarray]:
   """Consumes the input at time `state.step` -> outputs [batch, num_outputs] (`Model.__call__`).
 
   inputs_t: int32 classes [batch] (softmax) or float amplitudes [batch] (mol); condition_t:
-  this step's conditioning term [L, batch, G] for a locally conditioned model (row
-  `state.step` of `condition_terms`). The conv taps on the past are already in the queues, so
+  this step's conditioning for a locally conditioned model (row `state.step` of
+  `condition_terms`). The conv taps on the past are already in the queues, so
   all layers' past taps go through one gather and one batched matmul before the sequential
   residual chain; the chain's layer inputs go back into the queues with one scatter at the end.
   """
@@ -581,12 +679,18 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   context = state.gate_context + jnp.einsum("ljbr,ljrg->lbg", past, weights.past_kernel)
   condition_t = _check_condition(model, condition_t)
   if condition_t is not None:  # Local conditioning, computed before the loop.
-    context = context + condition_t
+    context = context + condition_t.terms
 
+  history = state.history
   if model.output == "mol":  # The amplitude's 1x1 conv: [batch, R].
     x = inputs_t[:, None].astype(model.dtype) * weights.embedding[0] + weights.embedding_bias
   else:
     x = weights.embedding[inputs_t]  # [batch, R]
+  if model.period_input:  # The input one period back (`lagged_inputs`), from the history.
+    history = history.at[t % history.shape[0]].set(inputs_t)
+    index, valid = _period_taps(model, t, condition_t.periods)  # [batch, taps]
+    lagged = history[index % history.shape[0], jnp.arange(inputs_t.shape[0])[:, None]]
+    x = x + weights.period_embedding[_tap_ids(model, lagged, valid)].sum(axis=1)
   layer_inputs, zs = [], []
   for i in range(len(model.dilations)):
     z = gated_unit(x @ weights.current_kernel[i] + context[i])  # [batch, G // 2]
@@ -598,4 +702,4 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   skips = jnp.concatenate(zs, axis=-1) @ weights.skip_kernel + weights.skip_bias  # [batch, S]
   h = nn.relu(nn.relu(skips) @ weights.hidden_kernel + weights.hidden_bias)  # [batch, H]
   logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, num_outputs]
-  return state.replace(queues=queues, step=t + 1), logits.astype(jnp.float32)
+  return state.replace(queues=queues, step=t + 1, history=history), logits.astype(jnp.float32)

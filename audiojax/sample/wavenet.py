@@ -121,8 +121,9 @@ CHUNK_STEPS = 256  # Steps whose conditioning terms one matmul computes (see mod
 def _scan_steps(model: wavenet.Model, weights: wavenet.DecodeWeights, step, carry, xs,
                 upsampled: jnp.ndarray | None, unroll: int = 1):
   """`jax.lax.scan(step, carry, (xs, terms))` over time, where `terms` are the conditioning
-  terms [time, L, batch, G] of time-major upsampled features [time, batch, C] (None: no
-  conditioning), computed CHUNK_STEPS at a time. Returns (carry, ys) as `lax.scan` does."""
+  (`wavenet.StepCondition`: gate terms [time, L, batch, G], periods) of time-major upsampled
+  features [time, batch, C] (None: no conditioning), computed CHUNK_STEPS at a time. Returns
+  (carry, ys) as `lax.scan` does."""
   if upsampled is None:
     return jax.lax.scan(step, carry, (xs, None), unroll=unroll)
   time = upsampled.shape[0]
@@ -156,7 +157,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
   # Each device carries the queues of its own rows: the scan then runs with no communication.
   rows = P(None, "data", None)
   state = state.replace(queues=_split_batch(state.queues, mesh, rows),
-                        gate_context=_split_batch(state.gate_context, mesh, rows))
+                        gate_context=_split_batch(state.gate_context, mesh, rows),
+                        history=None if state.history is None
+                        else _split_batch(state.history, mesh, P(None, "data")))
   if condition is not None:  # Upsampled once, before the loop.
     condition = wavenet.upsample_condition(model, params, condition)[:, :num_samples]
     condition = _split_batch(condition.transpose(1, 0, 2), mesh, rows)  # [time, batch, C]
@@ -225,7 +228,10 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))
 def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples, temperature):
-  rf, batch_size = model.receptive_field, first.shape[0]
+  # The inputs an output depends on: its receptive field, which with period_input reaches
+  # back from each position's input one period back (up to history_size) too.
+  rf = model.receptive_field + (wavenet.history_size(model) if model.period_input else 0)
+  batch_size = first.shape[0]
   # inputs[:, t] is the input at time t: silence, then the samples drawn so far.
   inputs = jnp.zeros((batch_size, max(rf, num_samples + 1)), first.dtype).at[:, 0].set(first)
 
@@ -250,7 +256,8 @@ def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples,
 def naive_sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int,
                  rng: jax.Array, temperature: float = 1.0, speaker: jnp.ndarray | None = None,
                  condition: jnp.ndarray | None = None) -> jnp.ndarray:
-  """Like `sample`, but each step reruns `Model.__call__` on the last receptive_field inputs."""
+  """Like `sample`, but each step reruns `Model.__call__` on the last receptive_field inputs
+  (with `period_input`, history_size more)."""
   _check_length(model, condition, num_samples)
   return _naive_sample(model, params, rng, first_inputs(model, batch_size), speaker, condition,
                        num_samples=num_samples, temperature=float(temperature))

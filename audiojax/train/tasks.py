@@ -96,7 +96,9 @@ def condition_features(model: nn.Module, audio: jnp.ndarray,
     return features
   if excitation is None:
     excitation = np.stack([pitch.excitation_frames(np.asarray(row), model.sample_rate_hz,
-                                                   model.condition_hop) for row in audio])
+                                                   model.condition_hop,
+                                                   channels=model.excitation_channels)
+                           for row in audio])
   return jnp.concatenate([features, jnp.asarray(excitation, features.dtype)], axis=-1)
 
 

@@ -209,17 +209,28 @@ def _check_finite(metrics: dict, step: int, last_saved: int | None, workdir: str
 
 
 def _write_samples(task, model, variables, config, workdir, writer, step, rng) -> None:
-  num = config.train.num_samples_to_write
-  length = int(config.train.sample_seconds * config.data.sample_rate_hz)
+  """Samples of the model into WORKDIR/samples/step_N and TensorBoard: free-running clips (one
+  per speaker id in turn), or, for a model conditioned on features of audio (a vocoder), its
+  resyntheses of held-out clips of the eval split, each with its own speaker, next to the
+  originals (`original_i.wav`)."""
+  num, rate = config.train.num_samples_to_write, config.data.sample_rate_hz
+  length = int(config.train.sample_seconds * rate)
   speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
-  audio = task.generate(model, variables, rng, num, length, speaker,
-                        config.train.get("sample_temperature", 1.0))
+  kwargs, originals = {}, []
+  if config.model.get("condition_channels", 0):
+    originals, speaker = pipeline.held_out_clips(config.data, config.data.eval_split, num,
+                                                 length)
+    kwargs["condition"] = tasks.condition_features(model, jnp.asarray(originals))
+  audio = task.generate(model, variables, rng, num, length, jnp.asarray(speaker),
+                        config.train.get("sample_temperature", 1.0), **kwargs)
   audio = np.asarray(jax.device_get(audio))
   if jax.process_index() == 0:
+    folder = os.path.join(workdir, "samples", f"step_{step}")
     for i, clip in enumerate(audio):
-      audio_io.write_wav(os.path.join(workdir, "samples", f"step_{step}", f"sample_{i}.wav"),
-                         clip, config.data.sample_rate_hz)
-      writer.audio(step, f"samples/{i}", clip, config.data.sample_rate_hz)
+      audio_io.write_wav(os.path.join(folder, f"sample_{i}.wav"), clip, rate)
+      writer.audio(step, f"samples/{i}", clip, rate)
+    for i, clip in enumerate(originals):
+      audio_io.write_wav(os.path.join(folder, f"original_{i}.wav"), clip, rate)
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict:

@@ -40,9 +40,19 @@ def test_excitation_phase_runs_from_point_to_point():
   voiced = features[:, 0] > 0
   np.testing.assert_array_equal(np.flatnonzero(voiced), np.arange(10, 210))
   np.testing.assert_array_equal(np.flatnonzero(features[:, 1]), [10, 110])  # The pulses.
-  np.testing.assert_allclose(features[[10, 110], 2:], [[0, 1], [0, 1]], atol=1e-6)  # Phase 0.
-  np.testing.assert_allclose(features[60, 2:], [0, -1], atol=1e-6)  # Half way: phase pi.
+  np.testing.assert_allclose(features[[10, 110], 2:4], [[0, 1], [0, 1]], atol=1e-6)  # Phase 0.
+  np.testing.assert_allclose(features[60, 2:4], [0, -1], atol=1e-6)  # Half way: phase pi.
   np.testing.assert_array_equal(features[~voiced], 0.0)
+  # The period, 100 samples, in units of one FLOOR_HZ cycle, and back.
+  period = features[voiced, pitch.PERIOD_CHANNEL]
+  np.testing.assert_allclose(period, 100 / pitch.period_scale(RATE), rtol=1e-6)
+  np.testing.assert_array_equal(pitch.periods(features[:, pitch.PERIOD_CHANNEL], RATE),
+                                np.where(voiced, 100, 0))
+  # A model trained on the first four channels gets those four.
+  np.testing.assert_array_equal(pitch.excitation(points, 1200, RATE, channels=4),
+                                features[:, :4])
+  with pytest.raises(ValueError, match="channels"):
+    pitch.excitation(points, 1200, RATE, channels=6)
 
 
 def test_frames_pack_the_samples_in_order():
@@ -53,6 +63,8 @@ def test_frames_pack_the_samples_in_order():
   per_sample = pitch.excitation(pitch.pulses(audio, RATE), frames.shape[0] * hop, RATE)
   np.testing.assert_array_equal(frames.reshape(-1, pitch.EXCITATION_CHANNELS), per_sample)
   assert per_sample[:, 0].mean() > 0.7
+  four = pitch.excitation_frames(audio, RATE, hop, channels=4)
+  np.testing.assert_array_equal(four.reshape(-1, 4), per_sample[:, :4])
 
 
 def test_pulse_cache_returns_what_pulses_finds_and_remembers_it():

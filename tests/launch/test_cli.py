@@ -101,4 +101,4 @@ def test_sample_refuses_condition_audio_without_local_conditioning(trained_workd
   sf.write(recording, np.zeros(800, np.float32), 16000)
   proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={tmp_path}",
              f"--condition_audio={recording}", check=False)
-  assert proc.returncode != 0 and "needs a locally conditioned model" in proc.stderr
+  assert proc.returncode != 0 and "need a locally conditioned model" in proc.stderr

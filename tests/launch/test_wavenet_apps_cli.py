@@ -30,6 +30,28 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
 
 
+def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_dir):
+  """The quick start's model (mel, excitation and the period input): the trainer writes
+  resyntheses of held-out clips next to their originals, and so does --resynthesize=SPLIT."""
+  workdir = str(tmp_path / "quickstart")
+  run("launch.train", "--config=configs/wavenet.py:quickstart_tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+      "--config.train.eval_every=0", "--config.train.sample_every=2",
+      "--config.train.sample_seconds=0.01", "--config.train.num_samples_to_write=2")
+  for name in ("sample_0", "sample_1", "original_0", "original_1"):
+    assert sf.info(os.path.join(workdir, "samples", "step_2", f"{name}.wav")).frames == 160
+  out = str(tmp_path / "resynth")
+  both = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
+             "--resynthesize=test", f"--condition_audio={out}.wav", check=False)
+  assert both.returncode != 0 and "one of them" in both.stderr
+  proc = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
+             "--resynthesize=test", "--num_samples=3", "--seconds=0.02")
+  assert "the originals (speakers" in proc.stdout
+  for i in range(3):
+    for name in ("sample", "original"):
+      assert sf.info(os.path.join(out, f"{name}_{i}.wav")).frames == 320
+
+
 def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir):
   """Text-to-speech: the clip spans espeak's reading of the text (whole frames); empty text,
   phonemes the model never saw and unknown speakers are clear errors."""

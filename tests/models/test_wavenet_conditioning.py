@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from audiojax.data import pitch
 from audiojax.models import wavenet
 from audiojax.sample import wavenet as sampler
 from audiojax.train import losses
@@ -174,3 +175,90 @@ def test_incremental_equals_parallel_with_excitation():
   parallel = model.apply({"params": params}, inputs, None, condition)
   incremental = sampler.teacher_forced_logits(model, params, inputs, None, condition)
   np.testing.assert_allclose(incremental, parallel, atol=1e-5, rtol=0)
+
+
+PERIOD = {**LOCAL, "excitation_channels": 5, "period_input": True, **UPSAMPLE["transposed"]}
+
+
+def period_condition(seed: int, batch: int, frames: int, max_period: int) -> jnp.ndarray:
+  """Random frame features and excitation [batch, frames, 3 + hop x 5] whose period channel
+  holds whole periods in 0..max_period samples (0: unvoiced), constant over runs of samples."""
+  rng = np.random.default_rng(seed)
+  periods = np.repeat(rng.integers(0, max_period + 1, (batch, frames * HOP // 4)), 4, axis=1)
+  samples = rng.normal(size=(batch, frames * HOP, 5))
+  samples[..., pitch.PERIOD_CHANNEL] = periods / pitch.period_scale(16000)
+  return jnp.asarray(np.concatenate([rng.normal(size=(batch, frames, 3)),
+                                     samples.reshape(batch, frames, HOP * 5)], -1), jnp.float32)
+
+
+def test_lagged_inputs_are_one_period_back():
+  model = wavenet.Model(**PERIOD)
+  inputs = jnp.arange(10, 20, dtype=jnp.int32)[None]  # position t holds 10 + t
+  periods = jnp.array([[3, 3, 3, 3, 0, 1, 2, 600, 5, 5]])
+  # Position t takes position t + 1 - P: none before position 0, when unvoiced (P = 0) or
+  # when P reaches the decoder's history.
+  np.testing.assert_array_equal(wavenet.lagged_inputs(model, inputs, periods)[..., 0],
+                                [[256, 256, 10, 11, 256, 15, 15, 256, 14, 15]])
+  assert pitch.period_scale(16000) < wavenet.history_size(model) == 512
+  # Three taps: t - P, t + 1 - P, t + 2 - P, each in its own block of 257 rows; the last
+  # tap of P = 1 would be the sample being drawn: none.
+  three = wavenet.Model(**{**PERIOD, "period_taps": 3})
+  lagged = np.asarray(wavenet.lagged_inputs(three, inputs, periods))[0]
+  np.testing.assert_array_equal(lagged[3], [10, 257 + 11, 2 * 257 + 12])
+  np.testing.assert_array_equal(lagged[5], [14, 257 + 15, 2 * 257 + 256])
+  np.testing.assert_array_equal(lagged[2], [256, 257 + 10, 2 * 257 + 11])
+
+
+def test_period_input_reaches_beyond_the_receptive_field():
+  """With a period longer than the receptive field, the output still depends on the input one
+  period back (and, through the earlier positions in its receptive field, on those before it
+  up to a receptive field back), not on older ones."""
+  model = wavenet.Model(**PERIOD)
+  params = random_params(model, seed=2)
+  time, period, t = 64, 40, 60
+  condition = np.asarray(period_condition(0, 1, time // HOP, 0))
+  samples = condition[..., 3:].reshape(1, time, 5)
+  samples[..., pitch.PERIOD_CHANNEL] = period / pitch.period_scale(16000)
+  condition = jnp.asarray(np.concatenate([condition[..., :3], samples.reshape(1, -1, HOP * 5)],
+                                         -1))
+  inputs = random_classes(1, (1, time))
+  outputs = jax.jit(lambda x: model.apply({"params": params}, x, None, condition))
+  base = outputs(inputs)[0, t]
+  assert model.receptive_field < period
+  lag = t + 1 - period
+  assert np.abs(outputs(inputs.at[0, lag].add(7))[0, t] - base).max() > 1e-4
+  np.testing.assert_array_equal(
+      outputs(inputs.at[0, lag - model.receptive_field].add(7))[0, t], base)
+
+
+@pytest.mark.parametrize("taps", [1, 3])
+def test_incremental_equals_parallel_with_period_input(taps):
+  model = wavenet.Model(**PERIOD, period_taps=taps)
+  params = random_params(model, seed=3)
+  time = 2 * model.receptive_field + 40
+  inputs = random_classes(5, (2, time))
+  condition = period_condition(6, 2, -(-time // HOP), max_period=50)
+  parallel = model.apply({"params": params}, inputs, None, condition)
+  incremental = sampler.teacher_forced_logits(model, params, inputs, None, condition)
+  np.testing.assert_allclose(incremental, parallel, atol=1e-5, rtol=0)
+
+
+def test_scan_sampler_equals_naive_sampler_with_period_input():
+  model = wavenet.Model(**PERIOD, period_taps=3)
+  params = random_params(model, seed=4)
+  num = 3 * model.receptive_field
+  condition = period_condition(7, 2, -(-num // HOP), max_period=30)
+  kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(8), condition=condition)
+  fast = sampler.sample(model, params, **kwargs)
+  np.testing.assert_array_equal(fast, sampler.naive_sample(model, params, **kwargs))
+  primed = sampler.sample(model, params, **kwargs, prompt=fast[:, :model.receptive_field + 3])
+  np.testing.assert_array_equal(primed, fast)
+
+
+def test_period_input_needs_the_period_channel_and_odd_taps():
+  init = lambda model, channels: model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32), None,
+                                            jnp.zeros((1, 1, 3 + channels * HOP)))
+  with pytest.raises(ValueError, match="period channel"):
+    init(wavenet.Model(**{**PERIOD, "excitation_channels": 4}), 4)
+  with pytest.raises(ValueError, match="odd"):
+    init(wavenet.Model(**PERIOD, period_taps=2), 5)
