@@ -2,10 +2,12 @@
 
 A waveform's pitch periods are what a small WaveNet trained for minutes does not learn to
 continue (README, quick start): its samples come out as noise shaped by the formants. Told
-where each period starts, it only has to fill the period in. Praat (through parselmouth) finds
-the voiced frames (autocorrelation pitch) and places one point per period on the waveform
-("To PointProcess (cc)"): these points are phase-locked to the audio, so a model trained on
-them follows them, and new points (from another F0 contour) make it speak at that pitch.
+where each period starts it still does not; given the samples one period back as inputs
+(`wavenet.Model.period_input`, from the period channel here) it does. Praat (through
+parselmouth) finds the voiced frames (autocorrelation pitch) and places one point per period
+on the waveform ("To PointProcess (cc)"): these points are phase-locked to the audio, so a
+model trained on them follows them, and new points (from another F0 contour) make it speak at
+that pitch.
 
 `excitation` turns points into features at the sample rate, EXCITATION_CHANNELS per sample:
   voiced   1 between two points at most one `floor_hz` period apart, else 0;
