@@ -114,7 +114,7 @@ wavenet() {  # wavenet NAME VARIANT [FLAGS...]: a WaveNet (VARIANT of configs/wa
       --config.train.sample_every=0 --config.train.eval_every=2000 \
       --config.train.checkpoint_every=1000 "$@"
     case $variant in
-      vocoder*|super_resolution*)
+      quickstart*|vocoder*|super_resolution*)
         for f in "${RESYNTH_DIR:-gpudata/resynth}"/*.wav; do
           python3 -m launch.sample --workdir="$workdir" --num_samples=2 --temperature=0.85 \
             --output_dir="$LOG_DIR/$name/$(basename "$f" .wav)" --condition_audio="$f" \
@@ -159,17 +159,21 @@ for part in $PARTS; do
         --profile_dir=/tmp/prof;;
     mfu_levers | mfu_levers_2)  # What each lever does to the paper stages' MFU, same card and run.
       levers "$( [ "$part" = mfu_levers ] && echo 1 || echo 2)";;
-    wavenet)  # In the background: WaveNet quickstart recipe, larger batches, then samples.
+    wavenet)  # In the background: a WaveNet (quick start vocoder), larger batches, then samples.
       wavenet wavenet "${WAVENET_VARIANT:-quickstart}" ${WAVENET_FLAGS:-} &
       WAVENET_PID=$!;;
-    vocoders)  # Side by side: the mel vocoder and the one also given the pitch pulses
-      # (audiojax/data/pitch.py), both with VOCODER_FLAGS, then their resyntheses.
+    vocoders)  # Side by side: the mel vocoder, the one also given the pitch pulses
+      # (audiojax/data/pitch.py) and the quick start's (also the samples one period back),
+      # all with VOCODER_FLAGS, then their resyntheses.
       wavenet vocoder vocoder ${VOCODER_FLAGS:-} &
       mel_pid=$!
       wavenet vocoder_pitch vocoder_pitch ${VOCODER_FLAGS:-} &
-      wait "$mel_pid" $!  # Only these two, not a background `wavenet` part's job.
+      pitch_pid=$!
+      wavenet vocoder_period quickstart ${VOCODER_FLAGS:-} &
+      wait "$mel_pid" "$pitch_pid" $!  # Only these, not a background `wavenet` part's job.
       wavenet_report vocoder
-      wavenet_report vocoder_pitch;;
+      wavenet_report vocoder_pitch
+      wavenet_report vocoder_period;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)
