@@ -38,7 +38,10 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
   tts         text-to-speech: unconditional-size, conditioned on linguistic features from
               espeak's phoneme alignment of the corpus (previous/current/next phoneme, stress,
               position in and duration of the phoneme; audiojax/data/phonemes.py) at 5 ms frames
-              (hop 80, repeated to the sample rate), plus the speaker. Speak new text with
+              (hop 80, repeated to the sample rate), plus the speaker, and like the quick start
+              on the pitch-synchronous excitation with the samples one period back as inputs
+              (the F0 is espeak's: launch.synthesize takes it from espeak's reading of the
+              text). Speak new text with
               python -m launch.synthesize --workdir=DIR --text="..." --speaker=K --output=a.wav
   tts_tiny    unit tests: the tiny model with phoneme features at hop 16.
   tts_cloning tts with voice cloning: conditioned on a speaker vector that a jointly trained
@@ -189,6 +192,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                        phonemes="")  # "": the trainer fills in the train split's inventory.
     config.data.condition_hop = config.model.get_ref("condition_hop")
     config.train.sample_every = 0
+    # And, as the quick start, the pitch-synchronous excitation of the audio (launch.synthesize:
+    # of espeak's reading) with the samples one period back as inputs.
+    config.model.update(excitation_channels=pitch.EXCITATION_CHANNELS, period_input=True,
+                        period_taps=3, sample_rate_hz=config.data.get_ref("sample_rate_hz"))
+    config.data.excitation_channels = config.model.get_ref("excitation_channels")
   elif variant in ("tts_cloning", "tts_cloning_tiny"):
     # Voice cloning: tts conditioned on a speaker vector from 2 s of another utterance of the
     # speaker (a jointly trained speaker encoder) instead of the speaker id.

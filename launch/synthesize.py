@@ -6,7 +6,9 @@ r"""Text-to-speech with a WaveNet conditioned on linguistic features (`configs/w
 The front end is espeak-ng, as for the built-in corpus the model trained on: the text is read
 by the training corpus' speaker K (its voice, language, rate and pitch), and espeak's phonemes
 and durations become the frame features (`audiojax.data.phonemes`) the WaveNet is conditioned
-on, together with speaker id K. espeak's own audio is not used.
+on, together with speaker id K. Of espeak's own audio, a model with an excitation
+(`configs/wavenet.py:tts`) takes the pitch: the glottal pulses Praat finds in it
+(`audiojax.data.pitch`), i.e. espeak's F0 contour; the waveform is the WaveNet's.
 
 Voice cloning (`configs/wavenet.py:tts_cloning`): --reference=voice.wav (a few seconds of the
 voice to clone, any common format and rate) gives the speaker vector; --speaker then only picks

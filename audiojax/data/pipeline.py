@@ -27,7 +27,8 @@ would have seen. Examples are dicts of numpy arrays:
 and, when `config.data.condition` asks for them, time-aligned conditioning features:
   condition: float32 [samples / condition_hop, C]: row k describes the audio's samples
   [k * hop, (k + 1) * hop). "phonemes" = text-to-speech linguistic features from the espeak
-  corpus' phoneme alignment (`audiojax.data.phonemes`); "excitation" = the audio's
+  corpus' phoneme alignment (`audiojax.data.phonemes`), followed by the excitation below when
+  `data.excitation_channels` > 0; "excitation" = the audio's
   pitch-synchronous excitation, hop x `data.excitation_channels` sample-rate features per frame
   (`audiojax.data.pitch`);
   crops then start on a frame boundary;
@@ -344,9 +345,12 @@ def crop_labels(labels: tuple[np.ndarray, np.ndarray], start: int, crop_samples:
 
 
 def excitation_channels(data_config: ml_collections.ConfigDict) -> int:
-  """Channels per sample of an "excitation" condition: `data.excitation_channels`, or the 4
-  of runs from before the period channel, whose configs do not name it."""
-  return data_config.get("excitation_channels", 4)
+  """Excitation channels per sample the condition carries (`audiojax.data.pitch`):
+  `data.excitation_channels`; for runs whose configs do not name it (before the period
+  channel), 4 with condition "excitation" and none with "phonemes"."""
+  if "excitation_channels" in data_config:
+    return data_config.excitation_channels
+  return 4 if data_config.get("condition") == "excitation" else 0
 
 
 def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
@@ -356,11 +360,14 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
   kind = data_config.get("condition", "")
   if not kind:
     return None
-  if kind == "excitation":  # C = hop x excitation channels, from the audio itself.
+  channels = excitation_channels(data_config)
+  if channels:  # hop x channels per frame, from the audio itself.
     points = pitch.PulseCache(data_config.sample_rate_hz)
-    return lambda example: pitch.excitation_frames(
+    excitation = lambda example: pitch.excitation_frames(
         example["audio"], data_config.sample_rate_hz, data_config.condition_hop,
-        points(example["audio"]), excitation_channels(data_config))
+        points(example["audio"]), channels)
+  if kind == "excitation":
+    return excitation
   if kind != "phonemes":
     raise ValueError(f"data.condition={kind!r}: use '', 'phonemes' or 'excitation'")
   inventory = _configured_inventory(data_config)
@@ -369,10 +376,12 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
     if "phonemes" not in example:
       raise ValueError(f"data.condition='phonemes' needs phoneme labels, which {data_config.name}"
                        " has not: train text-to-speech on the built-in espeak_speech corpus")
-    return phonemes.frame_features(
+    rows = phonemes.frame_features(
         example["phonemes"], example["phoneme_starts"], example["phoneme_ends"],
         example["audio"].shape[0], data_config.condition_hop, inventory,
         data_config.num_phonemes, data_config.sample_rate_hz, strict)
+    # With data.excitation_channels, the audio's pitch-synchronous excitation follows.
+    return np.concatenate([rows, excitation(example)], axis=1) if channels else rows
 
   return features
 
@@ -546,9 +555,9 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
   batch = {"audio": np.zeros((rows, crop), np.float32),
            "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
   if data_config.get("condition"):
-    channels = (data_config.condition_hop * excitation_channels(data_config)
-                if data_config.condition == "excitation"
-                else phonemes.num_features(data_config.num_phonemes))
+    channels = data_config.condition_hop * excitation_channels(data_config)
+    if data_config.condition == "phonemes":
+      channels += phonemes.num_features(data_config.num_phonemes)
     batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
                                   np.float32)
   if data_config.get("reference_samples", 0):

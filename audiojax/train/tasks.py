@@ -124,6 +124,8 @@ def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
     if "condition" not in batch:
       raise ValueError("model.excitation_channels > 0 needs the pipeline's excitation: set "
                        "data.condition='excitation' (and data.condition_hop = model's)")
+    if model.condition_source == "phonemes":  # Phoneme features and excitation, as they are.
+      return batch["condition"]
     return condition_features(model, batch["audio"], batch["condition"])
   if "condition" in batch:
     return batch["condition"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from audiojax.data import phonemes, pipeline
+from audiojax.data import phonemes, pipeline, pitch
 
 INVENTORY = ("D", "I", "_:", "s")
 MNEMONICS = ["_:", "D", "'I", "s", ",I"]
@@ -88,8 +88,13 @@ def test_corpus_batches_bring_the_features_of_their_audio(espeak_tiny_dir):
   example = next(pipeline.utterances(data, "validation", max_examples=1))
   expected = pipeline.condition_fn(data)(example)
   frames = expected.shape[0]
-  assert expected.shape[1] == config.model.condition_channels
+  # The phoneme features, then the audio's excitation (hop x channels per frame).
+  channels = config.model.condition_channels + data.condition_hop * data.excitation_channels
+  assert expected.shape[1] == channels
   assert (expected[:, :3 * (data.num_phonemes + 1)].sum(axis=1) == 3).all()  # Inside speech.
+  np.testing.assert_array_equal(
+      expected[:, config.model.condition_channels:],
+      pitch.excitation_frames(example["audio"], data.sample_rate_hz, data.condition_hop))
   crops = -(-example["audio"].shape[0] // data.crop_samples)
   rows = []
   for batch in pipeline.eval_batches(data, "validation", max_examples=1, batch_size=2):
@@ -99,7 +104,7 @@ def test_corpus_batches_bring_the_features_of_their_audio(espeak_tiny_dir):
   assert not got[frames:].any()
   batch = next(iter(pipeline.train_dataset(data, seed=0, process_index=0, process_count=1)))
   assert batch["condition"].shape == (data.batch_size, data.crop_samples // data.condition_hop,
-                                      config.model.condition_channels)
+                                      channels)
   assert set(pipeline.example_batch(data)) == set(batch)
 
 
