@@ -179,7 +179,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       config.data.update(condition="excitation", condition_hop=hop,
                          excitation_channels=config.model.get_ref("excitation_channels"),
                          crop_samples=-(-config.data.crop_samples // hop) * hop)
-      config.model.update(period_input=variant.startswith("quickstart"), period_taps=3)
+      config.model.update(period_input=variant.startswith("quickstart"), period_taps=3,
+                          period_dropout=0.0)
   elif variant in ("tts", "tts_tiny"):
     # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
     # at one frame per 5 ms, repeated to the sample rate, and on the speaker.
@@ -195,7 +196,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     # And, as the quick start, the pitch-synchronous excitation of the audio (launch.synthesize:
     # of espeak's reading) with the samples one period back as inputs.
     config.model.update(excitation_channels=pitch.EXCITATION_CHANNELS, period_input=True,
-                        period_taps=3, sample_rate_hz=config.data.get_ref("sample_rate_hz"))
+                        period_taps=3, period_dropout=0.0,
+                        sample_rate_hz=config.data.get_ref("sample_rate_hz"))
     config.data.excitation_channels = config.model.get_ref("excitation_channels")
   elif variant in ("tts_cloning", "tts_cloning_tiny"):
     # Voice cloning: tts conditioned on a speaker vector from 2 s of another utterance of the

@@ -336,6 +336,16 @@ def lagged_inputs(model: "Model", inputs: jnp.ndarray, periods: jnp.ndarray) -> 
   return _tap_ids(model, lagged.reshape(b, t, taps), valid)
 
 
+def drop_periods(model: "Model", condition: jnp.ndarray, keep: jnp.ndarray) -> jnp.ndarray:
+  """Packed features [batch, frames, C + hop E] with the excitation's period channel zeroed in
+  the rows where `keep` [batch] is False: to the period input, those rows are unvoiced."""
+  b, f, channels = condition.shape
+  split = channels - model.condition_hop * model.excitation_channels
+  samples = condition[..., split:].reshape(b, f, model.condition_hop, model.excitation_channels)
+  samples = samples.at[..., pitch.PERIOD_CHANNEL].multiply(keep[:, None, None])
+  return jnp.concatenate([condition[..., :split], samples.reshape(b, f, -1)], axis=-1)
+
+
 def _upsampler(model: "Model", **kwargs) -> ConditionUpsampler:
   """`model`'s conditioning upsampler (a submodule when built inside `Model.__call__`)."""
   return ConditionUpsampler(model.condition_upsample, model.condition_hop,
@@ -387,6 +397,10 @@ class Model(nn.Module):
   # back (module docstring), and period_taps - 1 around it (odd). Softmax only.
   period_input: bool = False
   period_taps: int = 1
+  # Training only (`tasks.wavenet_loss`): the share of rows trained without their periods (the
+  # period channel zeroed: no lagged samples), so that the model also follows its other
+  # conditioning where its own last period is no guide (e.g. silence it fell into).
+  period_dropout: float = 0.0
   lowband_factor: int = 2
   sample_rate_hz: int = 16000
   dtype: Any = jnp.float32

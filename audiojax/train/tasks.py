@@ -158,7 +158,8 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   With `model.input_noise > 0` (softmax), training inputs are the mu-law classes plus rounded
   Gaussian noise of that many classes' deviation, the targets stay clean (LPCNet's noise
   injection: the model learns not to trust its own drawn past too much, as it must when
-  sampling).
+  sampling). With `model.period_dropout > 0`, that share of the rows trains with no periods
+  (`wavenet.drop_periods`).
   """
   mu = model.num_classes - 1
   inputs, targets = _wavenet_io(model, batch["audio"])
@@ -167,7 +168,11 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
       raise ValueError("input_noise perturbs mu-law classes: output='softmax' only")
     noise = jnp.round(model.input_noise * jax.random.normal(rng, inputs.shape))
     inputs = jnp.clip(inputs + noise.astype(inputs.dtype), 0, mu)
-  outputs = model.apply(variables, inputs, _speaker(model, batch), _condition(model, batch), 1)
+  condition = _condition(model, batch)
+  if train and model.period_dropout:  # Some rows without their periods.
+    keep = jax.random.uniform(jax.random.fold_in(rng, 1), condition.shape[:1])
+    condition = wavenet.drop_periods(model, condition, keep >= model.period_dropout)
+  outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1)
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)
   mean = lambda x: (x * mask).sum() / count

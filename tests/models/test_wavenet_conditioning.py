@@ -262,3 +262,16 @@ def test_period_input_needs_the_period_channel_and_odd_taps():
     init(wavenet.Model(**{**PERIOD, "excitation_channels": 4}), 4)
   with pytest.raises(ValueError, match="odd"):
     init(wavenet.Model(**PERIOD, period_taps=2), 5)
+
+
+def test_drop_periods_zeroes_only_the_period_channel_of_dropped_rows():
+  model = wavenet.Model(**PERIOD)
+  condition = period_condition(9, 3, 4, max_period=50)
+  dropped = np.asarray(wavenet.drop_periods(model, condition, jnp.array([True, False, True])))
+  condition = np.asarray(condition)
+  np.testing.assert_array_equal(dropped[[0, 2]], condition[[0, 2]])
+  samples = lambda c: c[..., 3:].reshape(4, HOP, 5)
+  np.testing.assert_array_equal(samples(dropped[1])[..., pitch.PERIOD_CHANNEL], 0.0)
+  np.testing.assert_array_equal(np.delete(samples(dropped[1]), pitch.PERIOD_CHANNEL, -1),
+                                np.delete(samples(condition[1]), pitch.PERIOD_CHANNEL, -1))
+  np.testing.assert_array_equal(dropped[1, :, :3], condition[1, :, :3])
