@@ -29,6 +29,7 @@ import tqdm
 
 from audiojax import models
 from audiojax.data import audio_io, pipeline
+from audiojax.eval import voicing
 from audiojax.train import checkpoint, optimizer, sharding, summary, tasks
 
 
@@ -212,7 +213,8 @@ def _write_samples(task, model, variables, config, workdir, writer, step, rng) -
   """Samples of the model into WORKDIR/samples/step_N and TensorBoard: free-running clips (one
   per speaker id in turn), or, for a model conditioned on features of audio (a vocoder), its
   resyntheses of held-out clips of the eval split, each with its own speaker, next to the
-  originals (`original_i.wav`)."""
+  originals (`original_i.wav`). Their mean voicing (`audiojax.eval.voicing`: loud and voiced
+  shares, spectral flatness) goes to TensorBoard as samples/*."""
   num, rate = config.train.num_samples_to_write, config.data.sample_rate_hz
   length = int(config.train.sample_seconds * rate)
   speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
@@ -231,6 +233,13 @@ def _write_samples(task, model, variables, config, workdir, writer, step, rng) -
       writer.audio(step, f"samples/{i}", clip, rate)
     for i, clip in enumerate(originals):
       audio_io.write_wav(os.path.join(folder, f"original_{i}.wav"), clip, rate)
+    if length >= voicing.frame_samples(rate):  # How voiced the samples are (pYIN), over time.
+      stats = [voicing.voicing(clip, rate) for clip in audio]
+      flatness = [v.flatness for v in stats if v.loud_fraction > 0]  # nan when silent
+      writer.scalars(step, {
+          "samples/loud_fraction": float(np.mean([v.loud_fraction for v in stats])),
+          "samples/voiced_fraction": float(np.mean([v.voiced_fraction for v in stats])),
+          "samples/flatness": float(np.mean(flatness)) if flatness else float("nan")})
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict:

@@ -1,11 +1,13 @@
 """The WaveNet application entry points end to end on tiny runs: vocoder resynthesis,
 text-to-speech, super-resolution and the ablation sweep."""
 
+import glob
 import os
 
 import numpy as np
 import pytest
 import soundfile as sf
+from tensorboard.backend.event_processing import event_accumulator
 
 from tests.launch.test_cli import run
 
@@ -37,9 +39,14 @@ def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_d
   run("launch.train", "--config=configs/wavenet.py:quickstart_tiny", f"--workdir={workdir}",
       f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
       "--config.train.eval_every=0", "--config.train.sample_every=2",
-      "--config.train.sample_seconds=0.01", "--config.train.num_samples_to_write=2")
+      "--config.train.sample_seconds=0.07", "--config.train.num_samples_to_write=2")
   for name in ("sample_0", "sample_1", "original_0", "original_1"):
-    assert sf.info(os.path.join(workdir, "samples", "step_2", f"{name}.wav")).frames == 160
+    assert sf.info(os.path.join(workdir, "samples", "step_2", f"{name}.wav")).frames == 1120
+  events = event_accumulator.EventAccumulator(
+      glob.glob(os.path.join(workdir, "tensorboard", "events.*"))[0])
+  events.Reload()
+  for name in ("loud_fraction", "voiced_fraction"):  # How voiced the samples are.
+    assert 0 <= events.Scalars(f"samples/{name}")[0].value <= 1
   out = str(tmp_path / "resynth")
   both = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
              "--resynthesize=test", f"--condition_audio={out}.wav", check=False)
