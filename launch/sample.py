@@ -44,7 +44,8 @@ _CONDITION_AUDIO = flags.DEFINE_string(
 _RESYNTHESIZE = flags.DEFINE_string(
     "resynthesize", None, "Locally conditioned models: resynthesise --num_samples clips of "
     "--seconds from this split of the model's dataset (speakers in turn, each with its own "
-    "speaker id), next to the originals (original_<i>.wav).")
+    "speaker id), next to the originals (original_<i>.wav). The default for such a model "
+    "when --condition_audio is not given: the test split.")
 _PROMPT_AUDIO = flags.DEFINE_string(
     "prompt_audio", None, "Continue this recording (any common format and rate): each clip "
     "starts with its first --prompt_seconds, then the model's continuation.")
@@ -74,11 +75,15 @@ def main(argv):
   length = int(round(_SECONDS.value * rate))
   kwargs = {}
   conditioned = config.model.get("condition_channels", 0) > 0
-  sources = bool(_CONDITION_AUDIO.value) + bool(_RESYNTHESIZE.value)
+  resynthesize = _RESYNTHESIZE.value
+  if conditioned and not (_CONDITION_AUDIO.value or resynthesize):
+    resynthesize = config.data.get("test_split", "test")  # What else it can draw.
+    print(f"a locally conditioned model: resynthesising held-out clips of the {resynthesize} "
+          "split (--condition_audio=FILE for a recording)")
+  sources = bool(_CONDITION_AUDIO.value) + bool(resynthesize)
   if conditioned != bool(sources) or sources > 1:
     raise SystemExit(
-        "error: this model is locally conditioned: pass --condition_audio=FILE or "
-        "--resynthesize=SPLIT (one of them)" if conditioned
+        "error: pass --condition_audio=FILE or --resynthesize=SPLIT, not both" if conditioned
         else "error: --condition_audio and --resynthesize need a locally conditioned model "
         f"(configs/wavenet.py:vocoder); {_WORKDIR.value} has none")
   if _CONDITION_AUDIO.value and num_speakers and _SPEAKER.value is None:
@@ -89,8 +94,8 @@ def main(argv):
   if _CONDITION_AUDIO.value:
     originals = jnp.asarray(audio_io.load_audio(_CONDITION_AUDIO.value, rate))[None]
     length = originals.shape[1]
-  elif _RESYNTHESIZE.value:  # Held-out clips, each with its own speaker (not --speaker).
-    originals, speaker = pipeline.held_out_clips(config.data, _RESYNTHESIZE.value, n, length)
+  elif resynthesize:  # Held-out clips, each with its own speaker (not --speaker).
+    originals, speaker = pipeline.held_out_clips(config.data, resynthesize, n, length)
     speaker = jnp.asarray(speaker)
   if conditioned:
     features = tasks.condition_features(model, jnp.asarray(originals))  # [1 or n, frames, C]
@@ -113,7 +118,7 @@ def main(argv):
     stats = (f": {'continuation: ' if given else ''}{voicing.voicing(drawn, rate)}"
              if drawn.shape[0] >= voicing.frame_samples(rate) else "")
     print(f"wrote {path} ({length / rate:.2f} s at {rate} Hz, step {step} checkpoint){stats}")
-  if _RESYNTHESIZE.value:
+  if resynthesize:
     for i, clip in enumerate(np.asarray(originals)):
       audio_io.write_wav(os.path.join(_OUTPUT_DIR.value, f"original_{i}.wav"), clip, rate)
     stats = [f"{voicing.voicing(clip, rate)}" for clip in np.asarray(originals)
