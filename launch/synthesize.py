@@ -12,7 +12,8 @@ on, together with speaker id K. Of espeak's own audio, a model with an excitatio
 
 Voice cloning (`configs/wavenet.py:tts_cloning`): --reference=voice.wav (a few seconds of the
 voice to clone, any common format and rate) gives the speaker vector; --speaker then only picks
-the espeak front end (language, rate) that reads the text.
+the espeak front end (language, rate) that reads the text, whose F0 contour is moved to the
+reference's median pitch (Praat's pulses of both; `--noreference_pitch` keeps espeak's).
   python -m launch.synthesize --workdir=runs/tts_cloning --text="..." --reference=voice.wav \
       --output=cloned.wav
 """
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from audiojax.data import audio_io, espeak_speech, pipeline
+from audiojax.data import audio_io, espeak_speech, pipeline, pitch
 from audiojax.eval import voicing
 from audiojax.train import tasks, trainer
 from launch import common
@@ -36,6 +37,9 @@ _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = 
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
                                  "voice to speak in (any common format and rate).")
+_REFERENCE_PITCH = flags.DEFINE_bool(
+    "reference_pitch", True, "Voice cloning with a model that takes the pitch (an excitation): "
+    "move espeak's F0 contour to the reference's median pitch (else espeak's own).")
 flags.mark_flags_as_required(["workdir", "text", "output"])
 
 
@@ -63,6 +67,20 @@ def main(argv):
     raise SystemExit(f"error: {err}") from err
   rate, hop = config.data.sample_rate_hz, config.data.condition_hop
   reference = common.reference_recording(config, _REFERENCE.value, _WORKDIR.value)
+  channels = pipeline.excitation_channels(config.data)
+  pitch_note = ""
+  if reference is not None and channels and _REFERENCE_PITCH.value:
+    # espeak's F0 contour, moved to the reference's register (median pitch).
+    points = pitch.pulses(example["audio"], rate)
+    own, target = pitch.median_f0(points, rate), pitch.median_f0(pitch.pulses(reference[0], rate),
+                                                                 rate)
+    if np.isfinite(own) and np.isfinite(target):
+      points = pitch.scale_pulses(points, target / own, rate)
+      condition[:, condition.shape[1] - hop * channels:] = pitch.excitation_frames(
+          example["audio"], rate, hop, points, channels)
+      pitch_note = f", F0 moved from espeak's {own:.0f} Hz to the reference's {target:.0f} Hz"
+    else:
+      pitch_note = ", F0 espeak's (no pitch found in the reference)"
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
   if reference is not None:
@@ -75,7 +93,7 @@ def main(argv):
   stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
   voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if reference is not None
            else f"speaker {_SPEAKER.value} {front_end.name}")
-  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}, "
+  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}{pitch_note}, "
         f"{len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
 
 

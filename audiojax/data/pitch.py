@@ -92,6 +92,42 @@ def periods(period_channel, sample_rate_hz: int):
   return (period_channel * period_scale(sample_rate_hz) + 0.5).astype(np.int32)
 
 
+def median_f0(pulse_samples: np.ndarray, sample_rate_hz: int,
+              floor_hz: float = FLOOR_HZ) -> float:
+  """Median pitch (Hz) of the voiced periods between points (gaps <= one floor_hz cycle);
+  nan when there are none."""
+  gaps = np.diff(np.asarray(pulse_samples, np.int64))
+  gaps = gaps[(gaps > 0) & (gaps <= sample_rate_hz / floor_hz)]
+  return float(sample_rate_hz / np.median(gaps)) if gaps.size else float("nan")
+
+
+def scale_pulses(pulse_samples: np.ndarray, ratio: float, sample_rate_hz: int,
+                 floor_hz: float = FLOOR_HZ) -> np.ndarray:
+  """Points of the same voiced stretches at `ratio` times the pitch: each run of voiced periods
+  (gaps <= one floor_hz cycle) keeps its first point and its span, and within it each new
+  period is the old contour's period there divided by `ratio` (at most one floor_hz cycle,
+  so the stretch stays voiced). An F0 contour moved to another voice's register."""
+  points = np.asarray(pulse_samples, np.int64)
+  if ratio <= 0:
+    raise ValueError(f"pitch ratio {ratio}: must be positive")
+  longest = sample_rate_hz / floor_hz
+  breaks = np.flatnonzero(np.diff(points) > longest) + 1
+  cap = np.floor(longest)  # Whole samples: rounded points stay within one cycle.
+  out = []
+  for run in np.split(points, breaks):
+    out.append(run[:1])
+    if run.shape[0] < 2:
+      continue
+    t, times = float(run[0]), []
+    while True:  # The period at t: the old contour's, interpolated between its points.
+      t += min(np.interp(t, run[:-1], np.diff(run)) / ratio, cap)
+      if t > run[-1]:
+        break
+      times.append(t)
+    out.append(np.round(times).astype(np.int64))
+  return np.unique(np.concatenate(out)) if out else points
+
+
 def excitation_frames(audio: np.ndarray, sample_rate_hz: int, hop: int,
                       points: np.ndarray | None = None,
                       channels: int = EXCITATION_CHANNELS) -> np.ndarray:

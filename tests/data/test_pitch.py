@@ -75,3 +75,23 @@ def test_pulse_cache_returns_what_pulses_finds_and_remembers_it():
   cache(tones[1]), cache(tones[2])  # Evicts the oldest.
   assert len(cache._points) == 2
   np.testing.assert_array_equal(cache(tones[0]), pitch.pulses(tones[0], RATE))
+
+
+def test_scale_pulses_moves_the_pitch_and_keeps_the_voiced_stretches():
+  run_a = np.arange(1000, 3000, 160)  # 100 Hz
+  run_b = np.arange(6000, 7000, 100)  # 160 Hz, after an unvoiced gap
+  points = np.concatenate([run_a, run_b])
+  assert pitch.median_f0(points, RATE) == 100.0
+  np.testing.assert_array_equal(pitch.scale_pulses(points, 1.0, RATE), points)
+  higher = pitch.scale_pulses(points, 1.25, RATE)
+  a, b = higher[higher < 4000], higher[higher >= 4000]
+  assert a[0] == 1000 and b[0] == 6000  # Each stretch starts where it did, ends before its end.
+  assert a[-1] <= run_a[-1] and b[-1] <= run_b[-1]
+  np.testing.assert_array_equal(np.diff(a), 128)  # 160 / 1.25
+  np.testing.assert_array_equal(np.diff(b), 80)
+  # Lower: periods are capped at one FLOOR_HZ cycle, so the stretches stay voiced.
+  lower = pitch.scale_pulses(points, 0.5, RATE)
+  assert np.diff(lower[lower < 4000]).max() <= RATE / pitch.FLOOR_HZ
+  assert np.isnan(pitch.median_f0(np.array([5]), RATE))
+  with pytest.raises(ValueError, match="positive"):
+    pitch.scale_pulses(points, 0.0, RATE)

@@ -113,6 +113,12 @@ def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
   proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
              f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}")
   assert f"the voice of {voice}" in proc.stdout and sf.info(out).frames > 0
+  # The model takes the pitch: espeak's F0 contour moves to the reference's register.
+  assert "F0 moved from espeak's" in proc.stdout and "to the reference's" in proc.stdout
+  kept = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
+             f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}",
+             "--noreference_pitch")
+  assert "F0 moved" not in kept.stdout
   short = str(tmp_path / "short.wav")
   sf.write(short, unseen["audio"][:4000], 16000)
   for flags, message in (([], "pass --reference"),
