@@ -12,6 +12,9 @@ its rows differ only in what the ablation varies.
     conditioning: none vs the speaker id vs a speaker vector from 2 s of reference audio of the
       speaker (a jointly trained speaker encoder; `speaker_embedding_dim`), scored by the
       speaker probe on samples (launch/ablate.py).
+  vocoder  (the quick start's vocoder, configs/wavenet.py:quickstart, and what makes it voiced):
+    log-mel; + the pitch-synchronous excitation; + the samples one period back (1 and 3 taps).
+    Scored on resyntheses of held-out clips: speaker probe and pYIN's voiced share.
 """
 
 import importlib.util
@@ -61,7 +64,23 @@ def wavenet_dilations(config: ml_collections.ConfigDict) -> list[int]:
   return [0] * (config.model.max_dilation.bit_length() * config.model.dilation_cycles)
 
 
-SWEEPS = {"wavenet": wavenet_sweep}
+def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
+  """What makes the quick start's vocoder voiced, row by row on the same recipe (`tiny` base:
+  the variants' tiny versions): the log-mel alone, plus the pitch-synchronous excitation, plus
+  the samples one period back (1 tap, then the quick start's 3)."""
+  tiny = "_tiny" if base == "tiny" else ""
+  rows = {"log-mel": _wavenet(f"vocoder{tiny}"),
+          "log-mel + excitation": _wavenet(f"vocoder_pitch{tiny}")}
+  rows["log-mel + excitation + period input (1 tap)"] = _wavenet(f"quickstart{tiny}")
+  rows["log-mel + excitation + period input (1 tap)"].model.period_taps = 1
+  rows["log-mel + excitation + period input (3 taps: the quick start)"] = _wavenet(
+      f"quickstart{tiny}")
+  for config in rows.values():
+    config.train.update(sample_every=0, num_samples_to_write=0)
+  return rows
+
+
+SWEEPS = {"wavenet": wavenet_sweep, "vocoder": vocoder_sweep}
 
 
 def get_sweep(name: str, base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:

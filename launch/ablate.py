@@ -2,18 +2,21 @@
 
   python -m launch.ablate --sweep=wavenet --workdir=runs/ablate [--num_steps=800]
       [--eval_examples=32] [--rows="dilated x1,dilated x2"]
+  python -m launch.ablate --sweep=vocoder --workdir=runs/ablate_vocoder
 
 Each row trains (or resumes) WORKDIR/<row> with the shared trainer, then evaluates the test
 split; the table (test NLL in mu-law bits per sample, comparable across outputs; receptive
-field; parameters; steps; speaker-probe accuracy of samples) is printed and written to
-WORKDIR/results.md. Re-running reuses finished rows. --num_steps overrides every row's steps
-(the sweep's default: the base config's), keeping rows comparable.
+field; parameters; steps; speaker-probe accuracy and pYIN's voiced share of samples) is
+printed and written to WORKDIR/results.md. Re-running reuses finished rows. --num_steps
+overrides every row's steps (the sweep's default: the base config's), keeping rows comparable.
 
 Speaker probe (`audiojax.eval.speaker_probe`): a classifier fitted on the training split's real
 utterances names the speaker of --probe_clips samples per row (--probe_seconds each), drawn for
 the training speakers in turn: by speaker id, by the speaker vector of the speaker's first
 validation utterance (speaker-embedding rows), or unconditioned (a row without speakers, whose
-score shows chance). Also reported: the probe's accuracy on real test utterances.
+score shows chance); a model conditioned on features of audio (a vocoder) resynthesises
+held-out test clips instead, each with its own speaker. Also reported: the probe's accuracy
+and the voiced share on real test utterances.
 """
 
 import os
@@ -25,7 +28,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import pipeline
-from audiojax.eval import speaker_probe
+from audiojax.eval import speaker_probe, voicing
 from audiojax.train import tasks, trainer
 from configs import ablations
 from launch import common
@@ -63,13 +66,20 @@ def run_row(config, workdir: str, eval_examples: int) -> dict:
 
 
 def probe_samples(config, workdir: str, probe: speaker_probe.SpeakerProbe, num_clips: int,
-                  seconds: float) -> float:
-  """Speaker-probe accuracy of `num_clips` samples of a row, drawn for the probe's speakers
-  in turn (module docstring)."""
+                  seconds: float) -> dict[str, float]:
+  """Speaker-probe accuracy and voiced share (pYIN, `voicing.mean_voicing`) of `num_clips`
+  samples of a row: drawn for the probe's speakers in turn (module docstring), or for a model
+  conditioned on features of audio, its resyntheses of held-out test clips (speakers in turn,
+  each with its own)."""
   model, task, variables, _ = trainer.restore_variables(config, workdir)
+  length = int(seconds * config.data.sample_rate_hz)
   speakers = np.array(probe.speakers)[np.arange(num_clips) % len(probe.speakers)]
-  speaker = None
-  if config.model.get("speaker_embedding_dim", 0):
+  speaker, kwargs = None, {}
+  if config.model.get("condition_channels", 0):
+    _, speakers, kwargs["condition"] = tasks.resynthesis_inputs(
+        model, config.data, config.data.test_split, num_clips, length)
+    speaker = jnp.asarray(speakers, jnp.int32) if config.model.get("num_speakers", 0) else None
+  elif config.model.get("speaker_embedding_dim", 0):
     first = {}
     for example in pipeline.utterances(config.data, config.data.eval_split, process_index=0,
                                        process_count=1):
@@ -78,28 +88,34 @@ def probe_samples(config, workdir: str, probe: speaker_probe.SpeakerProbe, num_c
     if missing:
       raise ValueError(f"speakers {missing} have no {config.data.eval_split} utterance to "
                        "take a reference from")
-    length = max(first[s].shape[0] for s in speakers)
-    references = np.stack([np.resize(first[s], length) for s in speakers])
+    reference_length = max(first[s].shape[0] for s in speakers)
+    references = np.stack([np.resize(first[s], reference_length) for s in speakers])
     speaker = tasks.speaker_vectors(model, variables, references)
   elif config.model.get("num_speakers", 0):
     speaker = jnp.asarray(speakers, jnp.int32)
-  length = int(seconds * config.data.sample_rate_hz)
-  audio = task.generate(model, variables, jax.random.PRNGKey(config.seed), num_clips, length,
-                        speaker, config.train.get("sample_temperature", 1.0))
-  return probe.accuracy(list(np.asarray(audio)), speakers)
+  audio = np.asarray(task.generate(model, variables, jax.random.PRNGKey(config.seed), num_clips,
+                                   length, speaker, config.train.get("sample_temperature", 1.0),
+                                   **kwargs))
+  voiced = (voicing.mean_voicing(audio, config.data.sample_rate_hz)["voiced_fraction"]
+            if length >= voicing.frame_samples(config.data.sample_rate_hz) else None)
+  return {"probe": probe.accuracy(list(audio), speakers), "voiced": voiced}
 
 
-def markdown(sweep: str, rows: dict[str, dict], probe_real: float | None = None) -> str:
+def markdown(sweep: str, rows: dict[str, dict], probe_real: float | None = None,
+             voiced_real: float | None = None) -> str:
+  real = [f"{name} on real test utterances: {value:.2f}" for name, value in
+          (("probe", probe_real), ("voiced share", voiced_real)) if value is not None]
   lines = [f"Sweep `{sweep}`: test split, mu-law bits per sample (lower is better); speaker "
            "probe: share of samples a classifier of real utterances attributes to the "
-           "speaker they were drawn for"
-           + (f" (real test utterances: {probe_real:.2f})." if probe_real is not None else "."),
+           "speaker they were drawn for; voiced: pYIN's voiced share of their loud frames"
+           + (f" ({'; '.join(real)})." if real else "."),
            "", "| row | test bits/sample | receptive field (samples) | params | steps | "
-           "speaker probe (samples) |", "|---|---|---|---|---|---|"]
+           "speaker probe (samples) | voiced (samples) |", "|---|---|---|---|---|---|---|"]
+  show = lambda value: f"{value:.2f}" if value is not None else "-"
   for name, r in rows.items():
-    probe = f"{r['probe']:.2f}" if r.get("probe") is not None else "-"
     lines.append(f"| {name} | {r['bits']:.4f} | {r['receptive_field']} | "
-                 f"{r['params'] / 1e6:.2f}M | {r['steps']} | {probe} |")
+                 f"{r['params'] / 1e6:.2f}M | {r['steps']} | {show(r.get('probe'))} | "
+                 f"{show(r.get('voiced'))} |")
   return "\n".join(lines) + "\n"
 
 
@@ -111,7 +127,7 @@ def main(argv):
     if unknown:
       raise ValueError(f"unknown rows {sorted(unknown)}; the sweep has {list(sweep)}")
     sweep = {k: v for k, v in sweep.items() if k in _ROWS.value}
-  results, probe, probe_real = {}, None, None
+  results, probe, probe_real, voiced_real = {}, None, None, None
   for name, config in sweep.items():
     if _NUM_STEPS.value:
       config.train.num_steps = _NUM_STEPS.value
@@ -132,9 +148,11 @@ def main(argv):
                                         max_examples=_EVAL_EXAMPLES.value, process_index=0,
                                         process_count=1))
         probe_real = probe.accuracy([e["audio"] for e in test], [e["speaker"] for e in test])
-      results[name]["probe"] = probe_samples(config, workdir, probe, _PROBE_CLIPS.value,
-                                             _PROBE_SECONDS.value)
-  table = markdown(_SWEEP.value, results, probe_real)
+        voiced_real = voicing.mean_voicing([e["audio"] for e in test],
+                                           config.data.sample_rate_hz)["voiced_fraction"]
+      results[name].update(probe_samples(config, workdir, probe, _PROBE_CLIPS.value,
+                                         _PROBE_SECONDS.value))
+  table = markdown(_SWEEP.value, results, probe_real, voiced_real)
   print(table, end="")
   with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
     f.write(table)

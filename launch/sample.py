@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from audiojax.data import audio_io, pipeline
+from audiojax.data import audio_io
 from audiojax.eval import voicing
 from audiojax.train import sharding, tasks, trainer
 from launch import common
@@ -92,14 +92,14 @@ def main(argv):
                      "against the recording's features resynthesises neither")
   originals = []
   if _CONDITION_AUDIO.value:
-    originals = jnp.asarray(audio_io.load_audio(_CONDITION_AUDIO.value, rate))[None]
-    length = originals.shape[1]
+    recording = audio_io.load_audio(_CONDITION_AUDIO.value, rate)
+    length = recording.shape[0]
+    features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
+    kwargs["condition"] = jnp.repeat(features, n, axis=0)
   elif resynthesize:  # Held-out clips, each with its own speaker (not --speaker).
-    originals, speaker = pipeline.held_out_clips(config.data, resynthesize, n, length)
+    originals, speaker, kwargs["condition"] = tasks.resynthesis_inputs(
+        model, config.data, resynthesize, n, length)
     speaker = jnp.asarray(speaker)
-  if conditioned:
-    features = tasks.condition_features(model, jnp.asarray(originals))  # [1 or n, frames, C]
-    kwargs["condition"] = jnp.broadcast_to(features, (n, *features.shape[1:]))
   if _PROMPT_AUDIO.value:
     prompt = audio_io.load_audio(_PROMPT_AUDIO.value, rate)[:int(_PROMPT_SECONDS.value * rate)]
     if not 0 < prompt.shape[0] < length:

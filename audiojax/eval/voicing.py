@@ -66,3 +66,13 @@ def voicing(audio: np.ndarray, sample_rate_hz: int, fmin_hz: float = 60.0,
                  flatness=float(np.median(flatness[loud])),
                  median_f0_hz=float(np.median(f0[voiced_loud])) if voiced_loud.any()
                  else float("nan"))
+
+
+def mean_voicing(clips, sample_rate_hz: int) -> dict[str, float]:
+  """Means over clips (each at least one `frame_samples` long) of the loud and voiced shares
+  and of the flatness (over the clips with loud frames; nan when none has)."""
+  stats = [voicing(np.asarray(clip), sample_rate_hz) for clip in clips]
+  flatness = [v.flatness for v in stats if v.loud_fraction > 0]
+  return {"loud_fraction": float(np.mean([v.loud_fraction for v in stats])),
+          "voiced_fraction": float(np.mean([v.voiced_fraction for v in stats])),
+          "flatness": float(np.mean(flatness)) if flatness else float("nan")}

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from audiojax import audio as audio_lib
-from audiojax.data import pitch
+from audiojax.data import pipeline, pitch
 from audiojax.eval import mfcc_tokens
 from audiojax.models import discriminators, hubert, kmeans, phone_recognizer, soundstream, wavenet
 from audiojax.sample import wavenet as wavenet_sampler
@@ -100,6 +100,15 @@ def condition_features(model: nn.Module, audio: jnp.ndarray,
                                                    channels=model.excitation_channels)
                            for row in audio])
   return jnp.concatenate([features, jnp.asarray(excitation, features.dtype)], axis=-1)
+
+
+def resynthesis_inputs(model: nn.Module, data_config, split: str, num_clips: int,
+                       num_samples: int) -> tuple[np.ndarray, np.ndarray, jnp.ndarray]:
+  """What a model conditioned on features of audio (a vocoder) resynthesises to show itself:
+  `num_clips` held-out clips of `num_samples` (`pipeline.held_out_clips`: speakers in turn) ->
+  (originals float32 [n, samples], their speaker ids int32 [n], features [n, frames, C])."""
+  originals, speakers = pipeline.held_out_clips(data_config, split, num_clips, num_samples)
+  return originals, speakers, condition_features(model, jnp.asarray(originals))
 
 
 def lowband_features(model: nn.Module, low: jnp.ndarray, num_frames: int) -> jnp.ndarray:

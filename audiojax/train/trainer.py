@@ -220,9 +220,8 @@ def _write_samples(task, model, variables, config, workdir, writer, step, rng) -
   speaker = jnp.arange(num, dtype=jnp.int32) % max(1, config.model.get("num_speakers", 1))
   kwargs, originals = {}, []
   if config.model.get("condition_channels", 0):
-    originals, speaker = pipeline.held_out_clips(config.data, config.data.eval_split, num,
-                                                 length)
-    kwargs["condition"] = tasks.condition_features(model, jnp.asarray(originals))
+    originals, speaker, kwargs["condition"] = tasks.resynthesis_inputs(
+        model, config.data, config.data.eval_split, num, length)
   audio = task.generate(model, variables, rng, num, length, jnp.asarray(speaker),
                         config.train.get("sample_temperature", 1.0), **kwargs)
   audio = np.asarray(jax.device_get(audio))
@@ -234,12 +233,8 @@ def _write_samples(task, model, variables, config, workdir, writer, step, rng) -
     for i, clip in enumerate(originals):
       audio_io.write_wav(os.path.join(folder, f"original_{i}.wav"), clip, rate)
     if length >= voicing.frame_samples(rate):  # How voiced the samples are (pYIN), over time.
-      stats = [voicing.voicing(clip, rate) for clip in audio]
-      flatness = [v.flatness for v in stats if v.loud_fraction > 0]  # nan when silent
-      writer.scalars(step, {
-          "samples/loud_fraction": float(np.mean([v.loud_fraction for v in stats])),
-          "samples/voiced_fraction": float(np.mean([v.voiced_fraction for v in stats])),
-          "samples/flatness": float(np.mean(flatness)) if flatness else float("nan")})
+      writer.scalars(step, {f"samples/{k}": v
+                            for k, v in voicing.mean_voicing(audio, rate).items()})
 
 
 def _example_batch(config: ml_collections.ConfigDict) -> dict:

@@ -161,5 +161,20 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
   assert len(rows) == 3
   # Receptive fields: dilations 1, 2, 4 (8 samples) vs 3 layers of dilation 1 (4).
   assert "| 8 |" in rows[0] and "| 4 |" in rows[1]
-  for row in rows:  # Speaker-probe accuracy of 3 samples: 0, 1/3, 2/3 or 1.
-    assert row.split("|")[-2].strip() in ("0.00", "0.33", "0.67", "1.00"), row
+  for row in rows:  # Speaker-probe accuracy of 3 samples: 0, 1/3, 2/3 or 1; too short for
+    # pYIN's voicing.
+    assert row.split("|")[-3].strip() in ("0.00", "0.33", "0.67", "1.00"), row
+    assert row.split("|")[-2].strip() == "-", row
+
+
+@pytest.mark.slow  # ~70 s on 2 cores: four tiny vocoders trained, evaluated and resynthesising.
+def test_ablate_vocoder_sweep_scores_resyntheses(tmp_path, espeak_tiny_dir):
+  workdir = str(tmp_path / "ablate_vocoder")
+  proc = run("launch.ablate", "--sweep=vocoder", "--base=tiny", f"--workdir={workdir}",
+             "--num_steps=2", "--eval_examples=2", "--probe_clips=2", "--probe_seconds=0.07",
+             "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("| log-mel")]
+  assert len(rows) == 4, proc.stdout
+  for row in rows:  # Probe of 2 resyntheses; their voiced share, a fraction.
+    assert row.split("|")[-3].strip() in ("0.00", "0.50", "1.00"), row
+    assert 0 <= float(row.split("|")[-2]) <= 1, row
