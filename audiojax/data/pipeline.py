@@ -367,6 +367,9 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
         example["audio"], data_config.sample_rate_hz, data_config.condition_hop,
         points(example["audio"]), channels)
   if kind == "excitation":
+    if not channels:
+      raise ValueError("data.condition='excitation' with data.excitation_channels=0: give the "
+                       f"channels per sample (1..{pitch.EXCITATION_CHANNELS})")
     return excitation
   if kind != "phonemes":
     raise ValueError(f"data.condition={kind!r}: use '', 'phonemes' or 'excitation'")

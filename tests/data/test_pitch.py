@@ -95,3 +95,14 @@ def test_scale_pulses_moves_the_pitch_and_keeps_the_voiced_stretches():
   assert np.isnan(pitch.median_f0(np.array([5]), RATE))
   with pytest.raises(ValueError, match="positive"):
     pitch.scale_pulses(points, 0.0, RATE)
+
+
+def test_an_excitation_condition_without_channels_is_a_clear_error():
+  import ml_collections
+
+  from audiojax.data import pipeline
+
+  config = ml_collections.ConfigDict(dict(condition="excitation", excitation_channels=0,
+                                          sample_rate_hz=RATE, condition_hop=16))
+  with pytest.raises(ValueError, match="excitation_channels=0"):
+    pipeline.condition_fn(config)
