@@ -50,6 +50,17 @@ embedding added to the input's (its class num_classes, "none", where unvoiced or
 drawn). A model that leans on them continues its own last period, so what it draws stays
 periodic: voiced.
 
+Linear prediction from the features (`lpc_order` = P, with log-mel conditioning; LPCNet,
+Valin and Skoglund 2019, which feeds its sample-rate network the prediction p_n = sum_k a_k
+s_(n-k) of an all-pole filter computed from its own frame features): each frame's predictor
+is fitted to the power spectrum its log-mel bands describe (`lpc_coefficients`:
+autocorrelation, Levinson-Durbin), and the step that draws sample n embeds p_n, from the last
+P inputs' amplitudes, as a class (its own table) plus a 1x1 of its amplitude. The spectral
+envelope is then given rather than learned: what is left to the network is the excitation
+(on the built-in corpus the predictor alone takes 16-22 dB out of the signal's power).
+Amplitude input (`amplitude_input`): each input class's embedding plus a 1x1 of its
+amplitude and companded value, so the embeddings start linear in the amplitude.
+
 Global conditioning: a speaker id (`num_speakers > 0`: a learned vector per speaker and
 layer, the paper's V^T h for a one-hot h) or, for voice cloning (`speaker_embedding_dim > 0`),
 a speaker vector computed from reference audio of the speaker: `SpeakerEncoder` maps the
@@ -81,7 +92,12 @@ Params tree (`nn.meta.unbox(model.init(...)["params"])`; `init` returns each lea
 R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outputs:
   embed/embedding                  [num_classes, R]   (softmax: == 1x1 conv of the one-hot input)
   embed/kernel [1, R], bias [R]    (mol: 1x1 conv of the amplitude)
+  embed_amplitude/kernel           [2, R]             (only with amplitude_input)
   period_embed/embedding           [(num_classes + 1) period_taps, R]  (only with period_input)
+  period_amplitude                 [period_taps, 2, R]  (period_input and amplitude_input)
+  lpc_embed/embedding [num_classes, R], lpc_amplitude/kernel [2, R]  (only with lpc_order)
+  lpc_period_embed [(num_classes + 1) period_taps, R], lpc_period_amplitude [period_taps, 2, R]
+                                   (only with lpc_period)
   condition_upsampler/stride_{i}/kernel [2 s_i, C, C], bias [C]  (transposed upsampling only)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
@@ -103,8 +119,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from audiojax import audio
 from audiojax.data import pitch
 from audiojax.models import layers
+from audiojax.train import losses
 
 OUTPUTS = ("softmax", "mol")
 MOL_LEVELS = 2**16  # The mixture's bins: linear on [-1, 1] (`audio.linear_bins`).
@@ -135,11 +153,46 @@ def _check_period_input(model: "Model") -> None:
   if model.period_input and model.period_taps % 2 != 1:
     raise ValueError(f"period_taps={model.period_taps}: use an odd number (taps centred on the "
                      "sample one period back)")
+  if model.amplitude_input and model.output != "softmax":
+    raise ValueError("amplitude_input adds amplitudes to mu-law class embeddings: "
+                     "output='softmax' only (mol takes amplitudes already)")
   if model.period_input and (model.output != "softmax" or
                              model.excitation_channels <= pitch.PERIOD_CHANNEL):
     raise ValueError("period_input needs output='softmax' and the excitation's period channel "
                      f"(excitation_channels={pitch.EXCITATION_CHANNELS}); got output="
                      f"{model.output!r}, excitation_channels={model.excitation_channels}")
+
+
+def amplitude_features(model: "Model", amplitude: jnp.ndarray) -> jnp.ndarray:
+  """Amplitudes [...] (clipped to [-1, 1]) -> float32 [..., 2]: each and its mu-law companded
+  value, what `amplitude_input` and `lpc_order` show the network of a sample."""
+  amplitude = jnp.clip(amplitude.astype(jnp.float32), -1.0, 1.0)
+  return jnp.stack([amplitude, audio.mu_law_compress(amplitude, model.num_classes - 1)], -1)
+
+
+def class_features(model: "Model", classes: jnp.ndarray) -> jnp.ndarray:
+  """int32 mu-law classes [...] -> float32 [..., 2]: `amplitude_features` of each class's
+  amplitude (its bin centre), what `amplitude_input` adds to a class's embedding."""
+  return amplitude_features(model, audio.mu_law_decode(classes, model.num_classes - 1))
+
+
+def _tap_features(model: "Model", ids: jnp.ndarray) -> jnp.ndarray:
+  """`period_embed` rows [..., taps] (`_tap_ids`) -> their classes' `class_features` [..., taps,
+  2], zeros for a tap's "none"."""
+  classes = ids - (model.num_classes + 1) * jnp.arange(model.period_taps)
+  none = (classes == model.num_classes)[..., None]
+  return jnp.where(none, 0.0, class_features(model, jnp.minimum(classes, model.num_classes - 1)))
+
+
+def _check_lpc(model: "Model") -> None:
+  if model.lpc_period and not (model.lpc_order and model.period_input):
+    raise ValueError("lpc_period needs lpc_order > 0 and period_input")
+  if model.lpc_order and (model.output != "softmax" or model.condition_source != "mel"
+                          or not model.condition_channels):
+    raise ValueError("lpc_order needs output='softmax' and log-mel conditioning "
+                     f"(condition_source='mel', condition_channels > 0); got output="
+                     f"{model.output!r}, condition_source={model.condition_source!r}, "
+                     f"condition_channels={model.condition_channels}")
 
 
 def _check_condition(model: "Model", condition: jnp.ndarray | None) -> jnp.ndarray | None:
@@ -292,9 +345,84 @@ def condition_window(upsampled: jnp.ndarray, offset: int | jnp.ndarray,
 
 
 def history_size(model: "Model") -> int:
-  """Past inputs the decoder keeps for `period_input` (a power of 2 above the longest voiced
-  period, `pitch.period_scale`); a longer period is treated as unvoiced, by both paths."""
-  return 1 << math.ceil(math.log2(pitch.period_scale(model.sample_rate_hz) + 2))
+  """Past inputs the decoder keeps (a power of 2), 0 when none: for `period_input`, more than
+  the longest voiced period (`pitch.period_scale`; a longer period is treated as unvoiced, by
+  both paths); for `lpc_order`, the predictor's taps."""
+  reach = max(pitch.period_scale(model.sample_rate_hz) + 2 if model.period_input else 0,
+              model.lpc_order)
+  return 1 << math.ceil(math.log2(reach)) if reach else 0
+
+
+LPC_NOISE_FLOOR = 1e-4  # White-noise correction of the autocorrelation (-40 dB): a stable fit.
+
+
+def levinson(autocorrelation: jnp.ndarray, order: int) -> jnp.ndarray:
+  """Autocorrelation [..., >= order + 1] -> predictor coefficients a [..., order] minimising
+  E(x[n] - sum_k a[k - 1] x[n - k])^2 (Levinson-Durbin; r[0] > 0 assumed)."""
+  r = autocorrelation.astype(jnp.float32)
+  a = jnp.zeros(r.shape[:-1] + (order,), jnp.float32)
+  error = r[..., 0]
+  for i in range(order):
+    acc = r[..., i + 1] - jnp.sum(a[..., :i] * r[..., i:0:-1], axis=-1)
+    k = acc / error
+    a = a.at[..., :i].add(-k[..., None] * a[..., i - 1::-1][..., :i]) if i else a
+    a = a.at[..., i].set(k)
+    error = error * (1.0 - k * k)
+  return a
+
+
+def lpc_coefficients(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [b, frames, C (+ hop E)] -> each frame's linear predictor of order `lpc_order`
+  [b, frames, order], float32: the all-pole fit (autocorrelation method) of the power
+  spectrum its log-mel bands describe (`losses.mel_features_power`), as LPCNet derives its
+  predictor from its features rather than from the audio, so sampling has it too."""
+  power = losses.mel_features_power(condition[..., :model.condition_channels].astype(jnp.float32),
+                                    model.sample_rate_hz, model.condition_hop)
+  r = jnp.fft.irfft(power, axis=-1)[..., :model.lpc_order + 1]
+  r = r.at[..., 0].set(r[..., 0] * (1.0 + LPC_NOISE_FLOOR) + 1e-12)
+  return levinson(r, model.lpc_order)
+
+
+def _with_lpc(model: "Model", upsampled: jnp.ndarray, condition: jnp.ndarray) -> jnp.ndarray:
+  """Upsampled features [b, n, C'] -> with `lpc_order`, float32 [b, n, C' + order]: each row
+  followed by its frame's predictor (`lpc_coefficients`); unchanged otherwise."""
+  if not model.lpc_order:
+    return upsampled
+  rows = jnp.repeat(lpc_coefficients(model, condition), model.condition_hop, axis=1)
+  return jnp.concatenate([upsampled.astype(jnp.float32), rows[:, :upsampled.shape[1]]], -1)
+
+
+def _split_lpc(model: "Model", rows: jnp.ndarray):
+  """`_with_lpc` rows [..., C' (+ order)] -> (features [..., C'], predictors or None)."""
+  if not model.lpc_order:
+    return rows, None
+  return rows[..., :-model.lpc_order], rows[..., -model.lpc_order:]
+
+
+def _long_term_terms(model: "Model", table: jnp.ndarray, kernel: jnp.ndarray,
+                     prediction: jnp.ndarray, residuals: jnp.ndarray,
+                     valid: jnp.ndarray) -> jnp.ndarray:
+  """`lpc_period`'s input term [..., R]: per period tap j, q_j = prediction [...] + the
+  residual of the input at the tap (`residuals` [..., taps]: its amplitude minus what was
+  predicted for it), embedded as a class (rows of `table` [(classes + 1) taps, R], its "none"
+  where not `valid`) plus `kernel` [taps, 2, R] of its `amplitude_features`."""
+  q = prediction[..., None] + residuals
+  classes = jnp.where(valid, audio.mu_law_encode(q, model.num_classes - 1), model.num_classes)
+  ids = classes + (model.num_classes + 1) * jnp.arange(model.period_taps)
+  features = jnp.where(valid[..., None], amplitude_features(model, q), 0.0)
+  return (table[ids].sum(axis=-2)
+          + jnp.einsum("...jf,jfr->...r", features.astype(table.dtype), kernel.astype(table.dtype)))
+
+
+def linear_prediction(model: "Model", inputs: jnp.ndarray,
+                      coefficients: jnp.ndarray) -> jnp.ndarray:
+  """inputs [b, t] int32 classes, coefficients [b, t, order] -> float32 [b, t]: position t's
+  prediction of the sample it draws, sum_k a[k] x[t - k] over the inputs' amplitudes (input t
+  is the sample before the drawn one; inputs before the first count as 0)."""
+  order, time = model.lpc_order, inputs.shape[1]
+  amplitude = jnp.pad(audio.mu_law_decode(inputs, model.num_classes - 1), ((0, 0), (order - 1, 0)))
+  past = jnp.stack([amplitude[:, order - 1 - k:order - 1 - k + time] for k in range(order)], -1)
+  return jnp.sum(coefficients.astype(jnp.float32) * past, axis=-1)
 
 
 def condition_periods(model: "Model", upsampled: jnp.ndarray) -> jnp.ndarray | None:
@@ -397,6 +525,19 @@ class Model(nn.Module):
   # back (module docstring), and period_taps - 1 around it (odd). Softmax only.
   period_input: bool = False
   period_taps: int = 1
+  # Softmax: add to each input's class embedding a 1x1 of its amplitude (and companded value,
+  # `class_features`), the same for the period taps (a kernel per tap): the embeddings start
+  # linear in the amplitude, as a waveform's linear prediction from its past needs, instead of
+  # 256 unrelated vectors of which the rare loud classes are barely trained.
+  amplitude_input: bool = False
+  # P > 0 (softmax, log-mel conditioning): also embed a linear prediction of the sample being
+  # drawn from the last P inputs, with a predictor of order P fitted per frame to the spectral
+  # envelope of the log-mel features (`lpc_coefficients`; LPCNet, Valin and Skoglund 2019).
+  lpc_order: int = 0
+  # With lpc_order and period_input: also embed, per period tap, the prediction plus the
+  # excitation one period back (the tap's input minus its own prediction): the short-term
+  # predictor with CELP's adaptive codebook at unit gain, what a voiced sound repeats.
+  lpc_period: bool = False
   # Training only (`tasks.wavenet_loss`): the share of rows trained without their periods (the
   # period channel zeroed: no lagged samples), so that the model also follows its other
   # conditioning where its own last period is no guide (e.g. silence it fell into).
@@ -450,9 +591,13 @@ class Model(nn.Module):
                        f"{channels} (condition_channels + condition_hop x excitation_channels)")
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
+    _check_lpc(self)
+    predictor = None
     if condition is not None:
       upsampled = _upsampler(self, name="condition_upsampler")(condition)
+      upsampled = _with_lpc(self, upsampled, condition)
       condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
+      condition, predictor = _split_lpc(self, condition)  # predictor: [b, t, order]
     if self.output == "mol":
       x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",
                    kernel_init=_init((None, "embed")),
@@ -461,12 +606,44 @@ class Model(nn.Module):
       x = nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="embed",
                    embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
                    )(inputs)  # [b, t, R]
+      if self.amplitude_input:
+        x += nn.Dense(self.residual_channels, use_bias=False, dtype=self.dtype,
+                      name="embed_amplitude", kernel_init=_init((None, "embed"))
+                      )(class_features(self, inputs))
     if self.period_input:  # The sample one period back: [b, t, R].
-      lagged = lagged_inputs(self, inputs, condition_periods(self, condition))
+      periods = condition_periods(self, condition)
+      lagged = lagged_inputs(self, inputs, periods)
       x += nn.Embed((self.num_classes + 1) * self.period_taps, self.residual_channels,
                     dtype=self.dtype, name="period_embed",
                     embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
                     )(lagged).sum(axis=2)
+      if self.amplitude_input:  # [taps, 2, R]
+        kernel = self.param("period_amplitude", _init((None, None, "embed")),
+                            (self.period_taps, 2, self.residual_channels))
+        x += jnp.einsum("btjf,jfr->btr", _tap_features(self, lagged).astype(self.dtype),
+                        kernel.astype(self.dtype))
+    if self.lpc_order:  # The linear prediction of the sample being drawn: [b, t, R].
+      prediction = linear_prediction(self, inputs, predictor)  # [b, t]
+      x += nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="lpc_embed",
+                    embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
+                    )(audio.mu_law_encode(prediction, self.num_classes - 1))
+      x += nn.Dense(self.residual_channels, use_bias=False, dtype=self.dtype,
+                    name="lpc_amplitude", kernel_init=_init((None, "embed"))
+                    )(amplitude_features(self, prediction))
+    if self.lpc_period:  # [b, t, R]
+      b, t = inputs.shape
+      index, valid = _period_taps(self, jnp.arange(t)[None, :], periods)  # [b, t, taps]
+      # Input i's residual: its amplitude minus position i - 1's prediction (0 for input 0).
+      residual = (audio.mu_law_decode(inputs, self.num_classes - 1)
+                  - jnp.pad(prediction[:, :-1], ((0, 0), (1, 0))))
+      lagged = jnp.take_along_axis(residual, jnp.clip(index, 0, t - 1).reshape(b, -1), axis=1)
+      table = self.param("lpc_period_embed", _init(("classes", "embed"),
+                                                   nn.linear.default_embed_init),
+                         ((self.num_classes + 1) * self.period_taps, self.residual_channels))
+      kernel = self.param("lpc_period_amplitude", _init((None, None, "embed")),
+                          (self.period_taps, 2, self.residual_channels))
+      x += _long_term_terms(self, table.astype(self.dtype), kernel, prediction,
+                            lagged.reshape(b, t, -1), valid)
     x = _constrain(x, ("batch", "time", None))
     layer = remat(ResidualLayer, self.remat)
     skips = 0.0
@@ -542,6 +719,10 @@ class DecodeWeights(struct.PyTreeNode):
   embedding: jax.Array  # [classes, R] (softmax) or [1, R] (mol: the amplitude's 1x1)
   embedding_bias: jax.Array | None  # [R] (mol only)
   period_embedding: jax.Array | None  # [(classes + 1) taps, R] (period_input only)
+  lpc_embedding: jax.Array | None  # [classes, R] (lpc_order only)
+  lpc_amplitude: jax.Array | None  # [2, R] (lpc_order only)
+  lpc_period_embedding: jax.Array | None  # [(classes + 1) taps, R] (lpc_period only)
+  lpc_period_amplitude: jax.Array | None  # [taps, 2, R] (lpc_period only)
   past_kernel: jax.Array  # [L, k - 1, R, G]: conv taps at t - (k - 1) d, ..., t - d
   current_kernel: tuple[jax.Array, ...]  # L x [R, G]: conv tap at t
   gate_bias: jax.Array  # [L, G]
@@ -563,12 +744,15 @@ class DecodeState(struct.PyTreeNode):
   gate_context: jax.Array  # [L, batch, G]: gate biases + global conditioning, fixed in time
   step: jax.Array  # int32 []: time index of the next input
   history: jax.Array | None = None  # int32 [history_size, batch]: input s at row s % size
+  # float32 [history_size, batch] (lpc_period): the prediction made for input s at row s % size
+  predictions: jax.Array | None = None
 
 
 class StepCondition(struct.PyTreeNode):
   """A locally conditioned step's inputs from the features, for one step or stacked in time."""
   terms: jax.Array  # [..., L, batch, G]: every layer's conditioning gate term
   periods: jax.Array | None = None  # int32 [..., batch]: period_input's periods (samples)
+  lpc: jax.Array | None = None  # float32 [..., batch, order]: lpc_order's predictors
 
   def __getitem__(self, index) -> "StepCondition":
     return jax.tree.map(lambda x: x[index], self)
@@ -607,10 +791,23 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
   else:
     embedding = cast(params["embed"]["embedding"])
   period = cast(params["period_embed"]["embedding"]) if model.period_input else None
+  if model.amplitude_input:  # Folded into the tables: row c += class_features(c) @ kernel.
+    features = class_features(model, jnp.arange(model.num_classes))  # [classes, 2]
+    embedding += cast(features @ params["embed_amplitude"]["kernel"])
+    if period is not None:
+      ids = jnp.arange(period.shape[0]).reshape(model.period_taps, model.num_classes + 1)
+      period += cast(jnp.einsum("jcf,jfr->jcr", _tap_features(model, ids.T).transpose(1, 0, 2),
+                                params["period_amplitude"]).reshape(period.shape))
+  lpc = ((cast(params["lpc_embed"]["embedding"]), cast(params["lpc_amplitude"]["kernel"]))
+         if model.lpc_order else (None, None))
   return DecodeWeights(
       embedding=embedding,
       embedding_bias=embedding_bias,
       period_embedding=period,
+      lpc_embedding=lpc[0],
+      lpc_amplitude=lpc[1],
+      lpc_period_embedding=cast(params["lpc_period_embed"]) if model.lpc_period else None,
+      lpc_period_amplitude=cast(params["lpc_period_amplitude"]) if model.lpc_period else None,
       past_kernel=jnp.stack([w[:-1] for w in conv]),
       current_kernel=tuple(w[-1] for w in conv),
       gate_bias=jnp.stack([cast(p["dilated_conv"]["bias"]) for p in layers]),
@@ -643,10 +840,12 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
                                    weights.speaker_embedding)
   elif speaker is not None:
     context = context + weights.speaker_embedding[:, speaker, :]  # [L, batch, G]
-  history = (jnp.zeros((history_size(model), batch_size), jnp.int32) if model.period_input
+  history = (jnp.zeros((history_size(model), batch_size), jnp.int32) if history_size(model)
              else None)
+  predictions = (jnp.zeros((history_size(model), batch_size), jnp.float32) if model.lpc_period
+                 else None)
   return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32),
-                     history=history)
+                     history=history, predictions=predictions)
 
 
 def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
@@ -660,18 +859,22 @@ def speaker_vectors(model: Model, params: Any, reference_mel: jnp.ndarray) -> jn
 
 
 def upsample_condition(model: Model, params: Any, condition: jnp.ndarray) -> jnp.ndarray:
-  """Features [batch, frames, C] -> [batch, frames * hop, C] as `Model.__call__` upsamples them;
-  row n is for the step that draws sample n. Do it once, before the loop."""
-  return _upsampler(model).apply({"params": params.get("condition_upsampler", {})}, condition)
+  """Features [batch, frames, C] -> [batch, frames * hop, C] as `Model.__call__` upsamples them
+  (with `lpc_order`, each row followed by its predictor); row n is for the step that draws
+  sample n. Do it once, before the loop."""
+  upsampled = _upsampler(model).apply({"params": params.get("condition_upsampler", {})},
+                                      condition)
+  return _with_lpc(model, upsampled, condition)
 
 
 def condition_terms(model: Model, weights: DecodeWeights,
                     upsampled: jnp.ndarray) -> StepCondition:
   """Upsampled features [time, batch, C] (time-major) -> every layer's gate term of each step,
   [time, L, batch, G] (all layers' conditioning 1x1s in one matmul), and with `period_input`
-  each step's period [time, batch]."""
+  each step's period [time, batch], with `lpc_order` its predictor [time, batch, order]."""
+  upsampled, lpc = _split_lpc(model, upsampled)
   terms = jnp.einsum("tbc,clg->tlbg", upsampled.astype(model.dtype), weights.condition_kernel)
-  return StepCondition(terms, condition_periods(model, upsampled))
+  return StepCondition(terms, condition_periods(model, upsampled), lpc)
 
 
 def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs_t: jnp.ndarray,
@@ -695,16 +898,31 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   if condition_t is not None:  # Local conditioning, computed before the loop.
     context = context + condition_t.terms
 
-  history = state.history
+  history, predictions = state.history, state.predictions
   if model.output == "mol":  # The amplitude's 1x1 conv: [batch, R].
     x = inputs_t[:, None].astype(model.dtype) * weights.embedding[0] + weights.embedding_bias
   else:
     x = weights.embedding[inputs_t]  # [batch, R]
-  if model.period_input:  # The input one period back (`lagged_inputs`), from the history.
+  if history is not None:
     history = history.at[t % history.shape[0]].set(inputs_t)
+  if model.period_input:  # The input one period back (`lagged_inputs`), from the history.
     index, valid = _period_taps(model, t, condition_t.periods)  # [batch, taps]
+    taps = index  # The period taps' inputs (lpc_period reads there too).
     lagged = history[index % history.shape[0], jnp.arange(inputs_t.shape[0])[:, None]]
     x = x + weights.period_embedding[_tap_ids(model, lagged, valid)].sum(axis=1)
+  if model.lpc_order:  # `linear_prediction` from the last lpc_order inputs in the history.
+    lags = t - jnp.arange(model.lpc_order)  # [order]: tap k reads input t - k
+    past = audio.mu_law_decode(history[lags % history.shape[0]], model.num_classes - 1)
+    past = jnp.where((lags >= 0)[:, None], past, 0.0)  # [order, batch]
+    prediction = jnp.einsum("bk,kb->b", condition_t.lpc.astype(jnp.float32), past)
+    x = (x + weights.lpc_embedding[audio.mu_law_encode(prediction, model.num_classes - 1)]
+         + amplitude_features(model, prediction).astype(model.dtype) @ weights.lpc_amplitude)
+  if model.lpc_period:  # The taps' residuals from the histories of inputs and predictions.
+    rows = (taps % history.shape[0], jnp.arange(inputs_t.shape[0])[:, None])  # [batch, taps]
+    residual = audio.mu_law_decode(history[rows], model.num_classes - 1) - predictions[rows]
+    x = x + _long_term_terms(model, weights.lpc_period_embedding,
+                             weights.lpc_period_amplitude, prediction, residual, valid)
+    predictions = predictions.at[(t + 1) % predictions.shape[0]].set(prediction)
   layer_inputs, zs = [], []
   for i in range(len(model.dilations)):
     z = gated_unit(x @ weights.current_kernel[i] + context[i])  # [batch, G // 2]
@@ -716,4 +934,5 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   skips = jnp.concatenate(zs, axis=-1) @ weights.skip_kernel + weights.skip_bias  # [batch, S]
   h = nn.relu(nn.relu(skips) @ weights.hidden_kernel + weights.hidden_bias)  # [batch, H]
   logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, num_outputs]
-  return state.replace(queues=queues, step=t + 1, history=history), logits.astype(jnp.float32)
+  return (state.replace(queues=queues, step=t + 1, history=history, predictions=predictions),
+          logits.astype(jnp.float32))

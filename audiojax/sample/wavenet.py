@@ -159,7 +159,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
   state = state.replace(queues=_split_batch(state.queues, mesh, rows),
                         gate_context=_split_batch(state.gate_context, mesh, rows),
                         history=None if state.history is None
-                        else _split_batch(state.history, mesh, P(None, "data")))
+                        else _split_batch(state.history, mesh, P(None, "data")),
+                        predictions=None if state.predictions is None
+                        else _split_batch(state.predictions, mesh, P(None, "data")))
   if condition is not None:  # Upsampled once, before the loop.
     condition = wavenet.upsample_condition(model, params, condition)[:, :num_samples]
     condition = _split_batch(condition.transpose(1, 0, 2), mesh, rows)  # [time, batch, C]
@@ -228,9 +230,10 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))
 def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples, temperature):
-  # The inputs an output depends on: its receptive field, which with period_input reaches
-  # back from each position's input one period back (up to history_size) too.
-  rf = model.receptive_field + (wavenet.history_size(model) if model.period_input else 0)
+  # The inputs an output depends on: its receptive field, which with period_input (lpc_order)
+  # reaches back from each position's input one period (lpc_order - 1 inputs) further too,
+  # and with both (lpc_period) the tap's own prediction lpc_order before the tap.
+  rf = model.receptive_field + wavenet.history_size(model) + model.lpc_order
   batch_size = first.shape[0]
   # inputs[:, t] is the input at time t: silence, then the samples drawn so far.
   inputs = jnp.zeros((batch_size, max(rf, num_samples + 1)), first.dtype).at[:, 0].set(first)
@@ -257,7 +260,7 @@ def naive_sample(model: wavenet.Model, params, *, num_samples: int, batch_size: 
                  rng: jax.Array, temperature: float = 1.0, speaker: jnp.ndarray | None = None,
                  condition: jnp.ndarray | None = None) -> jnp.ndarray:
   """Like `sample`, but each step reruns `Model.__call__` on the last receptive_field inputs
-  (with `period_input`, history_size more)."""
+  (with `period_input` or `lpc_order`, history_size + lpc_order more)."""
   _check_length(model, condition, num_samples)
   return _naive_sample(model, params, rng, first_inputs(model, batch_size), speaker, condition,
                        num_samples=num_samples, temperature=float(temperature))

@@ -109,9 +109,15 @@ def check_meta(meta: dict, expected: dict, where: str) -> None:
         f"{expected['model_name']!r}: use another --workdir")
   if meta["fingerprint"] != expected["fingerprint"]:
     old, new = meta["config"].get("model", {}), expected["config"].get("model", {})
+    # A field added to the model after the checkpoint was written is off by default (False,
+    # 0, None, empty: the computation as before it existed), so a checkpoint that lacks it
+    # matches a config that leaves it off.
     diffs = [f"model.{k}: checkpoint {old.get(k)!r} vs config {new.get(k)!r}"
              for k in sorted(set(old) | set(new))
-             if old.get(k) != new.get(k) and k not in COMPUTE_ONLY_FIELDS]
+             if old.get(k) != new.get(k) and k not in COMPUTE_ONLY_FIELDS
+             and not (k not in old and not new[k])]
+    if not diffs and meta["config"].get("model"):
+      return
     raise CheckpointMismatchError(
         f"{where} holds a checkpoint of a different {meta['model_name']} config ("
         + "; ".join(diffs or ["fingerprint differs"]) + "): use another --workdir")

@@ -50,8 +50,24 @@ def mel_features(audio: jnp.ndarray, sample_rate_hz: int, hop: int, num_mels: in
   left = (window - hop) // 2
   right = (frames - 1) * hop + window - left - samples
   padded = jnp.pad(audio, ((0, 0), (left, right)), mode="reflect")
-  floor = np.log(1e-5)
-  return (log_mel(padded, sample_rate_hz, window, hop, num_mels) - floor) / -floor
+  return (log_mel(padded, sample_rate_hz, window, hop, num_mels) - _MEL_FLOOR) / -_MEL_FLOOR
+
+
+_MEL_FLOOR = np.log(1e-5)  # `mel_features`' floor: ln of `log_mel`'s offset.
+
+
+def mel_features_power(features: jnp.ndarray, sample_rate_hz: int, hop: int,
+                       window: int | None = None) -> jnp.ndarray:
+  """`mel_features` [..., frames, M] -> an estimate of each frame's power spectrum [...,
+  frames, window // 2 + 1] (FFT bins of the `window`): each bin's magnitude is the mean of
+  the bands over it, weighted by their filters (bins under none take 0). A smooth envelope,
+  not the harmonics: what linear prediction from the features needs (`wavenet.lpc_coefficients`).
+  """
+  window = window or 4 * hop
+  bank = mel_filterbank(sample_rate_hz, window, features.shape[-1])  # [bins, M]
+  spread = bank / np.maximum(bank.sum(axis=1, keepdims=True), 1e-8)
+  mel = jnp.maximum(jnp.exp(features * -_MEL_FLOOR + _MEL_FLOOR) - 1e-5, 0.0)
+  return jnp.square(mel @ spread.T)
 
 
 def multiscale_mel_loss(real: jnp.ndarray, fake: jnp.ndarray, sample_rate_hz: int,

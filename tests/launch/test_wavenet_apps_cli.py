@@ -12,9 +12,10 @@ from tensorboard.backend.event_processing import event_accumulator
 from tests.launch.test_cli import run
 
 
-@pytest.mark.parametrize("variant", ["vocoder_tiny", "vocoder_pitch_tiny"])
+@pytest.mark.parametrize("variant", ["vocoder_tiny", "vocoder_pitch_tiny", "vocoder_lpc_tiny"])
 def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
-  """A locally conditioned WaveNet (log-mel; log-mel and the pitch pulses): --condition_audio
+  """A locally conditioned WaveNet (log-mel; log-mel and the pitch pulses; those with the
+  period input and linear prediction from the log-mel): --condition_audio
   gives clips of the recording's length (test_cli: an unconditioned model refuses the flag)."""
   workdir = str(tmp_path / "vocoder")
   run("launch.train", f"--config=configs/wavenet.py:{variant}", f"--workdir={workdir}",
@@ -167,14 +168,15 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
     assert row.split("|")[-2].strip() == "-", row
 
 
-@pytest.mark.slow  # ~70 s on 2 cores: four tiny vocoders trained, evaluated and resynthesising.
+@pytest.mark.slow  # ~2 min on 2 cores: 7 tiny vocoders trained, evaluated and resynthesising.
 def test_ablate_vocoder_sweep_scores_resyntheses(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate_vocoder")
   proc = run("launch.ablate", "--sweep=vocoder", "--base=tiny", f"--workdir={workdir}",
              "--num_steps=2", "--eval_examples=2", "--probe_clips=2", "--probe_seconds=0.07",
              "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
-  rows = [line for line in proc.stdout.splitlines() if line.startswith("| log-mel")]
-  assert len(rows) == 4, proc.stdout
+  rows = [line for line in proc.stdout.splitlines()
+          if line.startswith(("| log-mel", "| quick start"))]
+  assert len(rows) == 7, proc.stdout
   for row in rows:  # Probe of 2 resyntheses; their voiced share, a fraction.
     assert row.split("|")[-3].strip() in ("0.00", "0.50", "1.00"), row
     assert 0 <= float(row.split("|")[-2]) <= 1, row

@@ -5,7 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
+import scipy.signal
 
+from audiojax import audio
 from audiojax.data import pitch
 from audiojax.models import wavenet
 from audiojax.sample import wavenet as sampler
@@ -231,9 +234,9 @@ def test_period_input_reaches_beyond_the_receptive_field():
       outputs(inputs.at[0, lag - model.receptive_field].add(7))[0, t], base)
 
 
-@pytest.mark.parametrize("taps", [1, 3])
-def test_incremental_equals_parallel_with_period_input(taps):
-  model = wavenet.Model(**PERIOD, period_taps=taps)
+@pytest.mark.parametrize("taps,amplitude", [(1, False), (3, False), (3, True)])
+def test_incremental_equals_parallel_with_period_input(taps, amplitude):
+  model = wavenet.Model(**PERIOD, period_taps=taps, amplitude_input=amplitude)
   params = random_params(model, seed=3)
   time = 2 * model.receptive_field + 40
   inputs = random_classes(5, (2, time))
@@ -253,6 +256,33 @@ def test_scan_sampler_equals_naive_sampler_with_period_input():
   np.testing.assert_array_equal(fast, sampler.naive_sample(model, params, **kwargs))
   primed = sampler.sample(model, params, **kwargs, prompt=fast[:, :model.receptive_field + 3])
   np.testing.assert_array_equal(primed, fast)
+
+
+def test_amplitude_input_is_linear_in_the_class_amplitude():
+  """With amplitude_input, an input's embedding is its class's row plus a 1x1 of the class's
+  amplitude and companded value; the decoder's folded table equals the two summed."""
+  model = wavenet.Model(**PERIOD, period_taps=3, amplitude_input=True)
+  params = random_params(model, seed=5)
+  assert params["embed_amplitude"]["kernel"].shape == (2, model.residual_channels)
+  assert params["period_amplitude"].shape == (3, 2, model.residual_channels)
+  features = np.asarray(wavenet.class_features(model, jnp.array([0, 127, 128, 255])))
+  np.testing.assert_allclose(features[:, 0], audio.mu_law_decode(jnp.array([0, 127, 128, 255])))
+  np.testing.assert_allclose(features[[0, 3], 1], [-1, 1])
+  weights = wavenet.decode_weights(model, params)
+  np.testing.assert_allclose(
+      weights.embedding, params["embed"]["embedding"]
+      + wavenet.class_features(model, jnp.arange(256)) @ params["embed_amplitude"]["kernel"],
+      atol=1e-6)
+  rows = np.asarray(weights.period_embedding).reshape(3, 257, -1)
+  table = np.asarray(params["period_embed"]["embedding"]).reshape(3, 257, -1)
+  np.testing.assert_allclose(rows[:, 256], table[:, 256])  # A tap's "none" has no amplitude.
+  np.testing.assert_allclose(
+      rows[1, 200], table[1, 200] + np.asarray(
+          wavenet.class_features(model, jnp.array(200))) @ params["period_amplitude"][1],
+      atol=1e-6)
+  with pytest.raises(ValueError, match="amplitude_input"):
+    wavenet.Model(output="mol", amplitude_input=True).init(
+        jax.random.key(0), jnp.zeros((1, 8)))
 
 
 def test_period_input_needs_the_period_channel_and_odd_taps():
@@ -275,3 +305,93 @@ def test_drop_periods_zeroes_only_the_period_channel_of_dropped_rows():
   np.testing.assert_array_equal(np.delete(samples(dropped[1]), pitch.PERIOD_CHANNEL, -1),
                                 np.delete(samples(condition[1]), pitch.PERIOD_CHANNEL, -1))
   np.testing.assert_array_equal(dropped[1, :, :3], condition[1, :, :3])
+
+
+LPC = {**PERIOD, "period_taps": 3, "lpc_order": 4}
+
+
+def lpc_condition(seed: int, batch: int, frames: int, excitation_channels: int) -> jnp.ndarray:
+  """`period_condition` (periods up to 50 samples) with its 3 bands in the range of real log-mel
+  features (`losses.mel_features`), or only those bands (no excitation). Within ~20 dB of each
+  other, so that the predictors are well conditioned: each compiled program rounds the FFT
+  and Levinson's recursion its own way, and with an ill-conditioned fit the predictions of
+  the two paths would differ enough to flip a class now and then."""
+  condition = period_condition(seed, batch, frames, max_period=50)
+  bands = np.random.default_rng(seed).uniform(0.7, 0.9, (batch, frames, 3))
+  rest = condition[..., 3:] if excitation_channels else condition[..., :0]
+  return jnp.concatenate([jnp.asarray(bands, jnp.float32), rest], axis=-1)
+
+
+def test_levinson_solves_the_normal_equations():
+  rng = np.random.default_rng(0)
+  signal = scipy.signal.lfilter([1.0], [1.0, -1.3, 0.8], rng.normal(size=4000))
+  r = np.array([signal[:len(signal) - k] @ signal[k:] for k in range(7)]) / len(signal)
+  expected = scipy.linalg.solve_toeplitz(r[:6], r[1:7])
+  np.testing.assert_allclose(wavenet.levinson(jnp.asarray(r[None]), 6)[0], expected,
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_lpc_from_log_mel_predicts_a_voiced_sound():
+  """The predictor fitted to the log-mel envelope alone (no audio) predicts a vowel-like sound
+  (a 120 Hz pulse train through two formant resonances) far better than silence does."""
+  rate, hop = 16000, 128
+  pulses = np.zeros(rate // 2)
+  pulses[::rate // 120] = 1.0
+  vowel = pulses
+  for hz, bandwidth in ((700, 130), (1200, 70)):
+    radius = np.exp(-np.pi * bandwidth / rate)
+    vowel = scipy.signal.lfilter([1.0], [1.0, -2 * radius * np.cos(2 * np.pi * hz / rate),
+                                         radius**2], vowel)
+  vowel = (0.5 * vowel / np.abs(vowel).max()).astype(np.float32)
+  model = wavenet.Model(**{**TINY, "condition_channels": 40, "condition_hop": hop,
+                           "lpc_order": 16})
+  features = losses.mel_features(jnp.asarray(vowel)[None], rate, hop, 40)
+  rows = jnp.repeat(wavenet.lpc_coefficients(model, features), hop, axis=1)[:, :vowel.shape[0]]
+  # Position t draws sample t + 1 from inputs up to t (the audio as classes).
+  inputs = audio.mu_law_encode(jnp.asarray(vowel)[None, :-1])
+  prediction = np.asarray(wavenet.linear_prediction(model, inputs, rows[:, 1:]))[0]
+  target = vowel[1:]
+  gain_db = 10 * np.log10(np.sum(target**2) / np.sum((target - prediction) ** 2))
+  assert gain_db > 10, gain_db
+
+
+@pytest.mark.parametrize("extra", [dict(period_input=False, excitation_channels=0), {},
+                                   dict(lpc_period=True)])
+def test_incremental_equals_parallel_with_lpc(extra):
+  model = wavenet.Model(**{**LPC, **extra})
+  params = random_params(model, seed=3)
+  time = 2 * model.receptive_field + 40
+  inputs = random_classes(5, (2, time))
+  condition = lpc_condition(6, 2, -(-time // HOP), model.excitation_channels)
+  parallel = model.apply({"params": params}, inputs, None, condition)
+  incremental = sampler.teacher_forced_logits(model, params, inputs, None, condition)
+  np.testing.assert_allclose(incremental, parallel, atol=1e-4, rtol=0)  # (lpc_condition)
+  # Position t's prediction reads inputs t .. t - 3 (lpc_order 4): with a receptive field of
+  # 2 positions, the output at t reaches input t - 4 and no further.
+  short = wavenet.Model(**{**LPC, **extra, "dilation_cycles": 1, "max_dilation": 1})
+  assert short.receptive_field == 2
+  params = random_params(short, seed=4)
+  outputs = jax.jit(lambda x: short.apply({"params": params}, x, None, condition))
+  t = 30
+  base = outputs(inputs)[0, t]
+  assert np.abs(outputs(inputs.at[0, t - 4].add(40))[0, t] - base).max() > 1e-4
+  np.testing.assert_array_equal(outputs(inputs.at[0, t - 5].add(40))[0, t], base)
+
+
+@pytest.mark.parametrize("long_term", [False, True])
+def test_scan_sampler_equals_naive_sampler_with_lpc(long_term):
+  model = wavenet.Model(**LPC, lpc_period=long_term)
+  params = random_params(model, seed=4)
+  num = 3 * model.receptive_field
+  condition = lpc_condition(7, 2, -(-num // HOP), model.excitation_channels)
+  kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(8), condition=condition)
+  np.testing.assert_array_equal(sampler.sample(model, params, **kwargs),
+                                sampler.naive_sample(model, params, **kwargs))
+
+
+def test_lpc_needs_log_mel_conditioning():
+  with pytest.raises(ValueError, match="lpc_order"):
+    wavenet.Model(**{**TINY, "lpc_order": 4}).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))
+  with pytest.raises(ValueError, match="lpc_period"):
+    wavenet.Model(**{**LOCAL, "lpc_period": True}).init(
+        jax.random.key(0), jnp.zeros((1, 8), jnp.int32), None, jnp.zeros((1, 1, 3)))

@@ -121,6 +121,19 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, espeak_tiny_dir):
     checkpoint.check_meta(checkpoint.read_meta(manager), meta, workdir)
 
 
+def test_checkpoint_without_a_newer_field_matches_it_left_off():
+  """A model field added after a checkpoint was written matches when the config leaves it off
+  (False / 0 / None), and still refuses when the config turns it on."""
+  config = wavenet_config.get_config("tiny")
+  written = checkpoint.make_meta(config)
+  del written["config"]["model"]["lpc_order"]  # A checkpoint from before the field existed.
+  written["fingerprint"] = "older"
+  checkpoint.check_meta(written, checkpoint.make_meta(config), "run")
+  config.model.lpc_order = 4
+  with pytest.raises(checkpoint.CheckpointMismatchError, match="lpc_order: checkpoint None"):
+    checkpoint.check_meta(written, checkpoint.make_meta(config), "run")
+
+
 def test_tiny_training_lowers_the_loss(tmp_path, espeak_tiny_dir):
   config = tiny_config(espeak_tiny_dir, num_steps=80, checkpoint_every=80)
   config.model.update(residual_channels=16, gate_channels=16, skip_channels=16,
