@@ -37,6 +37,10 @@ _SPEAKER = flags.DEFINE_integer("speaker", None, "Speaker id (models with speake
                                 "default: clip i uses speaker i mod num_speakers.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
+_VOICED_TEMPERATURE = flags.DEFINE_float(
+    "voiced_temperature", None, "Models with an excitation (the quick start's): the "
+    "temperature of the samples its voiced flag marks; --temperature is then the unvoiced "
+    "ones'.", lower_bound=0.001)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
@@ -106,6 +110,11 @@ def main(argv):
       raise SystemExit(f"error: the prompt has {prompt.shape[0]} samples; the clips need more "
                        f"than that and it needs at least one (clips: {length} samples)")
     kwargs["prompt"] = jnp.repeat(jnp.asarray(prompt)[None], n, axis=0)
+  if _VOICED_TEMPERATURE.value is not None:
+    if not config.model.get("excitation_channels", 0):
+      raise SystemExit(f"error: --voiced_temperature needs a model with an excitation "
+                       f"(configs/wavenet.py:quickstart); {_WORKDIR.value} has none")
+    kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,

@@ -434,6 +434,14 @@ def condition_periods(model: "Model", upsampled: jnp.ndarray) -> jnp.ndarray | N
   return pitch.periods(upsampled[..., channel], model.sample_rate_hz)
 
 
+def condition_voiced(model: "Model", upsampled: jnp.ndarray) -> jnp.ndarray | None:
+  """Upsampled features [..., C + E] -> bool [...]: the excitation's voiced flag (the pulses
+  say a pitch period holds the sample); None for a model without an excitation."""
+  if not model.excitation_channels:
+    return None
+  return upsampled[..., upsampled.shape[-1] - model.excitation_channels] > 0.5
+
+
 def _period_taps(model: "Model", positions: jnp.ndarray, periods: jnp.ndarray):
   """Positions and periods (broadcastable) -> the input index of each period tap [..., taps]
   (position + 1 - P + d for d in -(taps // 2)..taps // 2) and whether it holds a past input."""
@@ -753,6 +761,7 @@ class StepCondition(struct.PyTreeNode):
   terms: jax.Array  # [..., L, batch, G]: every layer's conditioning gate term
   periods: jax.Array | None = None  # int32 [..., batch]: period_input's periods (samples)
   lpc: jax.Array | None = None  # float32 [..., batch, order]: lpc_order's predictors
+  voiced: jax.Array | None = None  # bool [..., batch]: the excitation's voiced flag
 
   def __getitem__(self, index) -> "StepCondition":
     return jax.tree.map(lambda x: x[index], self)
@@ -871,10 +880,12 @@ def condition_terms(model: Model, weights: DecodeWeights,
                     upsampled: jnp.ndarray) -> StepCondition:
   """Upsampled features [time, batch, C] (time-major) -> every layer's gate term of each step,
   [time, L, batch, G] (all layers' conditioning 1x1s in one matmul), and with `period_input`
-  each step's period [time, batch], with `lpc_order` its predictor [time, batch, order]."""
+  each step's period [time, batch], with `lpc_order` its predictor [time, batch, order], with
+  an excitation whether it is voiced [time, batch]."""
   upsampled, lpc = _split_lpc(model, upsampled)
   terms = jnp.einsum("tbc,clg->tlbg", upsampled.astype(model.dtype), weights.condition_kernel)
-  return StepCondition(terms, condition_periods(model, upsampled), lpc)
+  return StepCondition(terms, condition_periods(model, upsampled), lpc,
+                       condition_voiced(model, upsampled))
 
 
 def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs_t: jnp.ndarray,

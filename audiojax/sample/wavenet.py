@@ -51,14 +51,22 @@ def silence_class(model: wavenet.Model) -> int:
   return int(audio_lib.mu_law_encode(jnp.float32(0.0), model.num_classes - 1))
 
 
-def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray, temperature: float) -> jnp.ndarray:
+Temperature = float | jnp.ndarray  # One for all rows, or float32 [batch] (each > 0).
+
+
+def _is_zero(temperature: Temperature) -> bool:
+  return isinstance(temperature, float) and temperature == 0.0
+
+
+def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray,
+                 temperature: Temperature) -> jnp.ndarray:
   """Draws int32 [batch] from softmax(logits [batch, classes] / temperature).
 
   uniform: [batch] in [0, 1), inverted through the CDF. Temperature 0 takes the argmax.
   """
-  if temperature == 0.0:
+  if _is_zero(temperature):
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  logits = logits / temperature
+  logits = logits / (temperature[:, None] if jnp.ndim(temperature) else temperature)
   weights = jnp.exp(logits - logits.max(-1, keepdims=True))  # unnormalised probabilities
   # associative_scan: XLA:CPU lowers jnp.cumsum to a quadratic reduce-window (5x slower here).
   cdf = jax.lax.associative_scan(jnp.add, weights, axis=-1)
@@ -66,7 +74,7 @@ def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray, temperature: float) 
   return jnp.minimum(below, logits.shape[-1] - 1)  # u * total may round up to total
 
 
-def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: float,
+def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: Temperature,
                     log_scale_min: float) -> jnp.ndarray:
   """Draws float [batch] on the 16-bit grid from the mixture outputs [batch, 3K].
 
@@ -77,7 +85,7 @@ def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: fl
   logits, means, log_scales = wavenet.split_mixture(outputs, log_scale_min)
   component = next_classes(uniforms[:, 0], logits, temperature)[:, None]  # [batch, 1]
   x = jnp.take_along_axis(means, component, axis=-1)[:, 0]
-  if temperature != 0.0:
+  if not _is_zero(temperature):
     scale = temperature * jnp.exp(jnp.take_along_axis(log_scales, component, axis=-1)[:, 0])
     u = uniforms[:, 1]
     x = x + scale * (jnp.log(u) - jnp.log1p(-u))  # u = 0 gives -inf: clipped to -1
@@ -86,7 +94,7 @@ def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: fl
 
 
 def next_inputs(model: wavenet.Model, uniforms: jnp.ndarray, outputs: jnp.ndarray,
-                temperature: float) -> jnp.ndarray:
+                temperature: Temperature) -> jnp.ndarray:
   """The sample drawn from one step's outputs [batch, num_outputs]: classes or amplitudes."""
   if model.output == "mol":
     return next_amplitudes(uniforms, outputs, temperature, model.log_scale_min)
@@ -149,9 +157,10 @@ def _split_batch(x, mesh: Mesh | None, spec: P):
 
 
 @functools.partial(jax.jit,
-                   static_argnames=("model", "num_samples", "temperature", "unroll", "mesh"))
+                   static_argnames=("model", "num_samples", "temperature", "voiced_temperature",
+                                    "unroll", "mesh"))
 def _sample(model, params, rng, first, speaker, condition, prompt, *, num_samples, temperature,
-            unroll, mesh):
+            voiced_temperature, unroll, mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
   # Each device carries the queues of its own rows: the scan then runs with no communication.
@@ -169,7 +178,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
   def step(carry, xs):
     (state, inputs_t), (uniform, condition_t) = carry, xs
     state, outputs = wavenet.decode_step(model, weights, state, inputs_t, condition_t)
-    outputs_t = next_inputs(model, uniform, outputs, temperature)
+    temperature_t = temperature if voiced_temperature is None else jnp.where(
+        condition_t.voiced, voiced_temperature, temperature)  # [batch]
+    outputs_t = next_inputs(model, uniform, outputs, temperature_t)
     return (state, outputs_t), outputs_t
 
   uniforms = step_uniforms(rng, num_samples, first.shape[0], model)
@@ -193,7 +204,8 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
 def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, rng: jax.Array,
            temperature: float = 1.0, speaker: jnp.ndarray | None = None,
            condition: jnp.ndarray | None = None, unroll: int = 1,
-           mesh: Mesh | None = None, prompt: jnp.ndarray | None = None) -> jnp.ndarray:
+           mesh: Mesh | None = None, prompt: jnp.ndarray | None = None,
+           voiced_temperature: float | None = None) -> jnp.ndarray:
   """Draws [batch_size, num_samples] with the incremental (queue) decoder: int32 classes
   (softmax) or float amplitudes on the 16-bit grid (mol).
 
@@ -206,8 +218,20 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
   its own rows; the samples are identical to the unsplit ones. On a CPU this is how a batch uses
   every core: XLA:CPU runs one small step's ops one after another, but each device's step on
   its own thread (`jax_num_cpu_devices`, see `audiojax.train.sharding.use_cpu_cores`).
+
+  voiced_temperature: for a model with an excitation (`excitation_channels > 0`), the
+  temperature of the steps its voiced flag marks (LPCNet's lower temperature in voiced speech:
+  a periodic waveform drawn with less noise); `temperature` is then the unvoiced steps'.
   """
   _check_length(model, condition, num_samples)
+  if voiced_temperature is not None:
+    if not model.excitation_channels:
+      raise ValueError("voiced_temperature needs a model with an excitation "
+                       "(excitation_channels > 0): nothing marks its voiced steps")
+    if not (voiced_temperature > 0 and temperature > 0):
+      raise ValueError(f"voiced_temperature={voiced_temperature} with temperature="
+                       f"{temperature}: both must be > 0")
+    voiced_temperature = float(voiced_temperature)
   first = first_inputs(model, batch_size)
   if prompt is not None:
     prompt = jnp.asarray(prompt, first.dtype)
@@ -225,7 +249,8 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
     prompt = None if prompt is None else jax.device_put(prompt, rows)
     params = jax.device_put(params, NamedSharding(mesh, P()))
   return _sample(model, params, rng, first, speaker, condition, prompt, num_samples=num_samples,
-                 temperature=float(temperature), unroll=unroll, mesh=mesh)
+                 temperature=float(temperature), voiced_temperature=voiced_temperature,
+                 unroll=unroll, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))

@@ -204,18 +204,21 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
                      num_audio_samples: int, speaker: jnp.ndarray | None = None,
                      temperature: float = 1.0, mesh=None,
                      condition: jnp.ndarray | None = None,
-                     prompt: jnp.ndarray | None = None) -> jnp.ndarray:
+                     prompt: jnp.ndarray | None = None,
+                     voiced_temperature: float | None = None) -> jnp.ndarray:
   """Autoregressive samples as audio [num_samples, num_audio_samples] floats (mu-law decoded
   for softmax). condition: [num_samples, frames, C] for a locally conditioned model, aligned
   as in `_condition` (frames * hop >= num_audio_samples); prompt: audio [num_samples, P] the
-  clips start with (continued, not drawn)."""
+  clips start with (continued, not drawn); voiced_temperature: the voiced steps' temperature
+  (`wavenet_sampler.sample`)."""
   if not (model.num_speakers or model.speaker_embedding_dim):
     speaker = None
   if prompt is not None:  # Audio -> the model's inputs: mu-law classes or 16-bit amplitudes.
     prompt, _ = _wavenet_io(model, jnp.pad(jnp.asarray(prompt, jnp.float32), ((0, 0), (0, 1))))
   drawn = wavenet_sampler.sample(
       model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
-      temperature=temperature, speaker=speaker, condition=condition, mesh=mesh, prompt=prompt)
+      temperature=temperature, speaker=speaker, condition=condition, mesh=mesh, prompt=prompt,
+      voiced_temperature=voiced_temperature)
   return drawn if model.output == "mol" else audio_lib.mu_law_decode(drawn, model.num_classes - 1)
 
 

@@ -10,12 +10,16 @@ RATE_HZ = 16000
 
 
 def test_harmonic_tone_is_voiced_at_its_pitch():
-  t = np.arange(RATE_HZ) / RATE_HZ
-  tone = 0.1 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
-  result = voicing.voicing(tone, RATE_HZ)
+  result = voicing.voicing(harmonic_tone(), RATE_HZ)
   assert result.voiced_fraction > 0.9
   assert result.flatness < 0.01
   assert result.median_f0_hz == pytest.approx(150, rel=0.03)
+  assert result.hnr_db > 30
+
+
+def harmonic_tone(seconds: float = 1.0) -> np.ndarray:
+  t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+  return 0.1 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
 
 
 def test_white_noise_is_not_voiced():
@@ -24,6 +28,18 @@ def test_white_noise_is_not_voiced():
   assert result.voiced_fraction < 0.1
   assert result.flatness > 0.3
   assert np.isnan(result.median_f0_hz)
+  assert result.hnr_db < 0
+
+
+@pytest.mark.parametrize("snr_db", [10.0, 3.0, 0.0])
+def test_hnr_grades_a_tone_under_noise_by_its_signal_to_noise_ratio(snr_db):
+  """A periodic waveform under white noise: the HNR follows the SNR (within 2 dB), a graded
+  measure where pYIN's voiced flag is all or nothing."""
+  tone = harmonic_tone()
+  noise = np.random.default_rng(1).standard_normal(tone.shape[0])
+  noise *= tone.std() / noise.std() * 10 ** (-snr_db / 20)
+  result = voicing.voicing(tone + noise, RATE_HZ)
+  assert result.hnr_db == pytest.approx(snr_db, abs=2.0)
 
 
 def test_synthesized_speech_is_voiced_and_pauses_do_not_count():
@@ -33,6 +49,7 @@ def test_synthesized_speech_is_voiced_and_pauses_do_not_count():
   assert 0.3 < result.loud_fraction < 0.9
   assert result.voiced_fraction > 0.5
   assert result.flatness < 0.05
+  assert result.hnr_db > 5
 
 
 def test_silence_constants_and_short_clips():

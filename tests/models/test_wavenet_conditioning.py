@@ -258,6 +258,44 @@ def test_scan_sampler_equals_naive_sampler_with_period_input():
   np.testing.assert_array_equal(primed, fast)
 
 
+@pytest.mark.parametrize("output", ["softmax", "mol"])
+def test_voiced_temperature_applies_where_the_excitation_is_voiced(output):
+  """All steps voiced draw as `temperature=voiced_temperature` does, none voiced as
+  `temperature` does (same uniforms); voiced from step 20 on draws as `temperature` up to step
+  20 only."""
+  model = wavenet.Model(**{**PERIOD, "period_input": output == "softmax"}, output=output,
+                        num_mixtures=2)
+  params = random_params(model, seed=5)
+  num = 3 * model.receptive_field
+  condition = np.asarray(period_condition(9, 2, -(-num // HOP), max_period=30))
+
+  def with_voiced(voiced):  # voiced: [samples] -> the excitation's voiced flag set to it
+    samples = condition[..., 3:].reshape(2, -1, 5).copy()
+    samples[..., 0] = voiced[:samples.shape[1]]
+    return jnp.asarray(np.concatenate([condition[..., :3], samples.reshape(2, -1, HOP * 5)],
+                                      -1))
+
+  kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(8))
+  draw = lambda voiced, **kw: np.asarray(
+      sampler.sample(model, params, condition=with_voiced(voiced), **kwargs, **kw))
+  ones = np.ones(condition.shape[1] * HOP)
+  sharp = draw(ones, temperature=0.5)
+  assert (sharp != draw(ones, temperature=1.0)).any()
+  np.testing.assert_array_equal(draw(ones, voiced_temperature=0.5), sharp)
+  np.testing.assert_array_equal(draw(0 * ones, voiced_temperature=0.5),
+                                draw(0 * ones, temperature=1.0))
+  late_voiced = np.where(np.arange(ones.shape[0]) >= 20, 1.0, 0.0)
+  late, plain = draw(late_voiced, voiced_temperature=0.5), draw(late_voiced, temperature=1.0)
+  np.testing.assert_array_equal(late[:, :20], plain[:, :20])
+  assert (late[:, 20:] != plain[:, 20:]).any()
+  with pytest.raises(ValueError, match="both must be > 0"):
+    draw(ones, voiced_temperature=0.5, temperature=0.0)
+  local = wavenet.Model(**LOCAL)
+  with pytest.raises(ValueError, match="excitation"):
+    sampler.sample(local, random_params(local), condition=random_condition(0, 2, 4),
+                   num_samples=32, batch_size=2, rng=jax.random.key(0), voiced_temperature=0.5)
+
+
 def test_amplitude_input_is_linear_in_the_class_amplitude():
   """With amplitude_input, an input's embedding is its class's row plus a 1x1 of the class's
   amplitude and companded value; the decoder's folded table equals the two summed."""
