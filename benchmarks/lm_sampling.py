@@ -8,7 +8,9 @@ default `bench`: 6 layers, width 512, 8 heads, MLP 2048, vocab 1024) after a ran
 before it is timed) and every timing ends with `block_until_ready`.
 
 cached: `audiojax.sample.lm.sample`, one prefill call then a `lax.scan` of one-token cached
-steps; the time covers the prefill and all `--num_tokens` steps. uncached: `sample_uncached`
+steps, the cache grown in segments (`lm.cache_sizes`, `--cache_growth`); one cache: the same
+sampler with a single full-length cache from the start (every step attends over all of it),
+its baseline; the time covers the prefill and all `--num_tokens` steps. uncached: `sample_uncached`
 reruns the full forward over the whole fixed-length sequence (prompt + num_tokens - 1 tokens)
 at every step, so every step costs the same; it is timed on `--uncached_steps` steps at that
 full length (a longer random prompt fills the rest) and scaled to tokens/s. A reference that
@@ -40,6 +42,8 @@ _SCAN_LAYERS = flags.DEFINE_bool("scan_layers", False, "nn.scan over layers (sta
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
 _TOP_K = flags.DEFINE_integer("top_k", 0, "Top-k filter of both samplers (0: off).")
 _UNROLL = flags.DEFINE_integer("unroll", 1, "lax.scan unroll of the cached sampler.")
+_CACHE_GROWTH = flags.DEFINE_float("cache_growth", 1.5, "Growth of the cached sampler's cache "
+                                   "segments (lm.cache_sizes).")
 
 
 def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict[str, float]:
@@ -48,19 +52,24 @@ def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict
   tokens = np.random.default_rng(0).integers(
       0, model.vocab_size, (batch_size, _PROMPT.value + _NUM_TOKENS.value)).astype(np.int32)
   prompt = jnp.asarray(tokens[:, :_PROMPT.value])
-  cached = lambda: lm.sample(model, params, prompt, _NUM_TOKENS.value, rng, top_k=_TOP_K.value,
-                             unroll=_UNROLL.value)
+  cached, one_cache = (
+      lambda growth=growth: lm.sample(model, params, prompt, _NUM_TOKENS.value, rng,
+                                      top_k=_TOP_K.value, unroll=_UNROLL.value,
+                                      cache_growth=growth)
+      for growth in (_CACHE_GROWTH.value, 0.0))
   # The same per-step work as step t of a full uncached run: the sequence is full length.
   long_prompt = jnp.asarray(tokens[:, :_PROMPT.value + _NUM_TOKENS.value - steps])
   uncached = lambda: lm.sample_uncached(model, params, long_prompt, steps, rng,
                                         top_k=_TOP_K.value)
   check = lm.sample_uncached(model, params, prompt, steps, rng, top_k=_TOP_K.value)
   first = np.asarray(cached())  # compiles
+  if (agree := np.mean(first == np.asarray(one_cache()))) < 1:  # compiles
+    print(f"  (segmented vs one cache: {agree:.0%} of the draws agree)")
   if (agree := np.mean(first[:, :steps] == np.asarray(check))) < 1:
     print(f"  (cached vs uncached: {agree:.0%} of the first {steps} draws agree)")
   jax.block_until_ready(uncached())  # compiles
-  return {"cached": batch_size * _NUM_TOKENS.value / best_time(cached, _REPEATS.value,
-                                                               warmup=False),
+  rate = lambda f: batch_size * _NUM_TOKENS.value / best_time(f, _REPEATS.value, warmup=False)
+  return {"cached": rate(cached), "one cache": rate(one_cache),
           "uncached": batch_size * steps / best_time(uncached, 1, warmup=False)}
 
 
@@ -79,11 +88,14 @@ def main(argv):
         f"{_UNCACHED_STEPS.value} steps at that length); {jax.devices()[0].device_kind}, "
         f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}")
-  print(f"{'batch':>5} {'cached tok/s':>13} {'uncached tok/s':>15} {'cached/uncached':>16}",
-        flush=True)
+  sizes = lm.cache_sizes(_PROMPT.value, _NUM_TOKENS.value, growth=_CACHE_GROWTH.value)
+  print(f"cache segments (positions): {', '.join(map(str, sizes))}")
+  print(f"{'batch':>5} {'cached tok/s':>13} {'one cache tok/s':>16} {'segments/one':>13} "
+        f"{'uncached tok/s':>15} {'cached/uncached':>16}", flush=True)
   for batch_size in map(int, _BATCH_SIZES.value):
     rates = tokens_per_second(model, params, batch_size)
-    print(f"{batch_size:>5} {rates['cached']:>13,.1f} {rates['uncached']:>15,.2f} "
+    print(f"{batch_size:>5} {rates['cached']:>13,.1f} {rates['one cache']:>16,.1f} "
+          f"{rates['cached'] / rates['one cache']:>13.2f} {rates['uncached']:>15,.2f} "
           f"{rates['cached'] / rates['uncached']:>16,.0f}", flush=True)
   print(f"tokens/s summed over the batch; load average now {os.getloadavg()[0]:.1f} (other jobs "
         "on these CPUs slow every column).")

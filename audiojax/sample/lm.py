@@ -2,8 +2,11 @@
 
 `sample` prefills the cache with the whole prompt in one `decode` call, then runs a jitted
 `lax.scan` of fixed length over one-token cached steps: O(position) attention work per token
-instead of a full forward. A `scan_layers` model decodes unrolled, its params unstacked
-(`transformer.unstack_layers`; the module docstring there says why). `sample_uncached` reruns
+instead of a full forward. The cache grows in segments (`cache_sizes`): each step attends
+over the current segment's length, not the whole run's, and a segment's cache is padded into
+the next one once (a few static shapes: one compiled step per segment). A `scan_layers`
+model decodes unrolled, its params unstacked (`transformer.unstack_layers`; the module
+docstring there says why). `sample_uncached` reruns
 the full forward over the whole (fixed length, zero padded) sequence at every step: the slow
 reference it must agree with.
 
@@ -106,19 +109,39 @@ def _check(model: transformer.Model, prompt: jnp.ndarray, num_tokens: int, top_k
 _STATIC = ("model", "num_tokens", "temperature", "top_k", "top_p")
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll"))
+def cache_sizes(prompt_length: int, num_tokens: int, smallest: int = 128, growth: float = 1.5,
+                multiple: int = 64) -> tuple[int, ...]:
+  """The KV cache's lengths (positions) over a run, in order: `smallest` (at least the prompt
+  plus one token), then each about `growth` times the last (rounded up to `multiple`), the
+  last exactly prompt_length + num_tokens - 1 (the last drawn token is never fed back); a
+  segment shorter than `multiple` joins the last. growth=0: one cache of that full length."""
+  total = prompt_length + num_tokens - 1
+  sizes, size = [], max(smallest, prompt_length + 1)
+  while growth and (size := -(-size // multiple) * multiple) + multiple <= total:
+    sizes.append(size)
+    size = int(size * growth)
+  return (*sizes, total)
+
+
+def _grow(cache: tuple[transformer.LayerCache, ...], size: int):
+  """Per-layer caches [b, N, S, H] -> zero padded to S = size."""
+  pad = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, size - x.shape[2]), (0, 0)))
+  return jax.tree.map(pad, cache)
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll", "growth"))
 def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_k, top_p,
-            unroll):
+            unroll, growth):
   batch, length = prompt.shape
   if model.scan_layers:  # Per-layer caches update in place; a scanned stack copies them.
     model, params = model.clone(scan_layers=False), transformer.unstack_layers(params)
   draw = functools.partial(next_tokens, rng, temperature=temperature, top_k=top_k, top_p=top_p,
                            ranges=ranges)
   decode = functools.partial(model.apply, {"params": params}, method="decode")
-  # The last drawn token is never fed back: the cache needs length + num_tokens - 1 slots.
-  cache = model.init_cache(batch, length + num_tokens - 1)
+  sizes = cache_sizes(length, num_tokens, growth=growth)
+  cache = model.init_cache(batch, sizes[0])
   logits, cache = decode(prompt.astype(jnp.int32), cache, 0)  # prefill, one call
-  first = draw(jnp.int32(0), logits[:, -1])
+  token = draw(jnp.int32(0), logits[:, -1])
 
   def step(carry, t):
     cache, token = carry  # token t - 1, at position length + t - 1
@@ -126,20 +149,30 @@ def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_
     token = draw(t, logits[:, 0])
     return (cache, token), token
 
-  _, rest = jax.lax.scan(step, (cache, first), jnp.arange(1, num_tokens, dtype=jnp.int32),
-                         unroll=unroll)
-  return jnp.concatenate([first[:, None], rest.T], axis=1)
+  drawn, first_step = [token[:, None]], 1
+  for size in sizes:  # Steps t <= size - length fit a cache of `size` positions.
+    cache = _grow(cache, size)
+    last_step = min(size - length, num_tokens - 1)
+    if last_step >= first_step:
+      (cache, token), rest = jax.lax.scan(
+          step, (cache, token), jnp.arange(first_step, last_step + 1, dtype=jnp.int32),
+          unroll=unroll)
+      drawn.append(rest.T)
+    first_step = last_step + 1
+  return jnp.concatenate(drawn, axis=1)
 
 
 def sample(model: transformer.Model, params, prompt: jnp.ndarray, num_tokens: int,
            rng: jax.Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           allowed_range: AllowedRange = None, unroll: int = 1) -> jnp.ndarray:
+           allowed_range: AllowedRange = None, unroll: int = 1,
+           cache_growth: float = 1.5) -> jnp.ndarray:
   """Continues prompt: int32 [b, p] (p >= 1) by num_tokens tokens -> int32 [b, num_tokens],
-  with the KV cache (module docstring for the filters; top_k 0 and top_p 1 are off)."""
+  with the KV cache (module docstring for the filters; top_k 0 and top_p 1 are off).
+  cache_growth: of the cache's segments (`cache_sizes`; 0: one full-length cache)."""
   _check(model, prompt, num_tokens, top_k, top_p)
   return _sample(model, params, jnp.asarray(prompt), rng, step_ranges(allowed_range, num_tokens),
                  num_tokens=num_tokens, temperature=float(temperature), top_k=int(top_k),
-                 top_p=float(top_p), unroll=unroll)
+                 top_p=float(top_p), unroll=unroll, growth=float(cache_growth))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)

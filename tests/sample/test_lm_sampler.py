@@ -38,6 +38,29 @@ def test_cached_sampler_equals_uncached(position, kwargs):
   assert (lm.sample(*args[:-1], jax.random.key(8), **kwargs) != cached).any()  # rng matters
 
 
+def test_cache_sizes_grow_to_the_run_length():
+  assert lm.cache_sizes(10, 500) == (128, 192, 320, 509)
+  assert lm.cache_sizes(10, 500, growth=0) == (509,)
+  assert lm.cache_sizes(10, 120) == (129,)  # a short last segment joins the one before
+  assert lm.cache_sizes(200, 1) == (200,)
+  for prompt_length, num_tokens in [(1, 1), (5, 260), (130, 700), (3000, 2000)]:
+    sizes = lm.cache_sizes(prompt_length, num_tokens)
+    assert sizes[0] >= min(prompt_length + 1, sizes[-1]) and list(sizes) == sorted(set(sizes))
+    assert sizes[-1] == prompt_length + num_tokens - 1
+
+
+def test_segmented_cache_samples_like_one_cache_and_the_uncached_reference():
+  """260 tokens after 5: caches of 128, 192 and 264 positions (three scans, each cache padded
+  into the next) draw what one full-length cache and the uncached reference draw."""
+  model, params = model_and_params()
+  prompt = random_tokens(4, (2, 5))
+  args = (model, params, prompt, 260, jax.random.key(3))
+  assert lm.cache_sizes(5, 260) == (128, 192, 264)
+  segmented = lm.sample(*args, temperature=0.9)
+  np.testing.assert_array_equal(segmented, lm.sample(*args, temperature=0.9, cache_growth=0))
+  np.testing.assert_array_equal(segmented, lm.sample_uncached(*args, temperature=0.9))
+
+
 def test_scan_layers_model_samples_like_the_unrolled_one():
   scanned, params = model_and_params(scan_layers=True)
   unrolled = transformer.Model(**TINY)
