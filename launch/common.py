@@ -34,6 +34,18 @@ def reference_recording(config, path: str | None, workdir: str) -> np.ndarray | 
   return audio_io.load_audio(path, config.data.sample_rate_hz)[None] if cloning else None
 
 
+def load_recognizer(workdir: str, sample_rate_hz: int):
+  """--recognizer: the phone recognizer (`audiojax.eval.phone_recognizer.load`) of a run of
+  configs/phone_recognizer.py; ValueError for a run of another model or another sample rate."""
+  from audiojax.eval import phone_recognizer
+
+  recognizer = phone_recognizer.load(workdir)
+  if recognizer.sample_rate_hz != sample_rate_hz:
+    raise ValueError(f"--recognizer={workdir} hears {recognizer.sample_rate_hz} Hz audio; this "
+                     f"model makes {sample_rate_hz} Hz")
+  return recognizer
+
+
 def load_config_file(spec: str):
   """`path/to/config.py[:arg]` -> the ConfigDict its `get_config(arg)` returns."""
   path, _, arg = spec.partition(":")

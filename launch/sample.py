@@ -11,6 +11,9 @@ Each clip then has the recording's length (--seconds is ignored). Or it resynthe
 held-out clips of its own dataset, each with its own speaker, written next to the originals:
   python -m launch.sample --workdir=runs/vocoder --output_dir=resynth --resynthesize=test \
       --num_samples=4 --seconds=2
+With --recognizer=RUN (a CTC phone recognizer, configs/phone_recognizer.py), how intelligible
+the resyntheses are: the phone error rate of what it hears in them against what it hears in
+the originals (or the recording).
 --prompt_audio=speech.wav
 continues a recording: each clip starts with its first --prompt_seconds (teacher-forced through
 the sampler, not drawn). A voice-cloning model
@@ -25,7 +28,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import audio_io
-from audiojax.eval import voicing
+from audiojax.eval import phone_recognizer, voicing
 from audiojax.train import sharding, tasks, trainer
 from launch import common
 
@@ -57,6 +60,9 @@ _PROMPT_SECONDS = flags.DEFINE_float("prompt_seconds", 0.25, "Length of the prom
                                      lower_bound=0.001)
 _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
                                  "voice to speak in (any common format and rate).")
+_RECOGNIZER = flags.DEFINE_string(
+    "recognizer", None, "Resyntheses: a phone recognizer run (configs/phone_recognizer.py); "
+    "print their phone error rate against what it hears in the originals.")
 flags.mark_flags_as_required(["workdir", "output_dir"])
 
 
@@ -94,9 +100,14 @@ def main(argv):
     raise SystemExit(f"error: this model is also conditioned on the speaker ({num_speakers} ids): "
                      "pass the recording's speaker as --speaker=K; another speaker's voice "
                      "against the recording's features resynthesises neither")
+  if _RECOGNIZER.value and not sources:
+    raise SystemExit("error: --recognizer scores resyntheses: it needs --resynthesize or "
+                     "--condition_audio (a locally conditioned model)")
+  recognizer = _RECOGNIZER.value and common.load_recognizer(_RECOGNIZER.value, rate)
   originals = []
   if _CONDITION_AUDIO.value:
     recording = audio_io.load_audio(_CONDITION_AUDIO.value, rate)
+    originals = recording[None]
     length = recording.shape[0]
     features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
     kwargs["condition"] = jnp.repeat(features, n, axis=0)
@@ -120,7 +131,8 @@ def main(argv):
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,
                         _TEMPERATURE.value, mesh, **kwargs)
   given = kwargs["prompt"].shape[1] if "prompt" in kwargs else 0
-  for i, clip in enumerate(np.asarray(jax.device_get(audio))):
+  audio = np.asarray(jax.device_get(audio))
+  for i, clip in enumerate(audio):
     path = os.path.join(_OUTPUT_DIR.value, f"sample_{i}.wav")
     audio_io.write_wav(path, clip, rate)
     drawn = clip[given:]  # Voicing of what the model drew (not of the prompt).
@@ -134,6 +146,15 @@ def main(argv):
              if clip.shape[0] >= voicing.frame_samples(rate)]
     print(f"the originals (speakers {', '.join(map(str, np.asarray(speaker)))}): "
           f"{_OUTPUT_DIR.value}/original_*.wav{': ' if stats else ''}{'; '.join(stats)}")
+  if recognizer:
+    heard = [recognizer.transcribe(clip) for clip in np.asarray(originals)]
+    heard = heard * (len(audio) // len(heard))  # One recording, n resyntheses of it.
+    if not any(heard):
+      print(f"phone error rate: {_RECOGNIZER.value} hears no phone in the originals")
+    else:
+      rate_of = phone_recognizer.phone_error_rate(heard, [recognizer.transcribe(c) for c in audio])
+      print(f"phone error rate of the resyntheses against what {_RECOGNIZER.value} hears in "
+            f"the originals ({sum(map(len, heard))} phones): {rate_of:.1%}")
 
 
 if __name__ == "__main__":

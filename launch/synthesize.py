@@ -16,6 +16,10 @@ the espeak front end (language, rate) that reads the text, whose F0 contour is m
 reference's median pitch (Praat's pulses of both; `--noreference_pitch` keeps espeak's).
   python -m launch.synthesize --workdir=runs/tts_cloning --text="..." --reference=voice.wav \
       --output=cloned.wav
+
+Intelligibility: --recognizer=RUN (a CTC phone recognizer, configs/phone_recognizer.py) hears
+the synthesis and espeak's own reading of the text and prints both phone error rates against
+the phonemes the model was given (`audiojax.eval.phone_recognizer`).
 """
 
 import jax
@@ -24,7 +28,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import audio_io, espeak_speech, pipeline, pitch
-from audiojax.eval import voicing
+from audiojax.eval import phone_recognizer, voicing
 from audiojax.train import tasks, trainer
 from launch import common
 
@@ -40,6 +44,9 @@ _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a rec
 _REFERENCE_PITCH = flags.DEFINE_bool(
     "reference_pitch", True, "Voice cloning with a model that takes the pitch (an excitation): "
     "move espeak's F0 contour to the reference's median pitch (else espeak's own).")
+_RECOGNIZER = flags.DEFINE_string(
+    "recognizer", None, "A phone recognizer run (configs/phone_recognizer.py): print the phone "
+    "error rate of the synthesis and of espeak's own reading.")
 flags.mark_flags_as_required(["workdir", "text", "output"])
 
 
@@ -81,6 +88,7 @@ def main(argv):
       pitch_note = f", F0 moved from espeak's {own:.0f} Hz to the reference's {target:.0f} Hz"
     else:
       pitch_note = ", F0 espeak's (no pitch found in the reference)"
+  recognizer = _RECOGNIZER.value and common.load_recognizer(_RECOGNIZER.value, rate)
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
   if reference is not None:
@@ -95,6 +103,12 @@ def main(argv):
            else f"speaker {_SPEAKER.value} {front_end.name}")
   print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}{pitch_note}, "
         f"{len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
+  if recognizer:
+    phones = [phone for phone, _ in pipeline.recognizer_phones(example)]
+    rates = [phone_recognizer.phone_error_rate([phones], [recognizer.transcribe(clip)])
+             for clip in (audio, example["audio"])]
+    print(f"phone error rate ({_RECOGNIZER.value}, {len(phones)} phones): synthesis "
+          f"{rates[0]:.1%}, espeak's own reading {rates[1]:.1%}")
 
 
 if __name__ == "__main__":

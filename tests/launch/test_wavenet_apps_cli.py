@@ -3,6 +3,7 @@ text-to-speech, super-resolution and the ablation sweep."""
 
 import glob
 import os
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,15 @@ import soundfile as sf
 from tensorboard.backend.event_processing import event_accumulator
 
 from tests.launch.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def recognizer_workdir(tmp_path_factory, espeak_tiny_dir):
+  """A tiny CTC phone recognizer run (configs/phone_recognizer.py:tiny): the --recognizer."""
+  workdir = str(tmp_path_factory.mktemp("recognizer"))
+  run("launch.train", "--config=configs/phone_recognizer.py:tiny", f"--workdir={workdir}",
+      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.eval_every=0")
+  return workdir
 
 
 @pytest.mark.parametrize("variant", ["vocoder_tiny", "vocoder_pitch_tiny", "vocoder_lpc_tiny"])
@@ -33,9 +43,11 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
     assert sf.info(os.path.join(out, f"sample_{i}.wav")).frames == 1400
 
 
-def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_dir):
+def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_dir,
+                                                         recognizer_workdir):
   """The quick start's model (mel, excitation and the period input): the trainer writes
-  resyntheses of held-out clips next to their originals, and so does --resynthesize=SPLIT."""
+  resyntheses of held-out clips next to their originals, and so does --resynthesize=SPLIT,
+  with --recognizer scoring them against the originals."""
   workdir = str(tmp_path / "quickstart")
   run("launch.train", "--config=configs/wavenet.py:quickstart_tiny", f"--workdir={workdir}",
       f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
@@ -53,8 +65,11 @@ def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_d
              "--resynthesize=test", f"--condition_audio={out}.wav", check=False)
   assert both.returncode != 0 and "not both" in both.stderr
   proc = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
-             "--resynthesize=test", "--num_samples=3", "--seconds=0.02")
+             "--resynthesize=test", "--num_samples=3", "--seconds=0.02",
+             f"--recognizer={recognizer_workdir}")
   assert "the originals (speakers" in proc.stdout
+  assert re.search(r"phone error rate (of the resyntheses .*: \d+\.\d%|: .* hears no phone)",
+                   proc.stdout), proc.stdout
   for i in range(3):
     for name in ("sample", "original"):
       assert sf.info(os.path.join(out, f"{name}_{i}.wav")).frames == 320
@@ -65,9 +80,11 @@ def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_d
   assert sf.info(os.path.join(f"{out}_plain", "sample_1.wav")).frames == 480
 
 
-def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir):
-  """Text-to-speech: the clip spans espeak's reading of the text (whole frames); empty text,
-  phonemes the model never saw and unknown speakers are clear errors."""
+def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir,
+                                                     recognizer_workdir):
+  """Text-to-speech: the clip spans espeak's reading of the text (whole frames), and with
+  --recognizer its phone error rates are printed; empty text, phonemes the model never saw,
+  unknown speakers and a recognizer run of another model are clear errors."""
   from audiojax.data import espeak_speech
 
   workdir = str(tmp_path / "tts")
@@ -85,7 +102,14 @@ def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir):
   assert info.samplerate == 16000
   assert info.frames == -(-spoken["audio"].shape[0] // 16) * 16  # tts_tiny: hop 16.
   assert f"{len(spoken['phonemes'].split())} phonemes" in proc.stdout
+  proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
+             f"--speaker={speaker}", f"--output={out}", f"--recognizer={recognizer_workdir}")
+  heard = re.search(r"phones\): synthesis (\d+\.\d)%, espeak's own reading (\d+\.\d)%",
+                    proc.stdout)
+  assert heard, proc.stdout
   for flags, message in ((["--text=  "], "the text is empty"),
+                         ([f"--text={text}", f"--recognizer={workdir}"],
+                          "holds a wavenet model, not a phone recognizer"),
                          (["--text=yes", "--speaker=0"], "not in the model's inventory"),
                          (["--text=hello", "--speaker=99"], "the corpus has speakers 0..3"),
                          ([f"--text={text}", f"--reference={out}"],
