@@ -19,6 +19,11 @@ Variants (`--config=configs/phone_recognizer.py:VARIANT`):
               (80 utterances), 2.1% on test (80), 21% on test_unseen_speakers (24, 3 voices
               never heard); trainer eval at step 1600 (40 validation utterances in 2-s crops)
               2.6%.
+  noisy       quickstart with white noise on half the training crops (SNR 0-30 dB,
+              model.noise_prob / noise_snr_db): still hears the phones of noisy speech, so
+              it can grade generated speech (launch.synthesize / launch.sample --recognizer),
+              which the clean quickstart cannot (originals + white noise at 20 dB SNR: 44%
+              phone error rate against 1-2% clean).
 """
 
 import ml_collections
@@ -48,6 +53,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       dropout_rate=0.1,
       mask_prob=0.02,  # Training: spans of 5 masked frames, ~10% of the frames.
       mask_length=5,
+      noise_prob=0.0,  # Training: share of crops with white noise at an SNR in noise_snr_db.
+      noise_snr_db=(0.0, 30.0),
       dtype="float32",
       remat="none",
   ))
@@ -78,6 +85,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
 
   if variant == "quickstart":
     pass
+  elif variant == "noisy":
+    config.model.noise_prob = 0.5
   elif variant == "tiny":
     config.model.update(num_mels=16, conv_channels=16, num_layers=2, embed_dim=16, num_heads=2,
                         mlp_dim=32, dropout_rate=0.0, mask_prob=0.0)
@@ -87,5 +96,5 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.train.update(num_steps=4, log_every=2, checkpoint_every=2, eval_every=4,
                         eval_max_examples=2, async_checkpoints=False)
   else:
-    raise ValueError(f"unknown phone_recognizer variant {variant!r}: use tiny or quickstart")
+    raise ValueError(f"unknown phone_recognizer variant {variant!r}: use tiny, quickstart or noisy")
   return config

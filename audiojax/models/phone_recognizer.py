@@ -8,7 +8,10 @@ inventory (`config.data.phonemes`; ids as `audiojax.data.phonemes.ids`). Every h
 configures the encoder (its HuBERT head, target and w2v-BERT fields are unused); the encoder's
 params keep hubert's names, then "final_norm" (pre-norm layers end normalised) and "ctc_head".
 In training, `mask_prob` / `mask_length` replace spans of frames by the encoder's learned mask
-embedding (`hubert.span_mask`): a time-only SpecAugment; mask_prob=0 turns it off.
+embedding (`hubert.span_mask`): a time-only SpecAugment; mask_prob=0 turns it off. With
+`noise_prob > 0`, that share of the training crops gets white noise at a signal-to-noise
+ratio drawn uniformly from `noise_snr_db` (`add_noise`): a recognizer that still hears the
+phones of noisy speech, as an instrument for generated audio (launch.synthesize, launch.sample).
 
 Also greedy CTC decoding and edit distances in JAX, for the training task's phone error rate
 (`audiojax.train.tasks.phone_recognizer_loss`).
@@ -26,6 +29,8 @@ BLANK = 0
 class Model(hubert.Model):
   """hubert's encoder and a per-frame linear head over num_phonemes + 1 classes (blank 0)."""
   num_phonemes: int = 0  # 0 in a config: the trainer sets the training split's inventory size.
+  noise_prob: float = 0.0  # Training: share of crops with white noise added (`add_noise`).
+  noise_snr_db: tuple[float, float] = (0.0, 30.0)  # Their SNR range, drawn uniformly (dB).
 
   def __post_init__(self):
     if self.num_phonemes < 1:
@@ -45,6 +50,21 @@ class Model(hubert.Model):
     logits = transformer.Dense((self.num_phonemes + 1,), ("embed", "classes"), self.dtype,
                                use_bias=True, name="ctc_head")(x)
     return logits.astype(jnp.float32)
+
+
+def add_noise(rng: jax.Array, audio: jnp.ndarray, audio_mask: jnp.ndarray, prob: float,
+              snr_db: tuple[float, float]) -> jnp.ndarray:
+  """audio [b, samples] (zero where audio_mask [b, samples] is 0) -> each row, with probability
+  `prob`, plus white Gaussian noise over its real samples at an SNR (its mean power over the
+  noise's) drawn uniformly from snr_db, in dB."""
+  pick_rng, snr_rng, noise_rng = jax.random.split(rng, 3)
+  batch = audio.shape[0]
+  noisy = jax.random.bernoulli(pick_rng, prob, (batch, 1))
+  snr = jax.random.uniform(snr_rng, (batch, 1), minval=snr_db[0], maxval=snr_db[1])
+  power = (audio ** 2).sum(-1, keepdims=True) / jnp.maximum(audio_mask.sum(-1, keepdims=True), 1)
+  scale = jnp.sqrt(power / 10 ** (snr / 10))  # [b, 1]
+  noise = jax.random.normal(noise_rng, audio.shape, audio.dtype) * scale * audio_mask
+  return jnp.where(noisy, audio + noise, audio)
 
 
 def greedy_path(logits: jnp.ndarray, valid: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -441,13 +441,18 @@ def phone_recognizer_loss(model: nn.Module, variables, batch: dict, rng: jax.Arr
   target phone (summed over the crops, divided by their phones); logits of frames past the
   audio are padding. Also the phone error rate of greedy decoding (edits / target phones) and
   the share of frames whose best class is blank. In training, spans of frames are masked
-  (`model.mask_prob`, SpecAugment-like); eval sees every frame."""
-  mask_rng, dropout_rng = jax.random.split(rng)
+  (`model.mask_prob`, SpecAugment-like) and noise is added to some crops (`model.noise_prob`,
+  `phone_recognizer.add_noise`); eval sees every frame of the clean audio."""
+  mask_rng, dropout_rng, noise_rng = jax.random.split(rng, 3)
   valid = model.valid_frames(batch["mask"])
   masked = None
   if train and model.mask_prob > 0:
     masked = hubert.span_mask(mask_rng, valid.shape, model.mask_prob, model.mask_length) & valid
-  logits = model.apply(variables, batch["audio"] * batch["mask"], batch["mask"], masked, train,
+  audio = batch["audio"] * batch["mask"]
+  if train and model.noise_prob > 0:
+    audio = phone_recognizer.add_noise(noise_rng, audio, batch["mask"], model.noise_prob,
+                                       tuple(model.noise_snr_db))
+  logits = model.apply(variables, audio, batch["mask"], masked, train,
                        rngs={"dropout": dropout_rng})
   labels, lengths = batch["phoneme_ids"], batch["phoneme_lengths"]
   label_paddings = (jnp.arange(labels.shape[1]) >= lengths[:, None]).astype(jnp.float32)

@@ -127,3 +127,38 @@ def test_ctc_loss_falls_when_overfitting_one_batch(tiny_config):
   assert last["loss"] < 0.05 * first["loss"], (first, last)
   assert last["phone_error_rate"] < 0.2, (first, last)
   assert last["num_predictions"] == batch["phoneme_lengths"].sum()  # Weighted by target phones.
+
+
+def test_add_noise_hits_the_drawn_snr_on_the_real_samples_of_the_chosen_rows():
+  t = jnp.arange(16000) / 16000.0
+  audio = jnp.stack([0.3 * jnp.sin(2 * jnp.pi * 220 * t)] * 64)  # power 0.045
+  mask = jnp.ones_like(audio).at[:, 12000:].set(0.0)
+  audio = audio * mask
+  rng = jax.random.key(0)
+  assert (phone_recognizer.add_noise(rng, audio, mask, 0.0, (0.0, 30.0)) == audio).all()
+  noisy = phone_recognizer.add_noise(rng, audio, mask, 0.5, (10.0, 10.0))
+  changed = np.asarray((noisy != audio).any(-1))
+  assert 16 < changed.sum() < 48  # about half the rows
+  assert (noisy[:, 12000:] == 0).all()  # padding stays silent
+  noise = np.asarray(noisy - audio)[changed, :12000]
+  snr_db = 10 * np.log10(0.045 / (noise ** 2).mean(-1))
+  np.testing.assert_allclose(snr_db, 10.0, atol=0.2)
+  spread = phone_recognizer.add_noise(rng, audio, mask, 1.0, (0.0, 30.0))
+  snr_db = 10 * np.log10(0.045 / (np.asarray(spread - audio)[:, :12000] ** 2).mean(-1))
+  assert snr_db.min() < 8 and snr_db.max() > 22 and (snr_db > -0.5).all() and (snr_db < 30.5).all()
+
+
+def test_training_loss_hears_the_noise_and_eval_does_not(tiny_config):
+  """model.noise_prob reaches the training step's audio (noise at 0 dB changes the loss) and
+  not eval's."""
+  losses = {}
+  for prob in (0.0, 1.0):
+    config = tiny_config.copy_and_resolve_references()
+    config.model.update(noise_prob=prob, noise_snr_db=(0.0, 0.0))
+    model, task, _, _, _, _ = trainer.build(config)
+    variables = task.init_fn(model, jax.random.key(0), batch := next(iter(
+        pipeline.train_dataset(config.data, seed=0, process_index=0, process_count=1))))
+    losses[prob] = [float(task.loss_fn(model, variables, batch, jax.random.key(1), train)[0])
+                    for train in (True, False)]
+  assert abs(losses[1.0][0] - losses[0.0][0]) > 1e-3
+  assert losses[1.0][1] == losses[0.0][1]
