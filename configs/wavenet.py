@@ -5,12 +5,17 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
   quickstart  what ./launch/quickstart.sh trains on 2 CPU cores in about 5 minutes:
               python -m launch.train --config=configs/wavenet.py:quickstart --workdir=runs/wavenet
               a vocoder: the unconditional recipe below, conditioned on 40 log-mel bands (hop
-              128, transposed-conv upsampling), the speaker, and the pitch-synchronous
+              128, each frame repeated over its samples), the speaker, and the pitch-synchronous
               excitation of the audio (Praat's glottal pulses, audiojax/data/pitch.py), and
               embedding the samples about one pitch period back (model.period_input, 3 taps):
               it continues its own last period, so its resyntheses of held-out clips (written
               by the trainer and launch.sample --resynthesize=test) are voiced. Measured (2
-              cores, 1600 steps): see the README's quick start.
+              cores, 1600 steps): see the README's quick start. Repeating the frames instead of
+              the vocoders' learned transposed-conv upsampler (2026-12-05; 0.32M parameters
+              instead of 0.37M) made 20 two-second resyntheses at T 0.85 louder throughout
+              (loud frames 0.97-0.98, against 0.93 with dropouts to 0.68), more voiced (0.67 vs
+              0.54-0.56; HNR 5.9-6.0 vs 4.8 dB) and less unintelligible (phone error rate 72-73%
+              vs 80-82%), at a validation loss 0.02 bits/sample worse (4.317 vs 4.299).
   quickstart_tiny  unit tests.
   unconditional  the quick start's size and recipe with the speaker as the only conditioning:
               18 layers (receptive field 1023 samples, 64 ms), 1600 steps of 4 x 2000 samples.
@@ -193,6 +198,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                           period_taps=3, period_dropout=0.0)
     if variant.startswith("vocoder_lpc"):
       config.model.update(lpc_order=4 if tiny else 16, lpc_period=True)
+    if variant.startswith("quickstart"):
+      config.model.condition_upsample = "repeat"
   elif variant in ("tts", "tts_tiny"):
     # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
     # at one frame per 5 ms, repeated to the sample rate, and on the speaker.

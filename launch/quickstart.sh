@@ -12,7 +12,9 @@ export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
 . launch/venv.sh ""
 
 python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA_DIR"
-python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$WORKDIR"
+# A run of an earlier quick-start recipe in WORKDIR is moved to WORKDIR.1 (kept), not resumed.
+python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$WORKDIR" \
+  --set_aside_other_run
 python -m launch.evaluate --workdir="$WORKDIR" --split=test --max_examples=32
 python -m launch.sample --workdir="$WORKDIR" --output_dir="$WORKDIR/final_samples" \
   --resynthesize=test --num_samples=4 --seconds=2 --temperature=0.85

@@ -102,3 +102,21 @@ def test_sample_refuses_condition_audio_without_local_conditioning(trained_workd
   proc = run("launch.sample", f"--workdir={trained_workdir}", f"--output_dir={tmp_path}",
              f"--condition_audio={recording}", check=False)
   assert proc.returncode != 0 and "need a locally conditioned model" in proc.stderr
+
+
+def test_a_run_of_another_config_is_refused_or_set_aside(tmp_path, espeak_tiny_dir):
+  """Training into a workdir that holds another config's checkpoints is a clear error; with
+  --set_aside_other_run the old run moves to WORKDIR.1, whole, and a new one starts."""
+  workdir = str(tmp_path / "run")
+  common = ["launch.train", "--config=configs/wavenet.py:tiny", f"--workdir={workdir}",
+            f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2"]
+  run(*common)
+  old_files = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  other = [*common, "--config.model.residual_channels=4"]
+  refused = run(*other, check=False)
+  assert refused.returncode != 0 and "use another --workdir" in refused.stderr
+  moved = run(*other, "--set_aside_other_run")
+  assert f"moved to {workdir}.1" in moved.stdout
+  assert sorted(os.listdir(os.path.join(f"{workdir}.1", "checkpoints"))) == old_files
+  again = run(*other, "--set_aside_other_run")  # Its own run now: resumed, nothing moved.
+  assert "moved to" not in again.stdout and not os.path.exists(f"{workdir}.2")
