@@ -6,9 +6,8 @@ instead of a full forward. The cache grows in segments (`cache_sizes`): each ste
 over the current segment's length, not the whole run's, and a segment's cache is padded into
 the next one once (a few static shapes: one compiled step per segment). A `scan_layers`
 model decodes unrolled, its params unstacked (`transformer.unstack_layers`; the module
-docstring there says why). `sample_uncached` reruns
-the full forward over the whole (fixed length, zero padded) sequence at every step: the slow
-reference it must agree with.
+docstring there says why). `sample_uncached` reruns the full forward over the whole (fixed
+length, zero padded) sequence at every step: the slow reference it must agree with.
 
 Token t of the continuation is drawn from the logits at position p + t - 1 (p = prompt length)
 by `next_tokens`, in this order:
