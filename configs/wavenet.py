@@ -109,6 +109,10 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       amplitude_input=False,  # Softmax: class embeddings + a 1x1 of the class's amplitude.
       lpc_order=0,  # > 0: embed a linear prediction from the log-mel envelope (LPCNet).
       lpc_period=False,  # With lpc_order and period_input: + the last period's excitation.
+      # Local conditioning: K > 0 convs over frames (width, kernel 3) before upsampling, their
+      # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
+      condition_layers=0,
+      condition_width=128,
   ))
 
   # Data: random crops of the built-in corpus (see audiojax/data/pipeline.py).

@@ -13,7 +13,9 @@ held-out clips of its own dataset, each with its own speaker, written next to th
       --num_samples=4 --seconds=2
 With --recognizer=RUN (a CTC phone recognizer, configs/phone_recognizer.py), how intelligible
 the resyntheses are: the phone error rate of what it hears in them against what it hears in
-the originals (or the recording).
+the originals (or the recording). Resyntheses are also scored against their originals (they are
+time-aligned through the features): mean log-mel distance (`codec_metrics.mel_distance`) and,
+with the `eval` extra, STOI and wide-band PESQ.
 --prompt_audio=speech.wav
 continues a recording: each clip starts with its first --prompt_seconds (teacher-forced through
 the sampler, not drawn). A voice-cloning model
@@ -28,7 +30,7 @@ import numpy as np
 from absl import flags
 
 from audiojax.data import audio_io
-from audiojax.eval import phone_recognizer, voicing
+from audiojax.eval import codec_metrics, phone_recognizer, voicing
 from audiojax.train import sharding, tasks, trainer
 from launch import common
 
@@ -146,6 +148,8 @@ def main(argv):
              if clip.shape[0] >= voicing.frame_samples(rate)]
     print(f"the originals (speakers {', '.join(map(str, np.asarray(speaker)))}): "
           f"{_OUTPUT_DIR.value}/original_*.wav{': ' if stats else ''}{'; '.join(stats)}")
+  if len(originals) and not given:
+    print(f"the resyntheses against their originals: {_closeness(originals, audio, rate)}")
   if recognizer:
     heard = [recognizer.transcribe(clip) for clip in np.asarray(originals)]
     heard = heard * (len(audio) // len(heard))  # One recording, n resyntheses of it.
@@ -155,6 +159,22 @@ def main(argv):
       rate_of = phone_recognizer.phone_error_rate(heard, [recognizer.transcribe(c) for c in audio])
       print(f"phone error rate of the resyntheses against what {_RECOGNIZER.value} hears in "
             f"the originals ({sum(map(len, heard))} phones): {rate_of:.1%}")
+
+
+def _closeness(originals: np.ndarray, resyntheses: np.ndarray, rate: int) -> str:
+  """Mean mel distance (and STOI, PESQ where installed) of resyntheses [n, samples] to their
+  originals [n or 1, samples]."""
+  originals = np.asarray(originals)
+  pairs = [(originals[i % len(originals)], clip) for i, clip in enumerate(resyntheses)]
+  scores = {"mel distance": [codec_metrics.mel_distance(a, b, rate) for a, b in pairs]}
+  try:
+    scores["STOI"] = [codec_metrics.stoi(a, b, rate) for a, b in pairs]
+    scores["PESQ"] = [codec_metrics.pesq_wb(a, b, rate) for a, b in pairs]
+  except ImportError:  # The `eval` extra is not installed: the mel distance alone.
+    pass
+  means = {name: np.asarray(values)[np.isfinite(values)] for name, values in scores.items()}
+  return ", ".join(f"{name} {np.mean(kept):.3f}" if kept.size else f"{name} n/a (clips too short)"
+                   for name, kept in means.items())
 
 
 if __name__ == "__main__":

@@ -133,14 +133,15 @@ def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sample_rate_hz: int) ->
 
 
 def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate_hz: int) -> float:
-  """STOI (pystoi, classic not extended); NaN for a silent reference or when too few
-  non-silent frames remain."""
+  """STOI (pystoi, classic not extended); NaN for a silent reference, a clip shorter than
+  one of its frames, or when too few non-silent frames remain."""
   try:
     from pystoi import stoi as pystoi_stoi
+    from pystoi.stoi import FS, N_FRAME
   except ImportError as err:
     raise ImportError(f"{err}: STOI needs pip install 'audiojax[eval]'") from err
   reference, estimate = _check(reference, estimate)
-  if not np.any(reference):
+  if not np.any(reference) or reference.shape[0] * FS < N_FRAME * sample_rate_hz:
     return float("nan")
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

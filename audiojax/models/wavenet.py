@@ -30,12 +30,20 @@ features `condition: [batch, frames, C]`, one frame per `condition_hop` samples,
 to the sample rate by repetition or by a stack of causal transposed convs (`condition_strides`,
 product = hop; `layers.FrameUpsample`: kernel 2 x stride, output frame j mixes input frames j - 1
 and j; linear, like an interpolation), then each layer adds its own 1x1 (no bias) of them to the
-gates. Alignment: the output at position t uses upsampled row n = t + condition_offset, so it
-sees frame floor(n / hop) and (transposed) earlier frames, never a later one. A frame looks
-ahead within itself: sample n sees the features of all its frame's hop samples (and log-mel
-windows reach further), which is fine for a vocoder, whose features are given. The samplers
-draw sample n at position n (offset 0); training predicts audio[:, t + 1] at position t
-(offset 1) with features aligned to the audio (frame k <-> audio[:, k*hop:(k+1)*hop]).
+gates. With `condition_layers` = K > 0 a frame network comes first (WaveRNN's and LPCNet's
+conditioning network): K non-causal convs over frames (kernel `condition_kernel`, width
+`condition_width`, tanh; the first maps the C features to the width, the rest add to it), whose
+output is appended to the features (the layers' 1x1s see [C + width] per frame): features of
+each frame in its context (+-K frames at kernel 3) and not only linear in the log-mel.
+Repeated frames are projected once per frame and the projections repeated (`FrameRows`,
+`ConditionProjection`): the same terms as projecting every row, hop times fewer multiplies.
+Alignment: the output at position t uses upsampled row n = t + condition_offset, so it
+sees frame floor(n / hop) and (transposed) earlier frames, never a later one (the frame
+network's K frames of lookahead excepted). A frame looks ahead within itself: sample n sees
+the features of all its frame's hop samples (and log-mel windows reach further), which is
+fine for a vocoder, whose features are given. The samplers draw sample n at position n
+(offset 0); training predicts audio[:, t + 1] at position t (offset 1) with features
+aligned to the audio (frame k <-> audio[:, k*hop:(k+1)*hop]).
 With `excitation_channels` E > 0, each frame also carries hop x E features at the sample rate
 (the pitch-synchronous excitation of `audiojax.data.pitch`), packed sample-major after its
 `condition_channels`: the upsampler passes them through unchanged, so sample n's gates see
@@ -98,13 +106,16 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   lpc_embed/embedding [num_classes, R], lpc_amplitude/kernel [2, R]  (only with lpc_order)
   lpc_period_embed [(num_classes + 1) period_taps, R], lpc_period_amplitude [period_taps, 2, R]
                                    (only with lpc_period)
-  condition_upsampler/stride_{i}/kernel [2 s_i, C, C], bias [C]  (transposed upsampling only)
+  condition_upsampler/frame_conv_{k}/kernel [condition_kernel, C or W, W], bias [W]
+                                   (only with condition_layers; W = condition_width)
+  condition_upsampler/stride_{i}/kernel [2 s_i, C', C'], bias [C']  (transposed upsampling only;
+                                   C' = C, or C + W with condition_layers)
   layer_{l}/dilated_conv/kernel    [kernel_size, R, G], bias [G]
   layer_{l}/speaker/embedding      [num_speakers, G]  (only when num_speakers > 0)
   layer_{l}/speaker_vector/kernel  [E, G]             (only when speaker_embedding_dim > 0)
   speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
                                    [F, E], bias [E]   (only when speaker_embedding_dim > 0)
-  layer_{l}/condition/kernel       [C, G]             (only when condition_channels > 0)
+  layer_{l}/condition/kernel       [C', G]            (only when condition_channels > 0)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
   head_hidden/kernel [S, H], head_logits/kernel [H, O], with biases.
 """
@@ -268,8 +279,7 @@ class ResidualLayer(nn.Module):
   def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None,
                condition: jnp.ndarray | None = None):
     """x: [batch, time, R], speaker: int32 [batch] or vectors [batch, E], condition: upsampled
-    features [b, t, C]
-    -> (x + residual [b, t, R], skip [b, t, S])."""
+    features [b, t, C] or `FrameRows` -> (x + residual [b, t, R], skip [b, t, S])."""
     gates = CausalConv(self.gate_channels, self.kernel_size, self.dilation, self.dtype,
                        name="dilated_conv")(x)  # [b, t, G]
     if speaker is not None and speaker.ndim == 2:  # V^T h for a speaker vector h.
@@ -280,8 +290,8 @@ class ResidualLayer(nn.Module):
                         embedding_init=_init((None, "mlp"), nn.linear.default_embed_init)
                         )(speaker)[:, None, :]
     if condition is not None:  # V_f * y and V_g * y for time-aligned features y.
-      gates += nn.Dense(self.gate_channels, use_bias=False, dtype=self.dtype, name="condition",
-                        kernel_init=_init((None, "mlp")))(condition)
+      gates += ConditionProjection(self.gate_channels, self.dtype, name="condition")(
+          condition, x.shape[1])
     z = gated_unit(gates)  # [b, t, G // 2]
     out = nn.Dense(self.residual_channels + self.skip_channels, dtype=self.dtype,
                    name="output", kernel_init=_init(("mlp", "embed")),
@@ -290,28 +300,93 @@ class ResidualLayer(nn.Module):
     return _constrain(x + residual, ("batch", "time", None)), skip
 
 
+class FrameRows(struct.PyTreeNode):
+  """Repeat-upsampled features kept at the frame rate: row n is [frames[:, (n + offset) //
+  hop], samples[:, n]] (the same rows as `condition_window` of the repeated frames)."""
+  frames: jnp.ndarray  # [b, f, C']
+  samples: jnp.ndarray | None  # [b, t, E]: sample-rate features, already windowed; or None.
+  hop: int = struct.field(pytree_node=False)
+  offset: int | jnp.ndarray = 0
+
+  def window(self, time: int) -> "FrameRows":
+    """The rows of positions 0 .. time - 1 (`condition_window`)."""
+    samples = None
+    if self.samples is not None:
+      samples = condition_window(self.samples, self.offset, time)
+    return FrameRows(self.frames, samples, self.hop, self.offset)
+
+
+class ConditionProjection(nn.Module):
+  """A layer's 1x1 (no bias) of its features, `kernel` [C', G]: of upsampled rows [b, t, C'],
+  or of `FrameRows` (the frame part projected per frame, then repeated: hop times fewer
+  multiplies)."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, condition: "jnp.ndarray | FrameRows", time: int) -> jnp.ndarray:
+    """-> [b, time, features]."""
+    if not isinstance(condition, FrameRows):
+      kernel = self.param("kernel", _init((None, "mlp")), (condition.shape[-1], self.features))
+      return condition.astype(self.dtype) @ kernel.astype(self.dtype)
+    frame_channels = condition.frames.shape[-1]
+    sample_channels = 0 if condition.samples is None else condition.samples.shape[-1]
+    kernel = self.param("kernel", _init((None, "mlp")),
+                        (frame_channels + sample_channels, self.features)).astype(self.dtype)
+    terms = jnp.repeat(condition.frames.astype(self.dtype) @ kernel[:frame_channels],
+                       condition.hop, axis=1)  # [b, f hop, G]
+    terms = condition_window(terms, condition.offset, time)
+    if condition.samples is not None:
+      terms += condition.samples.astype(self.dtype) @ kernel[frame_channels:]
+    return terms
+
+
 class ConditionUpsampler(nn.Module):
   """Frame-rate features [b, frames, C] -> sample rate [b, frames * hop, C] (module docstring).
 
   mode "repeat": row n is frame n // hop. "transposed": causal transposed convs with `strides`
   (default: one of `hop`), each `layers.FrameUpsample` (kernel 2 s) with a zero frame before
-  the first; row n then depends on frame n // hop and earlier frames only.
+  the first; row n then depends on frame n // hop and earlier frames only. With
+  `frame_layers` > 0 the frame network comes first (module docstring): C -> C + frame_width.
   """
   mode: str
   hop: int
   strides: tuple[int, ...] = ()
   sample_channels: int = 0  # E: each frame ends in hop x E sample-rate features, not upsampled.
+  frame_layers: int = 0  # The frame network: convs over frames before upsampling.
+  frame_width: int = 128
+  frame_kernel: int = 3
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, condition: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, condition: jnp.ndarray, repeat_frames: bool = True):
+    """condition [b, f, C (+ hop E)] -> upsampled rows [b, f hop, C' (+ E)]; or, repeat mode
+    with `repeat_frames=False`, `FrameRows` (the frames before repeating, the samples as rows)."""
     x = condition.astype(self.dtype)
+    samples = None
     if self.sample_channels:  # [b, f, C + hop E] -> frame part [b, f, C], samples [b, f hop, E]
       split = x.shape[-1] - self.hop * self.sample_channels
       x, samples = x[..., :split], x[..., split:]
       samples = samples.reshape(x.shape[0], x.shape[1] * self.hop, self.sample_channels)
-      return jnp.concatenate([self._upsample(x), samples], axis=-1)
-    return self._upsample(x)
+    x = self._frame_network(x)
+    if not repeat_frames and self.mode == "repeat":
+      return FrameRows(x, samples, self.hop)
+    x = self._upsample(x)
+    return x if samples is None else jnp.concatenate([x, samples], axis=-1)
+
+  def _frame_network(self, x: jnp.ndarray) -> jnp.ndarray:
+    """Frames [b, f, C] -> [b, f, C + frame_width]: x and its frame network's features."""
+    if not self.frame_layers:
+      return x
+    h = None
+    for k in range(self.frame_layers):
+      y = jnp.tanh(nn.Conv(self.frame_width, (self.frame_kernel,), padding="SAME", dtype=self.dtype,
+                           name=f"frame_conv_{k}",
+                           kernel_init=_init(("conv_taps", None, None)),
+                           bias_init=_init((None,), nn.initializers.zeros))(
+                               x if h is None else h))
+      h = y if h is None else h + y  # [b, f, W]
+    return jnp.concatenate([x, h], axis=-1)
 
   def _upsample(self, x: jnp.ndarray) -> jnp.ndarray:
     if self.mode == "repeat":
@@ -388,8 +463,13 @@ def _with_lpc(model: "Model", upsampled: jnp.ndarray, condition: jnp.ndarray) ->
   followed by its frame's predictor (`lpc_coefficients`); unchanged otherwise."""
   if not model.lpc_order:
     return upsampled
-  rows = jnp.repeat(lpc_coefficients(model, condition), model.condition_hop, axis=1)
+  rows = _lpc_rows(model, condition)
   return jnp.concatenate([upsampled.astype(jnp.float32), rows[:, :upsampled.shape[1]]], -1)
+
+
+def _lpc_rows(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [b, f, ...] -> each frame's predictor repeated over its samples [b, f hop, P]."""
+  return jnp.repeat(lpc_coefficients(model, condition), model.condition_hop, axis=1)
 
 
 def _split_lpc(model: "Model", rows: jnp.ndarray):
@@ -486,7 +566,8 @@ def _upsampler(model: "Model", **kwargs) -> ConditionUpsampler:
   """`model`'s conditioning upsampler (a submodule when built inside `Model.__call__`)."""
   return ConditionUpsampler(model.condition_upsample, model.condition_hop,
                             tuple(model.condition_strides), model.excitation_channels,
-                            model.dtype, **kwargs)
+                            model.condition_layers, model.condition_width,
+                            model.condition_kernel, model.dtype, **kwargs)
 
 
 class Model(nn.Module):
@@ -520,6 +601,9 @@ class Model(nn.Module):
   condition_hop: int = 1  # Samples per conditioning frame.
   condition_upsample: str = "repeat"  # repeat | transposed
   condition_strides: tuple[int, ...] = ()  # transposed: per-stage strides, product = hop.
+  condition_layers: int = 0  # K > 0: a frame network before upsampling (module docstring).
+  condition_width: int = 128
+  condition_kernel: int = 3
   # What the task computes the features from the audio as (`tasks.condition_features`): "mel"
   # (a vocoder: condition_channels log-mel bands), "lowband" (super-resolution: the audio at
   # sample_rate_hz / lowband_factor, condition_hop / lowband_factor samples per frame), or
@@ -600,12 +684,22 @@ class Model(nn.Module):
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
     _check_lpc(self)
-    predictor = None
-    if condition is not None:
+    predictor = layer_condition = None
+    if condition is not None and self.condition_upsample == "repeat":
+      # The layers project the frames before repeating them (`ConditionProjection`).
+      rows = _upsampler(self, name="condition_upsampler")(condition, repeat_frames=False)
+      layer_condition = FrameRows(rows.frames, rows.samples, rows.hop, condition_offset
+                                  ).window(inputs.shape[1])
+      if self.lpc_order:
+        predictor = condition_window(_lpc_rows(self, condition), condition_offset,
+                                     inputs.shape[1])  # [b, t, order]
+      condition = layer_condition.samples  # [b, t, E] (periods, voiced) or None
+    elif condition is not None:
       upsampled = _upsampler(self, name="condition_upsampler")(condition)
       upsampled = _with_lpc(self, upsampled, condition)
       condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
       condition, predictor = _split_lpc(self, condition)  # predictor: [b, t, order]
+      layer_condition = condition
     if self.output == "mol":
       x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",
                    kernel_init=_init((None, "embed")),
@@ -658,7 +752,7 @@ class Model(nn.Module):
     for i, dilation in enumerate(self.dilations):
       x, skip = layer(self.residual_channels, self.gate_channels, self.skip_channels,
                       self.kernel_size, dilation, self.num_speakers, self.dtype,
-                      name=f"layer_{i}")(x, speaker, condition)
+                      name=f"layer_{i}")(x, speaker, layer_condition)
       skips += skip  # [b, t, S]
     h = nn.relu(skips)
     h = nn.relu(nn.Dense(self.head_channels, dtype=self.dtype, name="head_hidden",

@@ -68,6 +68,8 @@ def test_unscoreable_clips_give_nan_not_errors(speech):
   assert np.isnan(codec_metrics.pesq_wb(speech, np.zeros_like(speech), RATE_HZ))
   skipped = codec_metrics.compute(speech, speech, RATE_HZ, speech=False)
   assert np.isnan(skipped["pesq"]) and np.isnan(skipped["stoi"])
+  short = speech[:320]  # 20 ms: under one of STOI's 256-sample frames at 10 kHz.
+  assert np.isnan(codec_metrics.stoi(short, short, RATE_HZ))
 
 
 def test_other_rates_and_bad_shapes(speech):

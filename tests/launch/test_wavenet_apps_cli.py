@@ -68,6 +68,8 @@ def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_d
              "--resynthesize=test", "--num_samples=3", "--seconds=0.02",
              f"--recognizer={recognizer_workdir}")
   assert "the originals (speakers" in proc.stdout
+  assert re.search(r"the resyntheses against their originals: mel distance \d+\.\d{3}",
+                   proc.stdout), proc.stdout
   assert re.search(r"phone error rate (of the resyntheses .*: \d+\.\d%|: .* hears no phone)",
                    proc.stdout), proc.stdout
   for i in range(3):

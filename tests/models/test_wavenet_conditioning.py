@@ -42,6 +42,31 @@ def test_upsampling_aligns_frames_to_samples(mode):
     np.testing.assert_array_equal(changed[(k + 1) * HOP:], 0.0)
 
 
+FRAME_NETWORK = dict(condition_layers=2, condition_width=4, condition_kernel=3)
+
+
+@pytest.mark.parametrize("mode", sorted(UPSAMPLE))
+def test_frame_network_appends_features_of_each_frames_context(mode):
+  """With K convs of kernel 3 over frames, row n keeps the frame features (repeat: exactly)
+  and gains `condition_width` features that see frames n // hop - K .. n // hop + K."""
+  model = wavenet.Model(**LOCAL, **UPSAMPLE[mode], **FRAME_NETWORK)
+  params = random_params(model)
+  assert params["condition_upsampler"]["frame_conv_0"]["kernel"].shape == (3, 3, 4)
+  assert params["condition_upsampler"]["frame_conv_1"]["kernel"].shape == (3, 4, 4)
+  condition, k = random_condition(0, 2, 9), 5
+  upsample = jax.jit(lambda c: wavenet.upsample_condition(model, params, c))
+  rows = upsample(condition)
+  assert rows.shape == (2, 9 * HOP, 3 + 4)
+  changed = np.abs(upsample(condition.at[:, k].add(1.0)) - rows).max(axis=(0, 2))
+  first = (k - 2) * HOP  # Two frames of lookahead.
+  np.testing.assert_array_equal(changed[:first], 0.0)
+  assert (changed[first:(k + 1) * HOP] > 1e-4).all()
+  if mode == "repeat":
+    np.testing.assert_array_equal(rows[..., :3], np.repeat(condition, HOP, axis=1))
+    np.testing.assert_array_equal(changed[(k + 3) * HOP:], 0.0)
+    assert (changed[(k + 1) * HOP:(k + 3) * HOP] > 1e-4).all()
+
+
 @pytest.mark.parametrize("mode", sorted(UPSAMPLE))
 def test_outputs_see_frames_from_their_own_on(mode):
   """Changing frame k changes outputs from position k * hop - offset on, none before."""
@@ -68,12 +93,14 @@ def test_still_causal_in_the_audio():
   np.testing.assert_allclose(apply(future)[:, :t0], logits[:, :t0], atol=1e-6)
 
 
-@pytest.mark.parametrize("mode,num_speakers,output", [
-    ("repeat", 0, "softmax"), ("transposed", 0, "softmax"), ("transposed", 3, "softmax"),
-    ("repeat", 3, "mol")])
-def test_incremental_equals_parallel(mode, num_speakers, output):
+@pytest.mark.parametrize("mode,num_speakers,output,frame_network", [
+    ("repeat", 0, "softmax", False), ("transposed", 0, "softmax", False),
+    ("transposed", 3, "softmax", False), ("repeat", 3, "mol", False),
+    ("repeat", 3, "softmax", True)])
+def test_incremental_equals_parallel(mode, num_speakers, output, frame_network):
   model = wavenet.Model(**{**LOCAL, "num_speakers": num_speakers, "output": output,
-                           "num_mixtures": 2}, **UPSAMPLE[mode])
+                           "num_mixtures": 2}, **UPSAMPLE[mode],
+                        **(FRAME_NETWORK if frame_network else {}))
   params = random_params(model, seed=7)
   time = 2 * model.receptive_field + 5
   if output == "mol":
