@@ -162,20 +162,19 @@ for part in $PARTS; do
     wavenet)  # In the background: a WaveNet (quick start vocoder), larger batches, then samples.
       wavenet wavenet "${WAVENET_VARIANT:-quickstart}" ${WAVENET_FLAGS:-} &
       WAVENET_PID=$!;;
-    vocoders)  # Side by side: the vocoder given the pitch pulses (audiojax/data/pitch.py),
-      # the quick start's (also the samples one period back) and vocoder_lpc (also LPCNet's
-      # prediction from the log-mel envelope: the best likelihood on a CPU, less voiced at
-      # 1600 steps; does it voice with ~100x the audio?), all with VOCODER_FLAGS, then their
-      # resyntheses.
-      wavenet vocoder_pitch vocoder_pitch ${VOCODER_FLAGS:-} &
-      pitch_pid=$!
-      wavenet vocoder_period quickstart ${VOCODER_FLAGS:-} &
+    vocoders)  # Side by side: the samples one period back (vocoder_period), plus LPCNet's
+      # prediction from the log-mel envelope (vocoder_lpc), plus the softmax over the
+      # excitation and a frame network (the quick start), all with VOCODER_FLAGS, then their
+      # resyntheses: does each step still pay with ~100x the audio of a CPU run?
+      wavenet vocoder_period vocoder_period ${VOCODER_FLAGS:-} &
       period_pid=$!
       wavenet vocoder_lpc vocoder_lpc ${VOCODER_FLAGS:-} &
-      wait "$pitch_pid" "$period_pid" $!  # Only these, not a background `wavenet` part's job.
-      wavenet_report vocoder_pitch
+      lpc_pid=$!
+      wavenet quickstart_gpu quickstart ${VOCODER_FLAGS:-} &
+      wait "$period_pid" "$lpc_pid" $!  # Only these, not a background `wavenet` part's job.
       wavenet_report vocoder_period
-      wavenet_report vocoder_lpc;;
+      wavenet_report vocoder_lpc
+      wavenet_report quickstart_gpu;;
     mfu_coarse)
       MFU_LIMIT=120 mfu configs/audiolm.py:coarse_paper 8 cudnn;;
     lm)

@@ -1,6 +1,6 @@
 r"""Vocoder sampling speed: what each conditioning option costs the scan sampler per sample.
 
-  python -m benchmarks.vocoder_sampling --variants=quickstart,vocoder_lpc --batch_sizes=1,4
+  python -m benchmarks.vocoder_sampling --variants=vocoder_period,quickstart --batch_sizes=1,4
 
 Each variant of configs/wavenet.py (randomly initialised) resynthesises the same features: the
 log-mel and excitation of a built-in corpus clip (`--data_dir`, default the usual data
@@ -24,7 +24,7 @@ from audiojax.train import tasks
 from benchmarks.timing import best_time
 from configs import wavenet as wavenet_configs
 
-_VARIANTS = flags.DEFINE_list("variants", ["quickstart", "vocoder_lpc"],
+_VARIANTS = flags.DEFINE_list("variants", ["vocoder_period", "quickstart"],
                               "configs/wavenet.py variants; the first is the baseline.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "4"], "Batch sizes to time.")
 _SECONDS = flags.DEFINE_float("seconds", 1.0, "Audio seconds drawn per run.")

@@ -65,24 +65,27 @@ def wavenet_dilations(config: ml_collections.ConfigDict) -> list[int]:
 
 
 def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
-  """What makes the quick start's vocoder voiced, row by row on the same recipe (`tiny` base:
-  the variants' tiny versions): the log-mel alone, plus the pitch-synchronous excitation, plus
-  the samples one period back (1 tap, then the quick start's 3); then the quick start plus
-  amplitude inputs, plus LPCNet's prediction from the log-mel envelope, plus the excitation
-  one period back (`vocoder_lpc`)."""
+  """What makes the quick start's vocoder voiced and intelligible, row by row on the same recipe
+  (`tiny` base: the variants' tiny versions): the log-mel alone, plus the pitch-synchronous
+  excitation, plus the samples one period back (1 tap, then 3: `vocoder_period`), plus
+  amplitude inputs; then LPCNet's prediction from the log-mel envelope, plus the excitation one
+  period back (`vocoder_lpc`), then the softmax over the excitation instead of the sample, plus
+  a frame network (the quick start)."""
   tiny = "_tiny" if base == "tiny" else ""
   rows = {"log-mel": _wavenet(f"vocoder{tiny}"),
           "log-mel + excitation": _wavenet(f"vocoder_pitch{tiny}")}
-  rows["log-mel + excitation + period input (1 tap)"] = _wavenet(f"quickstart{tiny}")
+  rows["log-mel + excitation + period input (1 tap)"] = _wavenet(f"vocoder_period{tiny}")
   rows["log-mel + excitation + period input (1 tap)"].model.period_taps = 1
-  rows["log-mel + excitation + period input (3 taps: the quick start)"] = _wavenet(
-      f"quickstart{tiny}")
-  rows["quick start + amplitude input"] = _wavenet(f"quickstart{tiny}")
-  rows["quick start + amplitude input"].model.amplitude_input = True
-  rows["quick start + LPC from the log-mel"] = _wavenet(f"vocoder_lpc{tiny}")
-  rows["quick start + LPC from the log-mel"].model.lpc_period = False
-  rows["quick start + LPC + excitation one period back (vocoder_lpc)"] = _wavenet(
-      f"vocoder_lpc{tiny}")
+  rows["log-mel + excitation + period input (3 taps: vocoder_period)"] = _wavenet(
+      f"vocoder_period{tiny}")
+  rows["vocoder_period + amplitude input"] = _wavenet(f"vocoder_period{tiny}")
+  rows["vocoder_period + amplitude input"].model.amplitude_input = True
+  rows["vocoder_period + LPC from the log-mel"] = _wavenet(f"vocoder_lpc{tiny}")
+  rows["vocoder_period + LPC from the log-mel"].model.lpc_period = False
+  rows["+ excitation one period back (vocoder_lpc)"] = _wavenet(f"vocoder_lpc{tiny}")
+  rows["+ softmax over the excitation"] = _wavenet(f"quickstart{tiny}")
+  rows["+ softmax over the excitation"].model.condition_layers = 0
+  rows["+ frame network (the quick start)"] = _wavenet(f"quickstart{tiny}")
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows

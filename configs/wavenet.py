@@ -2,20 +2,21 @@
 
 Variants (`--config=configs/wavenet.py:VARIANT`):
   tiny        unit tests: a few tiny steps.
-  quickstart  what ./launch/quickstart.sh trains on 2 CPU cores in about 5 minutes:
+  quickstart  what ./launch/quickstart.sh trains on 2 CPU cores in about 7 minutes:
               python -m launch.train --config=configs/wavenet.py:quickstart --workdir=runs/wavenet
-              a vocoder: the unconditional recipe below, conditioned on 40 log-mel bands (hop
-              128, each frame repeated over its samples), the speaker, and the pitch-synchronous
-              excitation of the audio (Praat's glottal pulses, audiojax/data/pitch.py), and
-              embedding the samples about one pitch period back (model.period_input, 3 taps):
-              it continues its own last period, so its resyntheses of held-out clips (written
-              by the trainer and launch.sample --resynthesize=test) are voiced. Measured (2
-              cores, 1600 steps): see the README's quick start. Repeating the frames instead of
-              the vocoders' learned transposed-conv upsampler (2026-12-05; 0.32M parameters
-              instead of 0.37M) made 20 two-second resyntheses at T 0.85 louder throughout
-              (loud frames 0.97-0.98, against 0.93 with dropouts to 0.68), more voiced (0.67 vs
-              0.54-0.56; HNR 5.9-6.0 vs 4.8 dB) and less unintelligible (phone error rate 72-73%
-              vs 80-82%), at a validation loss 0.02 bits/sample worse (4.317 vs 4.299).
+              a vocoder, the last of the chain below (vocoder -> vocoder_pitch -> vocoder_period
+              -> vocoder_lpc -> quickstart, each the one before plus one thing): vocoder_lpc
+              with LPCNet's softmax over the excitation (model.lpc_excitation: the sample minus
+              its prediction from the log-mel envelope) and a frame network (3 convs over the
+              log-mel frames, 128 features appended to each: model.condition_layers). Its
+              resyntheses of held-out clips are written by the trainer and by
+              launch.sample --resynthesize=test. Measured (2 cores, 1600 steps, 20 two-second
+              resyntheses of the test split at T 0.85, phone error rate by the noisy recognizer
+              against what it hears in the originals): PER 36.8% against vocoder_period's
+              72.9-73.3%, mel distance 0.886 vs 1.110, STOI 0.683 vs 0.646, HNR 6.4 vs 5.6-6.0
+              dB, pYIN voiced 41% vs 67% of loud frames (with --voiced_temperature=0.6: 58%,
+              HNR 8.0 dB, PER 38.6%; README, quick start). Its bits per sample are the
+              excitation's (5.5), not comparable with the other variants'.
   quickstart_tiny  unit tests.
   unconditional  the quick start's size and recipe with the speaker as the only conditioning:
               18 layers (receptive field 1023 samples, 64 ms), 1600 steps of 4 x 2000 samples.
@@ -37,15 +38,23 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               glottal pulses of the audio: audiojax/data/pitch.py), packed at the end of each
               frame (model.excitation_channels); crops of 2048 samples (whole frames).
               Measured (2 cores, 1600 steps, the excitation's first 4 channels, without the
-              period): validation 4.34 bits/sample (vocoder: 4.32), resyntheses unvoiced
-              (README, quick start). The quick start is this plus the period input.
+              period): validation 4.34 bits/sample (vocoder: 4.32), resyntheses unvoiced.
   vocoder_pitch_tiny  unit tests.
-  vocoder_lpc  the quick start plus LPCNet's linear prediction: a 16th-order predictor fitted
+  vocoder_period  vocoder_pitch plus the samples about one pitch period back as inputs
+              (model.period_input, 3 taps), with each log-mel frame repeated over its samples
+              instead of the transposed-conv upsampler: it continues its own last period, so
+              its resyntheses are voiced (the quick start until 2026-12-05). Measured (2 cores,
+              1600 steps): validation 4.317 bits/sample; 20 two-second resyntheses at T 0.85:
+              voiced 67%, HNR 5.6-6.0 dB, but phone error rate 72.9-73.3% (README). Repeating
+              the frames rather than upsampling them (0.32M parameters instead of 0.37M) made
+              them louder throughout (loud frames 0.97-0.98 against 0.93, with dropouts),
+              more voiced (0.67 vs 0.54-0.56) and less unintelligible (PER 72-73% vs 80-82%).
+  vocoder_period_tiny  unit tests.
+  vocoder_lpc  vocoder_period plus LPCNet's linear prediction: a 16th-order predictor fitted
               to each frame's log-mel envelope (model.lpc_order), its prediction of the next
               sample embedded, and per period tap the prediction plus the excitation one period
-              back (model.lpc_period). Measured (2 cores, 1600 steps): much better likelihood
-              than the quick start and no fall into silence, but less voiced at this budget
-              (README, the vocoder sweep).
+              back (model.lpc_period). Measured (2 cores, 1600 steps): validation 3.944
+              bits/sample, PER 37.0-40.1%, but whispered: voiced 33-36%, HNR 3.9-4.1 dB.
   vocoder_lpc_tiny  unit tests.
   tts         text-to-speech: unconditional-size, conditioned on linguistic features from
               espeak's phoneme alignment of the corpus (previous/current/next phoneme, stress,
@@ -85,6 +94,9 @@ import ml_collections
 from audiojax.data import phonemes, pitch
 from audiojax.train import sharding
 
+# The vocoder variants (and their "_tiny" versions), each the one before plus one thing.
+VOCODERS = ("vocoder", "vocoder_pitch", "vocoder_period", "vocoder_lpc", "quickstart")
+
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   variant = variant or "quickstart"
@@ -109,6 +121,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       amplitude_input=False,  # Softmax: class embeddings + a 1x1 of the class's amplitude.
       lpc_order=0,  # > 0: embed a linear prediction from the log-mel envelope (LPCNet).
       lpc_period=False,  # With lpc_order and period_input: + the last period's excitation.
+      lpc_excitation=False,  # With lpc_order: model the excitation s - p, not the sample.
       # Local conditioning: K > 0 convs over frames (width, kernel 3) before upsampling, their
       # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
       condition_layers=0,
@@ -183,27 +196,31 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "mol":
     config = get_config("unconditional")
     config.model.update(output="mol", num_mixtures=10, log_scale_min=-12.0)
-  elif variant in ("quickstart", "quickstart_tiny", "vocoder", "vocoder_tiny", "vocoder_pitch",
-                   "vocoder_pitch_tiny", "vocoder_lpc", "vocoder_lpc_tiny"):
-    # Vocoders: log-mel (and the pitch-synchronous excitation) conditioned, plus the speaker.
+  elif variant.removesuffix("_tiny") in VOCODERS:
+    # Vocoders: log-mel conditioned, plus the speaker; each of VOCODERS is the one before plus
+    # one thing (the pitch-synchronous excitation, the period taps, LPC, the excitation target
+    # and a frame network).
     tiny = variant.endswith("tiny")
+    level = VOCODERS.index(variant.removesuffix("_tiny"))
     config = get_config("tiny" if tiny else "unconditional")
     hop, mels, strides = (16, 8, (4, 4)) if tiny else (128, 40, (4, 4, 8))
     config.model.update(condition_channels=mels, condition_hop=hop,
                         condition_upsample="transposed", condition_strides=strides,
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
     config.train.num_samples_to_write = 4  # Resyntheses of held-out clips (trainer).
-    if variant.startswith(("quickstart", "vocoder_pitch", "vocoder_lpc")):
+    if level >= VOCODERS.index("vocoder_pitch"):
       config.model.excitation_channels = pitch.EXCITATION_CHANNELS
       config.data.update(condition="excitation", condition_hop=hop,
                          excitation_channels=config.model.get_ref("excitation_channels"),
                          crop_samples=-(-config.data.crop_samples // hop) * hop)
-      config.model.update(period_input=variant.startswith(("quickstart", "vocoder_lpc")),
-                          period_taps=3, period_dropout=0.0)
-    if variant.startswith("vocoder_lpc"):
+    if level >= VOCODERS.index("vocoder_period"):
+      config.model.update(period_input=True, period_taps=3, period_dropout=0.0,
+                          condition_upsample="repeat")
+    if level >= VOCODERS.index("vocoder_lpc"):
       config.model.update(lpc_order=4 if tiny else 16, lpc_period=True)
-    if variant.startswith("quickstart"):
-      config.model.condition_upsample = "repeat"
+    if level >= VOCODERS.index("quickstart"):
+      config.model.update(lpc_excitation=True, condition_layers=1 if tiny else 3,
+                          condition_width=8 if tiny else 128)
   elif variant in ("tts", "tts_tiny"):
     # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
     # at one frame per 5 ms, repeated to the sample rate, and on the speaker.
@@ -246,8 +263,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         sample_rate_hz=config.data.get_ref("sample_rate_hz"))
   else:
     raise ValueError(f"unknown wavenet variant {variant!r}: use quickstart, quickstart_tiny, "
-                     "unconditional, tiny, mol, vocoder, vocoder_tiny, vocoder_pitch, "
-                     "vocoder_pitch_tiny, tts, tts_tiny, tts_cloning, tts_cloning_tiny, music, "
-                     "music_unconditional, music_tiny, super_resolution, "
-                     "super_resolution_tiny or paper")
+                     "unconditional, tiny, mol, vocoder, vocoder_pitch, vocoder_period, "
+                     "vocoder_lpc (each also _tiny), tts, tts_tiny, tts_cloning, "
+                     "tts_cloning_tiny, music, music_unconditional, music_tiny, "
+                     "super_resolution, super_resolution_tiny or paper")
   return config

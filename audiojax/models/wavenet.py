@@ -66,6 +66,11 @@ autocorrelation, Levinson-Durbin), and the step that draws sample n embeds p_n, 
 P inputs' amplitudes, as a class (its own table) plus a 1x1 of its amplitude. The spectral
 envelope is then given rather than learned: what is left to the network is the excitation
 (on the built-in corpus the predictor alone takes 16-22 dB out of the signal's power).
+With `lpc_excitation`, as in LPCNet, the softmax is over the excitation rather than the sample:
+the mu-law class of e_n = s_n - p_n (`excitation_classes`), and the samplers add the drawn
+excitation back to the prediction (`sample_classes`): the network then models the residual's
+pulses and noise, with mu-law's fine steps around 0, instead of shifting a distribution over
+the sample by p_n. Its bits per sample are the excitation's (not comparable with the others).
 Amplitude input (`amplitude_input`): each input class's embedding plus a 1x1 of its
 amplitude and companded value, so the embeddings start linear in the amplitude.
 
@@ -198,6 +203,9 @@ def _tap_features(model: "Model", ids: jnp.ndarray) -> jnp.ndarray:
 def _check_lpc(model: "Model") -> None:
   if model.lpc_period and not (model.lpc_order and model.period_input):
     raise ValueError("lpc_period needs lpc_order > 0 and period_input")
+  if model.lpc_excitation and not model.lpc_order:
+    raise ValueError("lpc_excitation needs lpc_order > 0: the excitation is what the linear "
+                     "prediction leaves")
   if model.lpc_order and (model.output != "softmax" or model.condition_source != "mel"
                           or not model.condition_channels):
     raise ValueError("lpc_order needs output='softmax' and log-mel conditioning "
@@ -467,6 +475,30 @@ def _with_lpc(model: "Model", upsampled: jnp.ndarray, condition: jnp.ndarray) ->
   return jnp.concatenate([upsampled.astype(jnp.float32), rows[:, :upsampled.shape[1]]], -1)
 
 
+def linear_predictions(model: "Model", inputs: jnp.ndarray, condition: jnp.ndarray,
+                       condition_offset: int | jnp.ndarray = 0) -> jnp.ndarray:
+  """inputs [b, t] int32 classes, features [b, f, ...] -> float32 [b, t]: each position's
+  `linear_prediction` of the sample it draws, with the predictors `Model.__call__` uses."""
+  predictor = condition_window(_lpc_rows(model, condition), condition_offset, inputs.shape[1])
+  return linear_prediction(model, inputs, predictor)
+
+
+def excitation_classes(model: "Model", samples: jnp.ndarray,
+                       predictions: jnp.ndarray) -> jnp.ndarray:
+  """Amplitudes [...] and their linear predictions [...] -> int32 [...]: the mu-law classes of
+  the excitation s - p (clipped to [-1, 1]), what `lpc_excitation` models."""
+  return audio.mu_law_encode(jnp.clip(samples - predictions, -1.0, 1.0), model.num_classes - 1)
+
+
+def sample_classes(model: "Model", excitation: jnp.ndarray,
+                   predictions: jnp.ndarray) -> jnp.ndarray:
+  """Drawn excitation classes [...] and predictions [...] -> the samples' mu-law classes [...]:
+  p + e (clipped to [-1, 1]), the inverse of `excitation_classes` up to mu-law rounding."""
+  mu = model.num_classes - 1
+  return audio.mu_law_encode(jnp.clip(predictions + audio.mu_law_decode(excitation, mu),
+                                      -1.0, 1.0), mu)
+
+
 def _lpc_rows(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
   """Features [b, f, ...] -> each frame's predictor repeated over its samples [b, f hop, P]."""
   return jnp.repeat(lpc_coefficients(model, condition), model.condition_hop, axis=1)
@@ -630,6 +662,9 @@ class Model(nn.Module):
   # excitation one period back (the tap's input minus its own prediction): the short-term
   # predictor with CELP's adaptive codebook at unit gain, what a voiced sound repeats.
   lpc_period: bool = False
+  # With lpc_order: the softmax models the excitation s - p, not the sample (LPCNet; module
+  # docstring); the samplers draw e and emit p + e.
+  lpc_excitation: bool = False
   # Training only (`tasks.wavenet_loss`): the share of rows trained without their periods (the
   # period channel zeroed: no lagged samples), so that the model also follows its other
   # conditioning where its own last period is no guide (e.g. silence it fell into).
@@ -848,6 +883,8 @@ class DecodeState(struct.PyTreeNode):
   history: jax.Array | None = None  # int32 [history_size, batch]: input s at row s % size
   # float32 [history_size, batch] (lpc_period): the prediction made for input s at row s % size
   predictions: jax.Array | None = None
+  # float32 [batch] (lpc_order): the last step's prediction of the sample it draws
+  prediction: jax.Array | None = None
 
 
 class StepCondition(struct.PyTreeNode):
@@ -947,8 +984,9 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
              else None)
   predictions = (jnp.zeros((history_size(model), batch_size), jnp.float32) if model.lpc_period
                  else None)
+  prediction = jnp.zeros((batch_size,), jnp.float32) if model.lpc_order else None
   return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32),
-                     history=history, predictions=predictions)
+                     history=history, predictions=predictions, prediction=prediction)
 
 
 def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
@@ -991,6 +1029,8 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   `condition_terms`). The conv taps on the past are already in the queues, so
   all layers' past taps go through one gather and one batched matmul before the sequential
   residual chain; the chain's layer inputs go back into the queues with one scatter at the end.
+  With `lpc_order` the new state's `prediction` is this step's p_n (with `lpc_excitation` the
+  outputs are the excitation's: the sample is p_n plus the drawn one, `sample_classes`).
   """
   sizes, offsets, lags = queue_layout(model)
   t = state.step
@@ -1003,7 +1043,7 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   if condition_t is not None:  # Local conditioning, computed before the loop.
     context = context + condition_t.terms
 
-  history, predictions = state.history, state.predictions
+  history, predictions, prediction = state.history, state.predictions, state.prediction
   if model.output == "mol":  # The amplitude's 1x1 conv: [batch, R].
     x = inputs_t[:, None].astype(model.dtype) * weights.embedding[0] + weights.embedding_bias
   else:
@@ -1039,5 +1079,5 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   skips = jnp.concatenate(zs, axis=-1) @ weights.skip_kernel + weights.skip_bias  # [batch, S]
   h = nn.relu(nn.relu(skips) @ weights.hidden_kernel + weights.hidden_bias)  # [batch, H]
   logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, num_outputs]
-  return (state.replace(queues=queues, step=t + 1, history=history, predictions=predictions),
-          logits.astype(jnp.float32))
+  return (state.replace(queues=queues, step=t + 1, history=history, predictions=predictions,
+                        prediction=prediction), logits.astype(jnp.float32))

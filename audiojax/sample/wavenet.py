@@ -14,6 +14,8 @@ the first picks the component by the same inverse CDF over its logits, the secon
 that logistic by its inverse CDF; the samples are float amplitudes on the 16-bit grid.
 Temperature T divides the (class or component) logits and, for mol, multiplies the logistic
 scales; T = 0 takes the argmax (class, or component and then its mean).
+With `lpc_excitation` the class drawn is the excitation's; the sample is the class of the
+step's linear prediction plus it (`wavenet.sample_classes`).
 
 Priming (`prompt: [batch, P]` classes or amplitudes): the first P samples are given, not drawn.
 The decoder consumes them teacher-forced (filling its queues exactly as if it had drawn them),
@@ -170,7 +172,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
                         history=None if state.history is None
                         else _split_batch(state.history, mesh, P(None, "data")),
                         predictions=None if state.predictions is None
-                        else _split_batch(state.predictions, mesh, P(None, "data")))
+                        else _split_batch(state.predictions, mesh, P(None, "data")),
+                        prediction=None if state.prediction is None
+                        else _split_batch(state.prediction, mesh, P("data")))
   if condition is not None:  # Upsampled once, before the loop.
     condition = wavenet.upsample_condition(model, params, condition)[:, :num_samples]
     condition = _split_batch(condition.transpose(1, 0, 2), mesh, rows)  # [time, batch, C]
@@ -181,6 +185,8 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
     temperature_t = temperature if voiced_temperature is None else jnp.where(
         condition_t.voiced, voiced_temperature, temperature)  # [batch]
     outputs_t = next_inputs(model, uniform, outputs, temperature_t)
+    if model.lpc_excitation:  # The drawn excitation plus the prediction: the sample.
+      outputs_t = wavenet.sample_classes(model, outputs_t, state.prediction)
     return (state, outputs_t), outputs_t
 
   uniforms = step_uniforms(rng, num_samples, first.shape[0], model)
@@ -273,6 +279,10 @@ def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples,
     outputs = model.apply({"params": params}, window, speaker, condition, start)
     outputs_t = jax.lax.dynamic_index_in_dim(outputs, t - start, axis=1, keepdims=False)
     outputs_t = next_inputs(model, uniform, outputs_t, temperature)
+    if model.lpc_excitation:
+      prediction = wavenet.linear_predictions(model, window, condition, start)
+      outputs_t = wavenet.sample_classes(
+          model, outputs_t, jax.lax.dynamic_index_in_dim(prediction, t - start, 1, False))
     inputs = jax.lax.dynamic_update_index_in_dim(inputs, outputs_t, t + 1, axis=1)
     return inputs, None
 

@@ -161,14 +161,16 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
 
   `bits_per_sample` is the NLL the model optimises: per mu-law class (softmax) or per 16-bit
   level (mol). `mu_law_bits_per_sample` scores every model on the next sample's mu-law class,
-  the comparable figure (see `audiojax.models.wavenet`). Position t predicts audio[:, t + 1],
+  the comparable figure (see `audiojax.models.wavenet`), except with `model.lpc_excitation`:
+  both are then the excitation's class NLL. Position t predicts audio[:, t + 1],
   hence the conditioning offset of 1.
 
   With `model.input_noise > 0` (softmax), training inputs are the mu-law classes plus rounded
   Gaussian noise of that many classes' deviation, the targets stay clean (LPCNet's noise
   injection: the model learns not to trust its own drawn past too much, as it must when
-  sampling). With `model.period_dropout > 0`, that share of the rows trains with no periods
-  (`wavenet.drop_periods`).
+  sampling). With `model.lpc_excitation`, the targets are the excitation's classes (the sample
+  minus its prediction from the, noisy, inputs: LPCNet). With `model.period_dropout > 0`, that
+  share of the rows trains with no periods (`wavenet.drop_periods`).
   """
   mu = model.num_classes - 1
   inputs, targets = _wavenet_io(model, batch["audio"])
@@ -182,6 +184,9 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
     keep = jax.random.uniform(jax.random.fold_in(rng, 1), condition.shape[:1])
     condition = wavenet.drop_periods(model, condition, keep >= model.period_dropout)
   outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1)
+  if model.lpc_excitation:  # The excitation's classes: the sample minus its prediction.
+    targets = wavenet.excitation_classes(model, batch["audio"][:, 1:],
+                                         wavenet.linear_predictions(model, inputs, condition, 1))
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)
   mean = lambda x: (x * mask).sum() / count

@@ -45,7 +45,8 @@ def test_vocoder_resynthesises_a_recording(tmp_path, espeak_tiny_dir, variant):
 
 def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_dir,
                                                          recognizer_workdir):
-  """The quick start's model (mel, excitation and the period input): the trainer writes
+  """The quick start's model (log-mel, excitation, period input, LPC, the softmax over the
+  excitation, a frame network): the trainer writes
   resyntheses of held-out clips next to their originals, and so does --resynthesize=SPLIT,
   with --recognizer scoring them against the originals."""
   workdir = str(tmp_path / "quickstart")
@@ -194,15 +195,15 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
     assert row.split("|")[-2].strip() == "-", row
 
 
-@pytest.mark.slow  # ~2 min on 2 cores: 7 tiny vocoders trained, evaluated and resynthesising.
+@pytest.mark.slow  # ~3 min on 2 cores: 9 tiny vocoders trained, evaluated and resynthesising.
 def test_ablate_vocoder_sweep_scores_resyntheses(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate_vocoder")
   proc = run("launch.ablate", "--sweep=vocoder", "--base=tiny", f"--workdir={workdir}",
              "--num_steps=2", "--eval_examples=2", "--probe_clips=2", "--probe_seconds=0.07",
              "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
   rows = [line for line in proc.stdout.splitlines()
-          if line.startswith(("| log-mel", "| quick start"))]
-  assert len(rows) == 7, proc.stdout
+          if line.startswith(("| log-mel", "| vocoder_period", "| +"))]
+  assert len(rows) == 9, proc.stdout
   for row in rows:  # Probe of 2 resyntheses; their voiced share, a fraction.
     assert row.split("|")[-3].strip() in ("0.00", "0.50", "1.00"), row
     assert 0 <= float(row.split("|")[-2]) <= 1, row

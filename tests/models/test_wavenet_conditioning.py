@@ -443,15 +443,41 @@ def test_incremental_equals_parallel_with_lpc(extra):
   np.testing.assert_array_equal(outputs(inputs.at[0, t - 5].add(40))[0, t], base)
 
 
-@pytest.mark.parametrize("long_term", [False, True])
-def test_scan_sampler_equals_naive_sampler_with_lpc(long_term):
-  model = wavenet.Model(**LPC, lpc_period=long_term)
+@pytest.mark.parametrize("extra", [{}, dict(lpc_period=True),
+                                   dict(lpc_period=True, lpc_excitation=True)])
+def test_scan_sampler_equals_naive_sampler_with_lpc(extra):
+  model = wavenet.Model(**LPC, **extra)
   params = random_params(model, seed=4)
   num = 3 * model.receptive_field
   condition = lpc_condition(7, 2, -(-num // HOP), model.excitation_channels)
   kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(8), condition=condition)
-  np.testing.assert_array_equal(sampler.sample(model, params, **kwargs),
-                                sampler.naive_sample(model, params, **kwargs))
+  drawn = sampler.sample(model, params, **kwargs)
+  np.testing.assert_array_equal(drawn, sampler.naive_sample(model, params, **kwargs))
+  if model.lpc_excitation:  # Each sample: its prediction plus the excitation drawn from the
+    # outputs (the same uniforms), not a class drawn from them.
+    inputs = jnp.concatenate([jnp.full((2, 1), sampler.silence_class(model)), drawn[:, :-1]], 1)
+    logits = sampler.teacher_forced_logits(model, params, inputs, None, condition)
+    uniforms = sampler.step_uniforms(jax.random.key(8), num, 2).T  # [batch, time]
+    excitation = sampler.next_classes(uniforms.reshape(-1), logits.reshape(2 * num, -1),
+                                      1.0).reshape(2, num)
+    prediction = wavenet.linear_predictions(model, inputs, condition)
+    np.testing.assert_array_equal(drawn, wavenet.sample_classes(model, excitation, prediction))
+    assert np.mean(np.asarray(drawn) != np.asarray(excitation)) > 0.5
+
+
+def test_excitation_classes_invert_to_the_sample():
+  """A sample that is its prediction plus an excitation on the mu-law grid: the excitation's
+  class is recovered, and from it and the prediction the sample's own class."""
+  model = wavenet.Model(**LPC, lpc_excitation=True)
+  classes = jnp.arange(20, 236, 3)
+  excitation = audio.mu_law_decode(classes)
+  predictions = 0.1 * jnp.sin(jnp.arange(classes.shape[0], dtype=jnp.float32))
+  samples = predictions + excitation
+  found = wavenet.excitation_classes(model, samples, predictions)
+  assert np.abs(np.asarray(found) - np.asarray(classes)).max() <= 1  # (float rounding)
+  assert np.mean(np.asarray(found) == np.asarray(classes)) > 0.9
+  np.testing.assert_array_equal(wavenet.sample_classes(model, classes, predictions),
+                                audio.mu_law_encode(samples))
 
 
 def test_lpc_needs_log_mel_conditioning():

@@ -102,3 +102,42 @@ def test_excitation_model_without_the_pipelines_excitation_is_a_clear_error():
   with pytest.raises(ValueError, match="data.condition='excitation'"):
     tasks.wavenet_loss(model, {"params": random_params(model)}, harmonic_batch(0, 2, 256),
                        jax.random.key(0))
+
+
+def test_lpc_excitation_trains_on_the_sample_minus_its_prediction():
+  """lpc_excitation: the loss is the cross entropy against the mu-law classes of s - p, p the
+  predictor of each frame's log-mel envelope applied to the 4 inputs before (computed here
+  directly), not against the sample's classes."""
+  from audiojax import audio as audio_lib
+  from audiojax.models import wavenet
+  from audiojax.train import tasks
+  from tests.models.test_wavenet import TINY, random_params
+  hop, order = 16, 4
+  plain = wavenet.Model(**TINY, condition_channels=8, condition_hop=hop, lpc_order=order)
+  model = plain.clone(lpc_excitation=True)
+  variables = {"params": random_params(model)}
+  batch = harmonic_batch(0, 2, 256)
+  condition = tasks._condition(model, batch)
+  inputs = audio_lib.mu_law_encode(batch["audio"][:, :-1])
+  outputs = model.apply(variables, inputs, batch["speaker"], condition, 1)
+  # Position t draws sample t + 1 with frame (t + 1) // hop's predictor from inputs t .. t - 3.
+  a = np.repeat(np.asarray(wavenet.lpc_coefficients(model, condition)), hop, axis=1)[:, 1:256]
+  x = np.pad(np.asarray(audio_lib.mu_law_decode(inputs)), ((0, 0), (order - 1, 0)))
+  p = sum(a[..., k] * x[:, order - 1 - k:order - 1 - k + 255] for k in range(order))
+  targets = audio_lib.mu_law_encode(np.clip(batch["audio"][:, 1:] - p, -1, 1))
+  expected = optax_ce(outputs, targets)
+  loss = float(tasks.wavenet_loss(model, variables, batch, jax.random.key(0), False)[0])
+  np.testing.assert_allclose(loss, expected, rtol=1e-4)
+  sample_targets = audio_lib.mu_law_encode(batch["audio"][:, 1:])
+  assert abs(loss - optax_ce(outputs, sample_targets)) > 0.01
+  np.testing.assert_allclose(  # The same network, trained on the samples' classes.
+      float(tasks.wavenet_loss(plain, variables, batch, jax.random.key(0), False)[0]),
+      optax_ce(outputs, sample_targets), rtol=1e-4)
+  with pytest.raises(ValueError, match="lpc_excitation needs lpc_order"):
+    wavenet.Model(**TINY, lpc_excitation=True).init(jax.random.key(0),
+                                                    jnp.zeros((1, 8), jnp.int32))
+
+
+def optax_ce(logits, targets) -> float:
+  import optax
+  return float(np.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)))
