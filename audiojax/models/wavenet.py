@@ -89,8 +89,9 @@ O(receptive field). It reads the same params tree as `Model.__call__`:
 
   weights = decode_weights(model, params)                  # fused once, outside the loop
   state = init_decode_state(model, weights, batch_size, speaker)
-  upsampled = upsample_condition(model, params, condition)  # once: [batch, frames * hop, C]
-  terms = condition_terms(model, weights, upsampled.transpose(1, 0, 2))  # StepCondition
+  rows = sampler_condition(model, params, weights, condition)  # once, before the loop
+  terms = condition_terms(model, weights, rows.rows.transpose(1, 0, 2),  # StepCondition
+                          rows.frame_terms)
   state, outputs_t = decode_step(model, weights, state, inputs_t, terms[t])
 
 `inputs_t`: int32 classes [batch] (softmax) or float amplitudes [batch] (mol). The local
@@ -1008,14 +1009,49 @@ def upsample_condition(model: Model, params: Any, condition: jnp.ndarray) -> jnp
   return _with_lpc(model, upsampled, condition)
 
 
-def condition_terms(model: Model, weights: DecodeWeights,
-                    upsampled: jnp.ndarray) -> StepCondition:
-  """Upsampled features [time, batch, C] (time-major) -> every layer's gate term of each step,
-  [time, L, batch, G] (all layers' conditioning 1x1s in one matmul), and with `period_input`
-  each step's period [time, batch], with `lpc_order` its predictor [time, batch, order], with
-  an excitation whether it is voiced [time, batch]."""
+class SamplerCondition(struct.PyTreeNode):
+  """A clip's conditioning as the samplers take it: sample-rate rows [batch, n, C_r] and, in
+  repeat mode, every frame's gate terms [frames, L, batch, G]. Transposed mode: the rows are
+  the upsampled features (`upsample_condition`). Repeat mode: each frame is projected once
+  (as `ConditionProjection` does in training), and the rows hold only the sample-rate
+  channels (the excitation's E, or none). With `lpc_order` each row ends in its predictor."""
+  rows: jnp.ndarray
+  frame_terms: jnp.ndarray | None = None
+
+
+def sampler_condition(model: Model, params: Any, weights: DecodeWeights,
+                      condition: jnp.ndarray) -> SamplerCondition:
+  """Features [batch, frames, C (+ hop E)] -> `SamplerCondition` (row n: the step that draws
+  sample n). Do it once, before the loop."""
+  if model.condition_upsample != "repeat":
+    return SamplerCondition(upsample_condition(model, params, condition))
+  rows = _upsampler(model).apply({"params": params.get("condition_upsampler", {})}, condition,
+                                 repeat_frames=False)  # FrameRows
+  frames = rows.frames.astype(model.dtype)  # [b, f, C']
+  samples = rows.samples
+  if samples is None:
+    samples = jnp.zeros((frames.shape[0], frames.shape[1] * model.condition_hop, 0), frames.dtype)
+  frame_terms = jnp.einsum("bfc,clg->flbg", frames,
+                           weights.condition_kernel[:frames.shape[-1]])
+  return SamplerCondition(_with_lpc(model, samples, condition), frame_terms)
+
+
+def condition_terms(model: Model, weights: DecodeWeights, upsampled: jnp.ndarray,
+                    frame_terms: jnp.ndarray | None = None,
+                    start: int | jnp.ndarray = 0) -> StepCondition:
+  """Sample-rate rows [time, batch, C_r] (time-major; `SamplerCondition.rows`) of steps start
+  .. start + time - 1 -> every layer's gate term of each step, [time, L, batch, G] (all
+  layers' conditioning 1x1s in one matmul, plus, in repeat mode, the step's frame's terms from
+  `frame_terms`), and with `period_input` each step's period [time, batch], with `lpc_order`
+  its predictor [time, batch, order], with an excitation whether it is voiced [time, batch]."""
   upsampled, lpc = _split_lpc(model, upsampled)
-  terms = jnp.einsum("tbc,clg->tlbg", upsampled.astype(model.dtype), weights.condition_kernel)
+  kernel = weights.condition_kernel  # [C, L, G]: the frames' channels first
+  if frame_terms is not None:
+    kernel = kernel[kernel.shape[0] - upsampled.shape[-1]:]  # The sample-rate channels'.
+  terms = jnp.einsum("tbc,clg->tlbg", upsampled.astype(model.dtype), kernel)
+  if frame_terms is not None:  # (Past the last frame, as in padding, the index clamps.)
+    steps = start + jnp.arange(upsampled.shape[0])
+    terms = terms + frame_terms[steps // model.condition_hop]
   return StepCondition(terms, condition_periods(model, upsampled), lpc,
                        condition_voiced(model, upsampled))
 

@@ -33,6 +33,10 @@ every step needs no memory but costs C L G multiply-adds per row and step, more 
 taps' einsum ((k - 1) R L G) once C > (k - 1) R; on a CPU (2 cores, 12 layers, G = 64, 80
 features, batch 2) it ran at 19k samples/s against 51k unconditioned. Chunked: 35-39k, whatever
 C (the rest is the per-step add and the nested loop), with CHUNK_STEPS steps' terms in memory.
+In repeat mode (frames repeated over their samples) each frame's terms are computed once,
+[frames, L, batch, G] for the clip, hop times less than per step; a chunk then adds the
+terms of its steps' frames to those of the sample-rate channels (the excitation's), as
+training does (`wavenet.SamplerCondition`, `wavenet.ConditionProjection`).
 
 `params` is the model's params tree (`variables["params"]`).
 """
@@ -129,14 +133,14 @@ CHUNK_STEPS = 256  # Steps whose conditioning terms one matmul computes (see mod
 
 
 def _scan_steps(model: wavenet.Model, weights: wavenet.DecodeWeights, step, carry, xs,
-                upsampled: jnp.ndarray | None, unroll: int = 1):
+                condition: wavenet.SamplerCondition | None, start: int = 0, unroll: int = 1):
   """`jax.lax.scan(step, carry, (xs, terms))` over time, where `terms` are the conditioning
-  (`wavenet.StepCondition`: gate terms [time, L, batch, G], periods) of time-major upsampled
-  features [time, batch, C] (None: no conditioning), computed CHUNK_STEPS at a time. Returns
-  (carry, ys) as `lax.scan` does."""
-  if upsampled is None:
+  (`wavenet.StepCondition`: gate terms [time, L, batch, G], periods) of steps start, start +
+  1, ... from `condition`, its rows time-major [time, batch, C_r] (None: no conditioning),
+  computed CHUNK_STEPS at a time. Returns (carry, ys) as `lax.scan` does."""
+  if condition is None:
     return jax.lax.scan(step, carry, (xs, None), unroll=unroll)
-  time = upsampled.shape[0]
+  time = condition.rows.shape[0]
   size = min(CHUNK_STEPS, time)
   chunks = -(-time // size)
 
@@ -145,12 +149,31 @@ def _scan_steps(model: wavenet.Model, weights: wavenet.DecodeWeights, step, carr
     return x.reshape(chunks, size, *x.shape[1:])
 
   def chunk_step(carry, chunk):
-    xs, upsampled = chunk
-    terms = wavenet.condition_terms(model, weights, upsampled)
+    xs, rows, chunk_start = chunk
+    terms = wavenet.condition_terms(model, weights, rows, condition.frame_terms, chunk_start)
     return jax.lax.scan(step, carry, (xs, terms), unroll=unroll)
 
-  carry, ys = jax.lax.scan(chunk_step, carry, jax.tree.map(split, (xs, upsampled)))
+  starts = start + size * jnp.arange(chunks)
+  carry, ys = jax.lax.scan(chunk_step, carry,
+                           (*jax.tree.map(split, (xs, condition.rows)), starts))
   return carry, jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:])[:time], ys)
+
+
+def _time_major(condition: wavenet.SamplerCondition, num_samples: int,
+                mesh: Mesh | None) -> wavenet.SamplerCondition:
+  """The first num_samples rows, time-major [time, batch, C_r], each device's rows its own."""
+  rows = _split_batch(condition.rows[:, :num_samples].transpose(1, 0, 2), mesh,
+                      P(None, "data", None))
+  frame_terms = condition.frame_terms
+  if frame_terms is not None:  # [frames, L, batch, G]
+    frame_terms = _split_batch(frame_terms, mesh, P(None, None, "data", None))
+  return wavenet.SamplerCondition(rows, frame_terms)
+
+
+def _steps(condition: wavenet.SamplerCondition, start: int,
+           stop: int) -> wavenet.SamplerCondition:
+  """The rows of steps start .. stop - 1 (the frame terms stay whole: `start` indexes them)."""
+  return condition.replace(rows=condition.rows[start:stop])
 
 
 def _split_batch(x, mesh: Mesh | None, spec: P):
@@ -175,9 +198,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
                         else _split_batch(state.predictions, mesh, P(None, "data")),
                         prediction=None if state.prediction is None
                         else _split_batch(state.prediction, mesh, P("data")))
-  if condition is not None:  # Upsampled once, before the loop.
-    condition = wavenet.upsample_condition(model, params, condition)[:, :num_samples]
-    condition = _split_batch(condition.transpose(1, 0, 2), mesh, rows)  # [time, batch, C]
+  if condition is not None:  # Upsampled (or the frames projected) once, before the loop.
+    condition = _time_major(wavenet.sampler_condition(model, params, weights, condition),
+                            num_samples, mesh)
 
   def step(carry, xs):
     (state, inputs_t), (uniform, condition_t) = carry, xs
@@ -198,11 +221,12 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
 
     forced = jnp.concatenate([first[:, None], prompt[:, :-1]], axis=1).T  # [P, batch]
     state, _ = _scan_steps(model, weights, force, state, forced,
-                           None if condition is None else condition[:given])
+                           None if condition is None else _steps(condition, 0, given))
     first = prompt[:, -1]
   carry = (state, first)
   _, drawn = _scan_steps(model, weights, step, carry, uniforms[given:],
-                         None if condition is None else condition[given:], unroll)
+                         None if condition is None else _steps(condition, given, num_samples),
+                         given, unroll)
   drawn = drawn.T  # [batch, num_samples - P]
   return drawn if not given else jnp.concatenate([prompt.astype(drawn.dtype), drawn], axis=1)
 
@@ -312,8 +336,8 @@ def teacher_forced_logits(model: wavenet.Model, params, inputs: jnp.ndarray,
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, inputs.shape[0], speaker)
   if condition is not None:
-    condition = wavenet.upsample_condition(model, params, condition)[:, :inputs.shape[1]]
-    condition = condition.transpose(1, 0, 2)  # [time, batch, C]
+    condition = _time_major(wavenet.sampler_condition(model, params, weights, condition),
+                            inputs.shape[1], None)
 
   def step(state, xs):
     return wavenet.decode_step(model, weights, state, *xs)

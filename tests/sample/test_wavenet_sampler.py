@@ -113,10 +113,13 @@ from audiojax.sample import wavenet as sampler
 from tests.models.test_wavenet import TINY, random_params
 from audiojax.train import sharding
 from tests.models.test_wavenet import TINY, random_params
-model = wavenet.Model(**{**TINY, "num_speakers": 3})
+# Conditioned in repeat mode: each device's rows of the frames' terms too.
+model = wavenet.Model(**{**TINY, "num_speakers": 3, "condition_channels": 3, "condition_hop": 4})
 params = random_params(model, seed=3)
 speaker = jnp.array([0, 1, 2, 1, 0, 2, 2, 1], jnp.int32)
-kwargs = dict(num_samples=50, batch_size=8, rng=jax.random.key(4), speaker=speaker)
+condition = jnp.asarray(np.random.default_rng(1).normal(size=(8, 13, 3)), jnp.float32)
+kwargs = dict(num_samples=50, batch_size=8, rng=jax.random.key(4), speaker=speaker,
+              condition=condition)
 mesh = sharding.make_mesh()
 assert mesh.size == 4, mesh
 split = sampler.sample(model, params, mesh=mesh, **kwargs)
@@ -124,7 +127,8 @@ assert len(split.sharding.device_set) == 4, split.sharding
 unsplit = sampler.sample(model, params, **kwargs)
 np.testing.assert_array_equal(np.asarray(split), np.asarray(unsplit))
 try:
-  sampler.sample(model, params, mesh=mesh, **{**kwargs, "batch_size": 6, "speaker": speaker[:6]})
+  sampler.sample(model, params, mesh=mesh, **{**kwargs, "batch_size": 6, "speaker": speaker[:6],
+                                              "condition": condition[:6]})
 except ValueError as e:
   assert "multiple of" in str(e), e
 else:
