@@ -720,21 +720,16 @@ class Model(nn.Module):
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
     _check_lpc(self)
-    predictor = layer_condition = None
+    features, layer_condition = condition, None  # features: the frames LPC is fitted to
     if condition is not None and self.condition_upsample == "repeat":
       # The layers project the frames before repeating them (`ConditionProjection`).
       rows = _upsampler(self, name="condition_upsampler")(condition, repeat_frames=False)
       layer_condition = FrameRows(rows.frames, rows.samples, rows.hop, condition_offset
                                   ).window(inputs.shape[1])
-      if self.lpc_order:
-        predictor = condition_window(_lpc_rows(self, condition), condition_offset,
-                                     inputs.shape[1])  # [b, t, order]
       condition = layer_condition.samples  # [b, t, E] (periods, voiced) or None
     elif condition is not None:
       upsampled = _upsampler(self, name="condition_upsampler")(condition)
-      upsampled = _with_lpc(self, upsampled, condition)
       condition = condition_window(upsampled, condition_offset, inputs.shape[1])  # [b, t, C]
-      condition, predictor = _split_lpc(self, condition)  # predictor: [b, t, order]
       layer_condition = condition
     if self.output == "mol":
       x = nn.Dense(self.residual_channels, dtype=self.dtype, name="embed",
@@ -761,7 +756,7 @@ class Model(nn.Module):
         x += jnp.einsum("btjf,jfr->btr", _tap_features(self, lagged).astype(self.dtype),
                         kernel.astype(self.dtype))
     if self.lpc_order:  # The linear prediction of the sample being drawn: [b, t, R].
-      prediction = linear_prediction(self, inputs, predictor)  # [b, t]
+      prediction = linear_predictions(self, inputs, features, condition_offset)  # [b, t]
       x += nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype, name="lpc_embed",
                     embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
                     )(audio.mu_law_encode(prediction, self.num_classes - 1))
