@@ -1,7 +1,11 @@
-r"""Text-to-speech with a WaveNet conditioned on linguistic features (`configs/wavenet.py:tts`).
+r"""Text-to-speech with a WaveNet conditioned on linguistic features (`configs/wavenet.py:tts`),
+or in two stages: an acoustic model (`configs/acoustic.py`) predicts log-mel frames from them
+and a WaveNet vocoder (the quick start's) speaks them (`audiojax.sample.tts`).
 
   python -m launch.synthesize --workdir=runs/tts --text="The quick brown fox." --speaker=3 \
       --output=fox.wav [--temperature=1.0] [--seed=0]
+  python -m launch.synthesize --workdir=runs/acoustic --vocoder=runs/wavenet_quickstart \
+      --text="The quick brown fox." --speaker=3 --output=fox.wav [--voiced_temperature=0.6]
 
 The front end is espeak-ng, as for the built-in corpus the model trained on: the text is read
 by the training corpus' speaker K (its voice, language, rate and pitch), and espeak's phonemes
@@ -29,10 +33,17 @@ from absl import flags
 
 from audiojax.data import audio_io, espeak_speech, pipeline, pitch
 from audiojax.eval import phone_recognizer, voicing
+from audiojax.sample import tts
 from audiojax.train import tasks, trainer
 from launch import common
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/wavenet.py:tts).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/wavenet.py:tts) "
+                                "or an acoustic model's (configs/acoustic.py, with --vocoder).")
+_VOCODER = flags.DEFINE_string("vocoder", None, "With an acoustic model: the log-mel WaveNet "
+                               "vocoder run that speaks its frames (configs/wavenet.py).")
+_VOICED_TEMPERATURE = flags.DEFINE_float(
+    "voiced_temperature", None, "Vocoders with an excitation (the quick start's): the "
+    "temperature of voiced samples (default: --temperature).", lower_bound=0.0)
 _TEXT = flags.DEFINE_string("text", None, "What to say, in the speaker's language.")
 _SPEAKER = flags.DEFINE_integer("speaker", 0, "Speaker id of the training corpus.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where the .wav goes.")
@@ -93,22 +104,54 @@ def main(argv):
   speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
   if reference is not None:
     speaker = tasks.speaker_vectors(model, variables, reference)  # [1, E]
-  length = condition.shape[0] * hop
+  condition = jnp.asarray(condition)[None]
+  stages = f"step {step} checkpoint"
+  if config.model.name == "acoustic":  # Its log-mel frames, then the vocoder speaks them.
+    acoustic, acoustic_variables = model, variables
+    model, task, variables, vocoder_step = _load_vocoder(acoustic)
+    condition = tts.vocoder_condition(acoustic, acoustic_variables, condition,
+                                      speaker if acoustic.num_speakers else None)
+    stages = f"acoustic model step {step}, vocoder {_VOCODER.value} step {vocoder_step}"
+  elif _VOCODER.value:
+    raise SystemExit(f"error: --vocoder is for an acoustic model (configs/acoustic.py); "
+                     f"{_WORKDIR.value} speaks by itself")
+  kwargs = {}
+  if _VOICED_TEMPERATURE.value is not None:
+    if not getattr(model, "excitation_channels", 0):
+      raise SystemExit("error: --voiced_temperature needs a model with an excitation")
+    kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
+  length = condition.shape[1] * hop
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length, speaker,
-                        _TEMPERATURE.value, condition=jnp.asarray(condition)[None])
+                        _TEMPERATURE.value, condition=condition, **kwargs)
   audio = np.asarray(jax.device_get(audio))[0]
   audio_io.write_wav(_OUTPUT.value, audio, rate)
   stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
   voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if reference is not None
            else f"speaker {_SPEAKER.value} {front_end.name}")
   print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}{pitch_note}, "
-        f"{len(example['phonemes'])} phonemes, step {step} checkpoint){stats}")
+        f"{len(example['phonemes'])} phonemes, {stages}){stats}")
   if recognizer:
     phones = [phone for phone, _ in pipeline.recognizer_phones(example)]
     rates = [phone_recognizer.phone_error_rate([phones], [recognizer.transcribe(clip)])
              for clip in (audio, example["audio"])]
     print(f"phone error rate ({_RECOGNIZER.value}, {len(phones)} phones): synthesis "
           f"{rates[0]:.1%}, espeak's own reading {rates[1]:.1%}")
+
+
+def _load_vocoder(acoustic):
+  """--vocoder: (model, task, variables, step) of a log-mel WaveNet run that fits `acoustic`."""
+  if not _VOCODER.value:
+    raise SystemExit("error: an acoustic model (configs/acoustic.py) speaks through a vocoder: "
+                     "pass --vocoder=RUN (e.g. the quick start's, runs/wavenet_quickstart)")
+  try:
+    config = trainer.load_config(_VOCODER.value)
+    if config.model.name != "wavenet":
+      raise ValueError(f"it holds a {config.model.name} model, not a WaveNet vocoder")
+    model, task, variables, step = trainer.restore_variables(config, _VOCODER.value)
+    tts.check_vocoder(acoustic, model)
+  except (ValueError, FileNotFoundError) as err:
+    raise SystemExit(f"error: --vocoder={_VOCODER.value}: {err}") from err
+  return model, task, variables, step
 
 
 if __name__ == "__main__":

@@ -473,6 +473,27 @@ def phone_recognizer_loss(model: nn.Module, variables, batch: dict, rng: jax.Arr
   return loss, (metrics, {})
 
 
+def acoustic_init(model: nn.Module, rng: jax.Array, batch: dict):
+  return model.init(rng, batch["condition"], _speaker(model, batch))
+
+
+def acoustic_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
+                  train: bool = True):
+  """L1 + L2 between a text-to-speech acoustic model's log-mel frames and those of the batch
+  audio (`losses.mel_features` at the model's hop and bands: a vocoder's conditioning), over
+  the frames that start inside the utterance (`mask` at each frame's first sample)."""
+  target = losses.mel_features(batch["audio"], model.sample_rate_hz, model.hop, model.num_mels)
+  predicted = model.apply(variables, batch["condition"], _speaker(model, batch), train,
+                          rngs={"dropout": rng})  # [b, frames, mels]
+  error = predicted - target
+  frames = batch["mask"][:, ::model.hop]  # [b, frames]
+  valid = jnp.broadcast_to(frames[..., None], error.shape)
+  l1, l2 = _masked_mean(jnp.abs(error), valid), _masked_mean(jnp.square(error), valid)
+  loss = l1 + l2
+  return loss, ({"loss": loss, "mel_l1": l1, "mel_l2": l2,
+                 "num_predictions": frames.sum().astype(jnp.float32)}, {})
+
+
 def lm_init(model: nn.Module, rng: jax.Array, batch: dict):
   return model.init(rng, batch["tokens"])
 
@@ -497,6 +518,7 @@ TASKS = {
     "transformer": Task(init_fn=lm_init, loss_fn=lm_loss),
     "hubert": Task(init_fn=hubert_init, loss_fn=hubert_loss, load_state=hubert_load_targets),
     "phone_recognizer": Task(init_fn=phone_recognizer_init, loss_fn=phone_recognizer_loss),
+    "acoustic": Task(init_fn=acoustic_init, loss_fn=acoustic_loss),
 }
 
 

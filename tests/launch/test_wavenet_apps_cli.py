@@ -122,6 +122,38 @@ def test_synthesize_speaks_text_and_rejects_bad_text(tmp_path, espeak_tiny_dir,
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
 
 
+def test_synthesize_in_two_stages_through_a_vocoder(tmp_path, espeak_tiny_dir,
+                                                   recognizer_workdir):
+  """An acoustic model (configs/acoustic.py) speaks through the quick start's vocoder: the clip
+  spans espeak's reading in whole frames; no --vocoder, a vocoder of other frames or another
+  model as the vocoder, and a vocoder as the text-to-speech model are clear errors."""
+  from audiojax.data import espeak_speech
+
+  runs = {}
+  for name, config in (("acoustic", "acoustic.py:tiny"), ("vocoder", "wavenet.py:quickstart_tiny"),
+                       ("plain", "wavenet.py:vocoder_tiny")):
+    runs[name] = str(tmp_path / name)
+    run("launch.train", f"--config=configs/{config}", f"--workdir={runs[name]}",
+        f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+        "--config.train.eval_every=0", "--config.train.sample_every=0")
+  text, out = "The cat sat on the mat.", str(tmp_path / "cat.wav")
+  proc = run("launch.synthesize", f"--workdir={runs['acoustic']}", f"--vocoder={runs['vocoder']}",
+             f"--text={text}", "--speaker=1", f"--output={out}", "--voiced_temperature=0.6",
+             f"--recognizer={recognizer_workdir}")
+  spoken = espeak_speech.speak(espeak_speech.corpus_speakers("tiny")[1], text)
+  assert sf.info(out).frames == -(-spoken["audio"].shape[0] // 16) * 16
+  assert f"acoustic model step 2, vocoder {runs['vocoder']} step 2" in proc.stdout
+  assert re.search(r"phones\): synthesis \d+\.\d%", proc.stdout), proc.stdout
+  for workdir, flags, message in (
+      (runs["acoustic"], [], "pass --vocoder=RUN"),
+      (runs["acoustic"], [f"--vocoder={runs['plain']}"], "excitation_channels=5 vs the vocoder's"),
+      (runs["acoustic"], [f"--vocoder={recognizer_workdir}"], "not a WaveNet vocoder"),
+      (runs["vocoder"], [f"--vocoder={runs['vocoder']}"], "not a text-to-speech model")):
+    proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}", "--speaker=1",
+               f"--output={out}", *flags, check=False)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
+
+
 def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
   """A voice-cloning TTS model speaks in the voice of a recording of a speaker it never heard
   (the tiny corpus' unseen speaker); it needs a usable reference."""
