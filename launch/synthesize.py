@@ -26,6 +26,8 @@ the synthesis and espeak's own reading of the text and prints both phone error r
 the phonemes the model was given (`audiojax.eval.phone_recognizer`).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,7 +60,12 @@ _REFERENCE_PITCH = flags.DEFINE_bool(
 _RECOGNIZER = flags.DEFINE_string(
     "recognizer", None, "A phone recognizer run (configs/phone_recognizer.py): print the phone "
     "error rate of the synthesis and of espeak's own reading.")
-flags.mark_flags_as_required(["workdir", "text", "output"])
+_HELD_OUT = flags.DEFINE_integer(
+    "held_out", 0, "Instead of --text: speak the sentences of N utterances of the corpus' test "
+    "split (speakers in turn, each sentence by its own speaker, in one batch) into "
+    "--output_dir; with --recognizer, also the mean phone error rates.", lower_bound=0)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "With --held_out: where the .wav go.")
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -72,39 +79,48 @@ def main(argv):
     raise SystemExit(f"error: the model trained on {config.data.name}; launch.synthesize "
                      "speaks with the voices of the built-in espeak_speech corpus")
   speakers = espeak_speech.corpus_speakers(corpus_config or "default")
-  if not 0 <= _SPEAKER.value < len(speakers):
-    raise SystemExit(f"error: --speaker={_SPEAKER.value}: the corpus has speakers "
-                     f"0..{len(speakers) - 1}")
-  front_end = speakers[_SPEAKER.value]
-  try:
-    spoken = {**espeak_speech.speak(front_end, _TEXT.value), "speaker": _SPEAKER.value}
-    example = pipeline.decode_record(spoken, "speaker", espeak_speech.SAMPLE_RATE_HZ,
-                                     config.data.sample_rate_hz)
-    condition = pipeline.condition_fn(config.data, strict=True)(example)  # [frames, C]
-  except ValueError as err:
-    raise SystemExit(f"error: {err}") from err
+  if _HELD_OUT.value:
+    if _TEXT.value or _OUTPUT.value or not _OUTPUT_DIR.value:
+      raise SystemExit("error: --held_out=N writes into --output_dir (no --text or --output)")
+    candidates = _held_out_sentences(config.data)
+  else:
+    if not (_TEXT.value is not None and _OUTPUT.value):
+      raise SystemExit("error: pass --text and --output (or --held_out=N and --output_dir)")
+    if not 0 <= _SPEAKER.value < len(speakers):
+      raise SystemExit(f"error: --speaker={_SPEAKER.value}: the corpus has speakers "
+                       f"0..{len(speakers) - 1}")
+    candidates = [(_TEXT.value, _SPEAKER.value)]
   rate, hop = config.data.sample_rate_hz, config.data.condition_hop
   reference = common.reference_recording(config, _REFERENCE.value, _WORKDIR.value)
-  channels = pipeline.excitation_channels(config.data)
-  pitch_note = ""
-  if reference is not None and channels and _REFERENCE_PITCH.value:
-    # espeak's F0 contour, moved to the reference's register (median pitch).
-    points = pitch.pulses(example["audio"], rate)
-    own, target = pitch.median_f0(points, rate), pitch.median_f0(pitch.pulses(reference[0], rate),
-                                                                 rate)
-    if np.isfinite(own) and np.isfinite(target):
-      points = pitch.scale_pulses(points, target / own, rate)
-      condition[:, condition.shape[1] - hop * channels:] = pitch.excitation_frames(
-          example["audio"], rate, hop, points, channels)
-      pitch_note = f", F0 moved from espeak's {own:.0f} Hz to the reference's {target:.0f} Hz"
-    else:
-      pitch_note = ", F0 espeak's (no pitch found in the reference)"
+  jobs, examples, conditions, pitch_notes = [], [], [], []
+  for text, speaker_id in candidates:
+    if len(jobs) == max(_HELD_OUT.value, 1):
+      break
+    try:
+      spoken = {**espeak_speech.speak(speakers[speaker_id], text), "speaker": speaker_id}
+      example = pipeline.decode_record(spoken, "speaker", espeak_speech.SAMPLE_RATE_HZ, rate)
+      condition = pipeline.condition_fn(config.data, strict=True)(example)  # [frames, C]
+    except ValueError as err:
+      if not _HELD_OUT.value:
+        raise SystemExit(f"error: {err}") from err
+      print(f"skipped the held-out sentence {text!r} (speaker {speaker_id}): {err}")
+      continue
+    pitch_notes.append(_move_pitch(config.data, example, condition, reference))
+    jobs.append((text, speaker_id))
+    examples.append(example)
+    conditions.append(condition)
   recognizer = _RECOGNIZER.value and common.load_recognizer(_RECOGNIZER.value, rate)
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
-  speaker = jnp.full((1,), _SPEAKER.value, jnp.int32)
+  speaker = jnp.asarray([speaker_id for _, speaker_id in jobs], jnp.int32)
   if reference is not None:
-    speaker = tasks.speaker_vectors(model, variables, reference)  # [1, E]
-  condition = jnp.asarray(condition)[None]
+    speaker = jnp.repeat(tasks.speaker_vectors(model, variables, reference), len(jobs), 0)
+  if not jobs:
+    raise SystemExit("error: the test split holds no sentence this model can say")
+  outputs = [_OUTPUT.value] if not _HELD_OUT.value else [
+      os.path.join(_OUTPUT_DIR.value, f"synthesis_{i}.wav") for i in range(len(jobs))]
+  frames = [c.shape[0] for c in conditions]
+  condition = jnp.asarray(np.stack([np.pad(c, ((0, max(frames) - c.shape[0]), (0, 0)))
+                                    for c in conditions]))  # [n, frames, C], zero-padded
   stages = f"step {step} checkpoint"
   if config.model.name == "acoustic":  # Its log-mel frames, then the vocoder speaks them.
     acoustic, acoustic_variables = model, variables
@@ -120,22 +136,63 @@ def main(argv):
     if not getattr(model, "excitation_channels", 0):
       raise SystemExit("error: --voiced_temperature needs a model with an excitation")
     kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
-  length = condition.shape[1] * hop
-  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), 1, length, speaker,
-                        _TEMPERATURE.value, condition=condition, **kwargs)
-  audio = np.asarray(jax.device_get(audio))[0]
-  audio_io.write_wav(_OUTPUT.value, audio, rate)
-  stats = f": {voicing.voicing(audio, rate)}" if length >= voicing.frame_samples(rate) else ""
-  voice = (f"the voice of {_REFERENCE.value}, read by {front_end.name}" if reference is not None
-           else f"speaker {_SPEAKER.value} {front_end.name}")
-  print(f"wrote {_OUTPUT.value} ({length / rate:.2f} s at {rate} Hz, {voice}{pitch_note}, "
-        f"{len(example['phonemes'])} phonemes, {stages}){stats}")
-  if recognizer:
-    phones = [phone for phone, _ in pipeline.recognizer_phones(example)]
-    rates = [phone_recognizer.phone_error_rate([phones], [recognizer.transcribe(clip)])
-             for clip in (audio, example["audio"])]
-    print(f"phone error rate ({_RECOGNIZER.value}, {len(phones)} phones): synthesis "
-          f"{rates[0]:.1%}, espeak's own reading {rates[1]:.1%}")
+  audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), len(jobs),
+                        max(frames) * hop, speaker, _TEMPERATURE.value, condition=condition,
+                        **kwargs)
+  audio = np.asarray(jax.device_get(audio))
+  rates = []
+  for i, ((_, speaker_id), example, output) in enumerate(zip(jobs, examples, outputs, strict=True)):
+    clip = audio[i, :frames[i] * hop]
+    audio_io.write_wav(output, clip, rate)
+    stats = f": {voicing.voicing(clip, rate)}" if clip.shape[0] >= voicing.frame_samples(
+        rate) else ""
+    front_end = speakers[speaker_id].name
+    voice = (f"the voice of {_REFERENCE.value}, read by {front_end}" if reference is not None
+             else f"speaker {speaker_id} {front_end}")
+    print(f"wrote {output} ({clip.shape[0] / rate:.2f} s at {rate} Hz, {voice}{pitch_notes[i]}, "
+          f"{len(example['phonemes'])} phonemes, {stages}){stats}")
+    if recognizer:
+      phones = [phone for phone, _ in pipeline.recognizer_phones(example)]
+      heard = [recognizer.transcribe(x) for x in (clip, example["audio"])]
+      rates.append([phone_recognizer.phone_error_rate([phones] * 2, [h, h]) for h in heard]
+                   + [len(phones)])
+      print(f"phone error rate ({_RECOGNIZER.value}, {len(phones)} phones): synthesis "
+            f"{rates[-1][0]:.1%}, espeak's own reading {rates[-1][1]:.1%}")
+  if len(rates) > 1:  # Over all phones of all sentences.
+    total = sum(r[2] for r in rates)
+    mean = [sum(r[k] * r[2] for r in rates) / total for k in (0, 1)]
+    print(f"phone error rate over the {len(rates)} sentences ({total} phones): synthesis "
+          f"{mean[0]:.1%}, espeak's own readings {mean[1]:.1%}")
+
+
+def _held_out_sentences(data_config) -> list[tuple[str, int]]:
+  """(text, speaker) of the utterances of the test split, speakers in turn."""
+  source = pipeline.get_source(data_config, data_config.test_split)
+  by_speaker = {}
+  for record in source.records:
+    text = record["text"].decode() if isinstance(record["text"], bytes) else record["text"]
+    by_speaker.setdefault(int(record["speaker"]), []).append(text)
+  return [(by_speaker[k][turn], k) for turn in range(max(map(len, by_speaker.values())))
+          for k in sorted(by_speaker) if turn < len(by_speaker[k])]
+
+
+def _move_pitch(data_config, example: dict, condition: np.ndarray,
+                reference: np.ndarray | None) -> str:
+  """Voice cloning with an excitation (and --reference_pitch): espeak's F0 contour in
+  `condition` moved to the reference's register (median pitch), in place; what was done."""
+  channels = pipeline.excitation_channels(data_config)
+  if reference is None or not channels or not _REFERENCE_PITCH.value:
+    return ""
+  rate, hop = data_config.sample_rate_hz, data_config.condition_hop
+  points = pitch.pulses(example["audio"], rate)
+  own, target = pitch.median_f0(points, rate), pitch.median_f0(pitch.pulses(reference[0], rate),
+                                                               rate)
+  if not (np.isfinite(own) and np.isfinite(target)):
+    return ", F0 espeak's (no pitch found in the reference)"
+  points = pitch.scale_pulses(points, target / own, rate)
+  condition[:, condition.shape[1] - hop * channels:] = pitch.excitation_frames(
+      example["audio"], rate, hop, points, channels)
+  return f", F0 moved from espeak's {own:.0f} Hz to the reference's {target:.0f} Hz"
 
 
 def _load_vocoder(acoustic):

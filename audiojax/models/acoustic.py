@@ -58,7 +58,7 @@ class Model(nn.Module):
   sample_rate_hz: int = 16000
   num_speakers: int = 16
   width: int = 256
-  num_layers: int = 8
+  num_layers: int = 6
   kernel_size: int = 5
   dilations: tuple[int, ...] = (1, 2, 4, 8)  # Repeated over the layers.
   dropout_rate: float = 0.1

@@ -144,7 +144,15 @@ def test_synthesize_in_two_stages_through_a_vocoder(tmp_path, espeak_tiny_dir,
   assert sf.info(out).frames == -(-spoken["audio"].shape[0] // 16) * 16
   assert f"acoustic model step 2, vocoder {runs['vocoder']} step 2" in proc.stdout
   assert re.search(r"phones\): synthesis \d+\.\d%", proc.stdout), proc.stdout
+  # Held-out sentences of the test split, in one batch, scored together.
+  out_dir = str(tmp_path / "held_out")
+  proc = run("launch.synthesize", f"--workdir={runs['acoustic']}", f"--vocoder={runs['vocoder']}",
+             "--held_out=2", f"--output_dir={out_dir}", f"--recognizer={recognizer_workdir}")
+  assert sorted(os.listdir(out_dir)) == ["synthesis_0.wav", "synthesis_1.wav"]
+  assert re.search(r"phone error rate over the 2 sentences \(\d+ phones\): synthesis \d+\.\d%",
+                   proc.stdout), proc.stdout
   for workdir, flags, message in (
+      (runs["acoustic"], ["--held_out=2", f"--vocoder={runs['vocoder']}"], "--output_dir"),
       (runs["acoustic"], [], "pass --vocoder=RUN"),
       (runs["acoustic"], [f"--vocoder={runs['plain']}"], "excitation_channels=5 vs the vocoder's"),
       (runs["acoustic"], [f"--vocoder={recognizer_workdir}"], "not a WaveNet vocoder"),
