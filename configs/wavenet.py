@@ -122,6 +122,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       lpc_order=0,  # > 0: embed a linear prediction from the log-mel envelope (LPCNet).
       lpc_period=False,  # With lpc_order and period_input: + the last period's excitation.
       lpc_excitation=False,  # With lpc_order: model the excitation s - p, not the sample.
+      excitation_input=False,  # With lpc_order: embed the input's excitation s - p too.
       # Local conditioning: K > 0 convs over frames (width, kernel 3) before upsampling, their
       # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
       condition_layers=0,

@@ -73,6 +73,11 @@ def main(argv):
   sharding.use_cpu_cores()  # On a CPU, clips are drawn in parallel, one core each.
   config = trainer.load_config(_WORKDIR.value)
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
+  if task.generate is None:
+    hint = (": it speaks through a vocoder, launch.synthesize --vocoder=RUN"
+            if config.model.name == "acoustic" else "")
+    raise SystemExit(f"error: {_WORKDIR.value} holds a {config.model.name} model, which does "
+                     f"not draw audio samples{hint}")
   num_speakers = config.model.get("num_speakers", 0)
   if _SPEAKER.value is not None and not 0 <= _SPEAKER.value < max(num_speakers, 1):
     raise SystemExit(f"error: --speaker={_SPEAKER.value} but the model has "

@@ -36,7 +36,7 @@ from absl import flags
 from audiojax.data import audio_io, espeak_speech, pipeline, pitch
 from audiojax.eval import phone_recognizer, voicing
 from audiojax.sample import tts
-from audiojax.train import tasks, trainer
+from audiojax.train import losses, tasks, trainer
 from launch import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/wavenet.py:tts) "
@@ -64,6 +64,9 @@ _HELD_OUT = flags.DEFINE_integer(
     "held_out", 0, "Instead of --text: speak the sentences of N utterances of the corpus' test "
     "split (speakers in turn, each sentence by its own speaker, in one batch) into "
     "--output_dir; with --recognizer, also the mean phone error rates.", lower_bound=0)
+_ESPEAK_MEL = flags.DEFINE_bool(
+    "espeak_mel", False, "With an acoustic model: copy synthesis, the vocoder speaks the log-mel "
+    "of espeak's own reading instead of the acoustic model's (the vocoder's share of the error).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "With --held_out: where the .wav go.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -128,6 +131,14 @@ def main(argv):
     condition = tts.vocoder_condition(acoustic, acoustic_variables, condition,
                                       speaker if acoustic.num_speakers else None)
     stages = f"acoustic model step {step}, vocoder {_VOCODER.value} step {vocoder_step}"
+    if _ESPEAK_MEL.value:
+      readings = np.stack([np.pad(e["audio"], (0, max(frames) * hop - e["audio"].shape[0]))
+                           for e in examples])
+      mel = losses.mel_features(jnp.asarray(readings), rate, hop, acoustic.num_mels)
+      condition = condition.at[..., :acoustic.num_mels].set(mel)
+      stages = f"espeak's log-mel, vocoder {_VOCODER.value} step {vocoder_step}"
+  elif _ESPEAK_MEL.value:
+    raise SystemExit("error: --espeak_mel is for an acoustic model (configs/acoustic.py)")
   elif _VOCODER.value:
     raise SystemExit(f"error: --vocoder is for an acoustic model (configs/acoustic.py); "
                      f"{_WORKDIR.value} speaks by itself")

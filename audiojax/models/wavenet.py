@@ -112,6 +112,7 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   lpc_embed/embedding [num_classes, R], lpc_amplitude/kernel [2, R]  (only with lpc_order)
   lpc_period_embed [(num_classes + 1) period_taps, R], lpc_period_amplitude [period_taps, 2, R]
                                    (only with lpc_period)
+  excitation_embed/embedding [num_classes, R]  (only with excitation_input)
   condition_upsampler/frame_conv_{k}/kernel [condition_kernel, C or W, W], bias [W]
                                    (only with condition_layers; W = condition_width)
   condition_upsampler/stride_{i}/kernel [2 s_i, C', C'], bias [C']  (transposed upsampling only;
@@ -204,6 +205,9 @@ def _tap_features(model: "Model", ids: jnp.ndarray) -> jnp.ndarray:
 def _check_lpc(model: "Model") -> None:
   if model.lpc_period and not (model.lpc_order and model.period_input):
     raise ValueError("lpc_period needs lpc_order > 0 and period_input")
+  if model.excitation_input and not model.lpc_order:
+    raise ValueError("excitation_input needs lpc_order > 0: the excitation is what the linear "
+                     "prediction leaves")
   if model.lpc_excitation and not model.lpc_order:
     raise ValueError("lpc_excitation needs lpc_order > 0: the excitation is what the linear "
                      "prediction leaves")
@@ -666,6 +670,9 @@ class Model(nn.Module):
   # With lpc_order: the softmax models the excitation s - p, not the sample (LPCNet; module
   # docstring); the samplers draw e and emit p + e.
   lpc_excitation: bool = False
+  # With lpc_order: also embed the input's own excitation e = s - p (the input minus the
+  # prediction made for it: LPCNet's e_{t-1} input), mu-law classes, clipped to [-1, 1].
+  excitation_input: bool = False
   # Training only (`tasks.wavenet_loss`): the share of rows trained without their periods (the
   # period channel zeroed: no lagged samples), so that the model also follows its other
   # conditioning where its own last period is no guide (e.g. silence it fell into).
@@ -763,12 +770,18 @@ class Model(nn.Module):
       x += nn.Dense(self.residual_channels, use_bias=False, dtype=self.dtype,
                     name="lpc_amplitude", kernel_init=_init((None, "embed"))
                     )(amplitude_features(self, prediction))
+    if self.lpc_order:
+      # Input i's residual: its amplitude minus position i - 1's prediction (0 for input 0).
+      residual = (audio.mu_law_decode(inputs, self.num_classes - 1)
+                  - jnp.pad(prediction[:, :-1], ((0, 0), (1, 0))))  # [b, t]
+    if self.excitation_input:  # [b, t, R]
+      x += nn.Embed(self.num_classes, self.residual_channels, dtype=self.dtype,
+                    name="excitation_embed",
+                    embedding_init=_init(("classes", "embed"), nn.linear.default_embed_init)
+                    )(excitation_classes(self, residual, 0.0))
     if self.lpc_period:  # [b, t, R]
       b, t = inputs.shape
       index, valid = _period_taps(self, jnp.arange(t)[None, :], periods)  # [b, t, taps]
-      # Input i's residual: its amplitude minus position i - 1's prediction (0 for input 0).
-      residual = (audio.mu_law_decode(inputs, self.num_classes - 1)
-                  - jnp.pad(prediction[:, :-1], ((0, 0), (1, 0))))
       lagged = jnp.take_along_axis(residual, jnp.clip(index, 0, t - 1).reshape(b, -1), axis=1)
       table = self.param("lpc_period_embed", _init(("classes", "embed"),
                                                    nn.linear.default_embed_init),
@@ -854,6 +867,7 @@ class DecodeWeights(struct.PyTreeNode):
   period_embedding: jax.Array | None  # [(classes + 1) taps, R] (period_input only)
   lpc_embedding: jax.Array | None  # [classes, R] (lpc_order only)
   lpc_amplitude: jax.Array | None  # [2, R] (lpc_order only)
+  excitation_embedding: jax.Array | None  # [classes, R] (excitation_input only)
   lpc_period_embedding: jax.Array | None  # [(classes + 1) taps, R] (lpc_period only)
   lpc_period_amplitude: jax.Array | None  # [taps, 2, R] (lpc_period only)
   past_kernel: jax.Array  # [L, k - 1, R, G]: conv taps at t - (k - 1) d, ..., t - d
@@ -942,6 +956,8 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
       period_embedding=period,
       lpc_embedding=lpc[0],
       lpc_amplitude=lpc[1],
+      excitation_embedding=(cast(params["excitation_embed"]["embedding"])
+                            if model.excitation_input else None),
       lpc_period_embedding=cast(params["lpc_period_embed"]) if model.lpc_period else None,
       lpc_period_amplitude=cast(params["lpc_period_amplitude"]) if model.lpc_period else None,
       past_kernel=jnp.stack([w[:-1] for w in conv]),
@@ -1086,6 +1102,9 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
     taps = index  # The period taps' inputs (lpc_period reads there too).
     lagged = history[index % history.shape[0], jnp.arange(inputs_t.shape[0])[:, None]]
     x = x + weights.period_embedding[_tap_ids(model, lagged, valid)].sum(axis=1)
+  if model.excitation_input:  # This input minus the prediction the last step made for it.
+    residual_t = audio.mu_law_decode(inputs_t, model.num_classes - 1) - prediction
+    x = x + weights.excitation_embedding[excitation_classes(model, residual_t, 0.0)]
   if model.lpc_order:  # `linear_prediction` from the last lpc_order inputs in the history.
     lags = t - jnp.arange(model.lpc_order)  # [order]: tap k reads input t - k
     past = audio.mu_law_decode(history[lags % history.shape[0]], model.num_classes - 1)

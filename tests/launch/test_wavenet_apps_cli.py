@@ -151,6 +151,11 @@ def test_synthesize_in_two_stages_through_a_vocoder(tmp_path, espeak_tiny_dir,
   assert sorted(os.listdir(out_dir)) == ["synthesis_0.wav", "synthesis_1.wav"]
   assert re.search(r"phone error rate over the 2 sentences \(\d+ phones\): synthesis \d+\.\d%",
                    proc.stdout), proc.stdout
+  # Copy synthesis: the vocoder speaks the log-mel of espeak's own reading.
+  proc = run("launch.synthesize", f"--workdir={runs['acoustic']}", f"--vocoder={runs['vocoder']}",
+             f"--text={text}", "--speaker=1", f"--output={out}", "--espeak_mel")
+  assert "espeak's log-mel, vocoder" in proc.stdout
+  assert sf.info(out).frames == -(-spoken["audio"].shape[0] // 16) * 16
   for workdir, flags, message in (
       (runs["acoustic"], ["--held_out=2", f"--vocoder={runs['vocoder']}"], "--output_dir"),
       (runs["acoustic"], [], "pass --vocoder=RUN"),
@@ -160,6 +165,9 @@ def test_synthesize_in_two_stages_through_a_vocoder(tmp_path, espeak_tiny_dir,
     proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}", "--speaker=1",
                f"--output={out}", *flags, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags
+  proc = run("launch.sample", f"--workdir={runs['acoustic']}", f"--output_dir={out_dir}",
+             check=False)
+  assert proc.returncode != 0 and "speaks through a vocoder" in proc.stderr
 
 
 def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
