@@ -69,6 +69,21 @@ def linear_bins(levels: jnp.ndarray, num_levels: int = 2**16):
   return linear_decode(levels, num_levels), below, above
 
 
+def pre_emphasize(audio: jnp.ndarray, alpha: float) -> jnp.ndarray:
+  """audio [..., samples] -> y[n] = x[n] - alpha x[n - 1] (x[-1] = 0): a first-order high-pass
+  (LPCNet's pre-emphasis, alpha 0.85), so that noise a model adds in this domain comes out
+  low-passed, under the speech's falling spectrum, after `de_emphasize`."""
+  return audio - alpha * jnp.pad(audio[..., :-1], [(0, 0)] * (audio.ndim - 1) + [(1, 0)])
+
+
+def de_emphasize(audio: np.ndarray, alpha: float) -> np.ndarray:
+  """The inverse of `pre_emphasize`: x[n] = y[n] + alpha x[n - 1], float32 [..., samples]."""
+  from scipy import signal
+
+  return signal.lfilter([1.0], [1.0, -alpha], np.asarray(audio, np.float64),
+                        axis=-1).astype(np.float32)
+
+
 def log_spectrogram(audio: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
   """Log-magnitude STFT in dB, [freq_bins, frames], for plots (numpy, not jitted)."""
   audio = np.asarray(audio, np.float32)

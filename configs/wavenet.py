@@ -123,6 +123,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       lpc_period=False,  # With lpc_order and period_input: + the last period's excitation.
       lpc_excitation=False,  # With lpc_order: model the excitation s - p, not the sample.
       excitation_input=False,  # With lpc_order: embed the input's excitation s - p too.
+      pre_emphasis=0.0,  # > 0: model x[n] - a x[n - 1], de-emphasise what is drawn (LPCNet).
       # Local conditioning: K > 0 convs over frames (width, kernel 3) before upsampling, their
       # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
       condition_layers=0,

@@ -466,6 +466,9 @@ def lpc_coefficients(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
   predictor from its features rather than from the audio, so sampling has it too."""
   power = losses.mel_features_power(condition[..., :model.condition_channels].astype(jnp.float32),
                                     model.sample_rate_hz, model.condition_hop)
+  if model.pre_emphasis:  # The envelope of the pre-emphasised audio: x |1 - a e^-jw|^2.
+    w = jnp.linspace(0.0, jnp.pi, power.shape[-1])
+    power = power * (1.0 + model.pre_emphasis**2 - 2.0 * model.pre_emphasis * jnp.cos(w))
   r = jnp.fft.irfft(power, axis=-1)[..., :model.lpc_order + 1]
   r = r.at[..., 0].set(r[..., 0] * (1.0 + LPC_NOISE_FLOOR) + 1e-12)
   return levinson(r, model.lpc_order)
@@ -673,6 +676,11 @@ class Model(nn.Module):
   # With lpc_order: also embed the input's own excitation e = s - p (the input minus the
   # prediction made for it: LPCNet's e_{t-1} input), mu-law classes, clipped to [-1, 1].
   excitation_input: bool = False
+  # alpha > 0: the model's samples are the audio pre-emphasised, x[n] - alpha x[n - 1]
+  # (`audio.pre_emphasize`; LPCNet: 0.85), and its linear predictor is fitted to the
+  # pre-emphasised envelope; generated audio is de-emphasised (`tasks.wavenet_generate`), so
+  # the white noise of 8-bit mu-law and of sampling comes out under the spectrum's slope.
+  pre_emphasis: float = 0.0
   # Training only (`tasks.wavenet_loss`): the share of rows trained without their periods (the
   # period channel zeroed: no lagged samples), so that the model also follows its other
   # conditioning where its own last period is no guide (e.g. silence it fell into).

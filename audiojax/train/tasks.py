@@ -141,9 +141,16 @@ def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
   return condition_features(model, batch["audio"])
 
 
+def _model_audio(model: nn.Module, audio: jnp.ndarray) -> jnp.ndarray:
+  """Audio [b, samples] as the model's samples: pre-emphasised with `model.pre_emphasis`."""
+  return audio_lib.pre_emphasize(audio, model.pre_emphasis) if model.pre_emphasis else audio
+
+
 def _wavenet_io(model: nn.Module, audio: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """(inputs [b, samples - 1], targets [b, samples - 1]): mu-law classes (softmax) or, for a
-  mixture, the amplitudes on the 16-bit grid and the target levels."""
+  """(inputs [b, samples - 1], targets [b, samples - 1]) of audio [b, samples]: mu-law classes
+  (softmax) or, for a mixture, the amplitudes on the 16-bit grid and the target levels; of
+  the pre-emphasised audio with `model.pre_emphasis`."""
+  audio = _model_audio(model, audio)
   if model.output == "mol":
     levels = audio_lib.linear_encode(audio, wavenet.MOL_LEVELS)
     return audio_lib.linear_decode(levels[:, :-1], wavenet.MOL_LEVELS), levels[:, 1:]
@@ -185,7 +192,7 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
     condition = wavenet.drop_periods(model, condition, keep >= model.period_dropout)
   outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1)
   if model.lpc_excitation:  # The excitation's classes: the sample minus its prediction.
-    targets = wavenet.excitation_classes(model, batch["audio"][:, 1:],
+    targets = wavenet.excitation_classes(model, _model_audio(model, batch["audio"])[:, 1:],
                                          wavenet.linear_predictions(model, inputs, condition, 1))
   mask = batch["mask"][:, 1:]
   count = jnp.maximum(mask.sum(), 1.0)
@@ -224,7 +231,10 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
       model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
       temperature=temperature, speaker=speaker, condition=condition, mesh=mesh, prompt=prompt,
       voiced_temperature=voiced_temperature)
-  return drawn if model.output == "mol" else audio_lib.mu_law_decode(drawn, model.num_classes - 1)
+  drawn = drawn if model.output == "mol" else audio_lib.mu_law_decode(drawn, model.num_classes - 1)
+  if model.pre_emphasis:  # Back from the model's samples to audio.
+    return jnp.asarray(audio_lib.de_emphasize(jax.device_get(drawn), model.pre_emphasis))
+  return drawn
 
 
 def soundstream_init(model: nn.Module, rng: jax.Array, batch: dict):

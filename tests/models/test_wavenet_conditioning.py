@@ -396,7 +396,8 @@ def test_levinson_solves_the_normal_equations():
                              rtol=1e-4, atol=1e-5)
 
 
-def test_lpc_from_log_mel_predicts_a_voiced_sound():
+@pytest.mark.parametrize("pre_emphasis", [0.0, 0.85])
+def test_lpc_from_log_mel_predicts_a_voiced_sound(pre_emphasis):
   """The predictor fitted to the log-mel envelope alone (no audio) predicts a vowel-like sound
   (a 120 Hz pulse train through two formant resonances) far better than silence does."""
   rate, hop = 16000, 128
@@ -409,8 +410,11 @@ def test_lpc_from_log_mel_predicts_a_voiced_sound():
                                          radius**2], vowel)
   vowel = (0.5 * vowel / np.abs(vowel).max()).astype(np.float32)
   model = wavenet.Model(**{**TINY, "condition_channels": 40, "condition_hop": hop,
-                           "lpc_order": 16})
+                           "lpc_order": 16, "pre_emphasis": pre_emphasis})
   features = losses.mel_features(jnp.asarray(vowel)[None], rate, hop, 40)
+  # With pre_emphasis, the model's samples (what it predicts) are the vowel pre-emphasised; the
+  # features stay those of the audio.
+  vowel = np.asarray(audio.pre_emphasize(jnp.asarray(vowel), pre_emphasis))
   rows = jnp.repeat(wavenet.lpc_coefficients(model, features), hop, axis=1)[:, :vowel.shape[0]]
   # Position t draws sample t + 1 from inputs up to t (the audio as classes).
   inputs = audio.mu_law_encode(jnp.asarray(vowel)[None, :-1])

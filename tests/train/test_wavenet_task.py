@@ -141,3 +141,30 @@ def test_lpc_excitation_trains_on_the_sample_minus_its_prediction():
 def optax_ce(logits, targets) -> float:
   import optax
   return float(np.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)))
+
+
+def test_pre_emphasis_trains_on_and_draws_the_pre_emphasised_audio():
+  """pre_emphasis: the loss is the plain model's on the audio x[n] - 0.85 x[n - 1], and what
+  the sampler draws comes back de-emphasised (the inverse filter, tested on its own)."""
+  from audiojax import audio as audio_lib
+  from audiojax.models import wavenet
+  from audiojax.train import tasks
+  from tests.models.test_wavenet import TINY, random_params
+  x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 300)).astype(np.float32)
+  emphasised = audio_lib.pre_emphasize(jnp.asarray(x), 0.85)
+  np.testing.assert_allclose(emphasised[:, 1:], x[:, 1:] - 0.85 * x[:, :-1], atol=1e-7)
+  np.testing.assert_allclose(audio_lib.de_emphasize(emphasised, 0.85), x, atol=1e-6)
+  plain = wavenet.Model(**TINY)
+  model = plain.clone(pre_emphasis=0.85)
+  variables = {"params": random_params(model)}
+  batch = harmonic_batch(0, 2, 256)
+  loss = lambda m, b: float(tasks.wavenet_loss(m, variables, b, jax.random.key(0), False)[0])
+  np.testing.assert_allclose(
+      loss(model, batch),
+      loss(plain, {**batch, "audio": audio_lib.pre_emphasize(batch["audio"], 0.85)}), rtol=1e-6)
+  assert abs(loss(model, batch) - loss(plain, batch)) > 1e-3
+  speaker = jnp.zeros((2,), jnp.int32)
+  drawn = tasks.wavenet_generate(plain, variables, jax.random.key(1), 2, 400, speaker)
+  np.testing.assert_allclose(
+      tasks.wavenet_generate(model, variables, jax.random.key(1), 2, 400, speaker),
+      audio_lib.de_emphasize(np.asarray(drawn), 0.85), atol=1e-6)
