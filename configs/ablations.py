@@ -70,7 +70,7 @@ def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
   excitation, plus the samples one period back (1 tap, then 3: `vocoder_period`), plus
   amplitude inputs; then LPCNet's prediction from the log-mel envelope, plus the excitation one
   period back (`vocoder_lpc`), then the softmax over the excitation instead of the sample, plus
-  a frame network (the quick start)."""
+  a frame network, plus pre-emphasis (the quick start)."""
   tiny = "_tiny" if base == "tiny" else ""
   rows = {"log-mel": _wavenet(f"vocoder{tiny}"),
           "log-mel + excitation": _wavenet(f"vocoder_pitch{tiny}")}
@@ -84,8 +84,10 @@ def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
   rows["vocoder_period + LPC from the log-mel"].model.lpc_period = False
   rows["+ excitation one period back (vocoder_lpc)"] = _wavenet(f"vocoder_lpc{tiny}")
   rows["+ softmax over the excitation"] = _wavenet(f"quickstart{tiny}")
-  rows["+ softmax over the excitation"].model.condition_layers = 0
-  rows["+ frame network (the quick start)"] = _wavenet(f"quickstart{tiny}")
+  rows["+ softmax over the excitation"].model.update(condition_layers=0, pre_emphasis=0.0)
+  rows["+ frame network"] = _wavenet(f"quickstart{tiny}")
+  rows["+ frame network"].model.pre_emphasis = 0.0
+  rows["+ pre-emphasis (the quick start)"] = _wavenet(f"quickstart{tiny}")
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows

@@ -7,16 +7,19 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               a vocoder, the last of the chain below (vocoder -> vocoder_pitch -> vocoder_period
               -> vocoder_lpc -> quickstart, each the one before plus one thing): vocoder_lpc
               with LPCNet's softmax over the excitation (model.lpc_excitation: the sample minus
-              its prediction from the log-mel envelope) and a frame network (3 convs over the
-              log-mel frames, 128 features appended to each: model.condition_layers). Its
+              its prediction from the log-mel envelope), a frame network (3 convs over the
+              log-mel frames, 128 features appended to each: model.condition_layers) and
+              LPCNet's pre-emphasis (model.pre_emphasis=0.85: it models x[n] - 0.85 x[n - 1]
+              and its draws are de-emphasised, so their noise falls with frequency). Its
               resyntheses of held-out clips are written by the trainer and by
               launch.sample --resynthesize=test. Measured (2 cores, 1600 steps, 20 two-second
               resyntheses of the test split at T 0.85, phone error rate by the noisy recognizer
-              against what it hears in the originals): PER 36.8% against vocoder_period's
-              72.9-73.3%, mel distance 0.886 vs 1.110, STOI 0.683 vs 0.646, HNR 6.4 vs 5.6-6.0
-              dB, pYIN voiced 41% vs 67% of loud frames (with --voiced_temperature=0.6: 58%,
-              HNR 8.0 dB, PER 38.6%; README, quick start). Its bits per sample are the
-              excitation's (5.5), not comparable with the other variants'.
+              against what it hears in the originals): PER 34.2-34.6% against vocoder_period's
+              72.9-73.3%, mel distance 0.76 vs 1.110, STOI 0.744-0.751 vs 0.646, HNR 6.6 vs
+              5.6-6.0 dB, pYIN voiced 57-59% vs 67% of loud frames (without pre-emphasis: PER
+              35.5-36.0%, mel distance 0.86, STOI 0.70-0.71, voiced 46%; README, quick start).
+              Its bits per sample are the (pre-emphasised) excitation's (5.4-5.5), not
+              comparable with the other variants'.
   quickstart_tiny  unit tests.
   unconditional  the quick start's size and recipe with the speaker as the only conditioning:
               18 layers (receptive field 1023 samples, 64 ms), 1600 steps of 4 x 2000 samples.
@@ -224,7 +227,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       config.model.update(lpc_order=4 if tiny else 16, lpc_period=True)
     if level >= VOCODERS.index("quickstart"):
       config.model.update(lpc_excitation=True, condition_layers=1 if tiny else 3,
-                          condition_width=8 if tiny else 128)
+                          condition_width=8 if tiny else 128, pre_emphasis=0.85)
   elif variant in ("tts", "tts_tiny"):
     # Text-to-speech: conditioned on espeak's phonemes and durations (audiojax/data/phonemes.py)
     # at one frame per 5 ms, repeated to the sample rate, and on the speaker.

@@ -24,8 +24,7 @@ python -m launch.prepare_data --dataset=espeak_speech --data_dir="$AUDIOJAX_DATA
 python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$VOCODER"
 python -m launch.train --config=configs/acoustic.py:quickstart --workdir="$WORKDIR"
 python -m launch.train --config=configs/phone_recognizer.py:noisy --workdir="$RECOGNIZER"
-SAMPLING=(--vocoder="$VOCODER" --temperature=0.85 --voiced_temperature=0.6
-          --recognizer="$RECOGNIZER")
+SAMPLING=(--vocoder="$VOCODER" --temperature=0.85 --recognizer="$RECOGNIZER")
 python -m launch.synthesize --workdir="$WORKDIR" "${SAMPLING[@]}" --text="$TEXT" \
   --speaker="$SPEAKER" --output="$WORKDIR/speech.wav"
 python -m launch.synthesize --workdir="$WORKDIR" "${SAMPLING[@]}" --held_out=16 \

@@ -243,7 +243,7 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
     assert row.split("|")[-2].strip() == "-", row
 
 
-@pytest.mark.slow  # ~3 min on 2 cores: 9 tiny vocoders trained, evaluated and resynthesising.
+@pytest.mark.slow  # ~3 min on 2 cores: 10 tiny vocoders trained, evaluated and resynthesising.
 def test_ablate_vocoder_sweep_scores_resyntheses(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate_vocoder")
   proc = run("launch.ablate", "--sweep=vocoder", "--base=tiny", f"--workdir={workdir}",
@@ -251,7 +251,7 @@ def test_ablate_vocoder_sweep_scores_resyntheses(tmp_path, espeak_tiny_dir):
              "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
   rows = [line for line in proc.stdout.splitlines()
           if line.startswith(("| log-mel", "| vocoder_period", "| +"))]
-  assert len(rows) == 9, proc.stdout
+  assert len(rows) == 10, proc.stdout
   for row in rows:  # Probe of 2 resyntheses; their voiced share, a fraction.
     assert row.split("|")[-3].strip() in ("0.00", "0.50", "1.00"), row
     assert 0 <= float(row.split("|")[-2]) <= 1, row
