@@ -18,8 +18,9 @@ Variants (`--config=configs/acoustic.py:VARIANT`):
               = 0.58 s of context), 2-s crops, batch 8, 3000 steps on 2 CPU cores.
               Measured (2026-12-06, 16 min on 2 cores, 11 of them shared with another run):
               validation loss 0.038; 16 held-out test sentences through the quick start's
-              vocoder at T 0.85: phone error rate 38.5-41.7% (espeak's own readings 2.6%,
-              the vocoder given espeak's own log-mel 37.7%; README, WaveNet applications).
+              vocoder at T 0.85: phone error rate 34.5-38.3% (espeak's own readings 2.6%,
+              the vocoder given espeak's own log-mel 36.0-37.9%; README, WaveNet
+              applications).
   tiny        unit tests: the frames of configs/wavenet.py:quickstart_tiny (hop 16, 8 bands).
 """
 

@@ -68,7 +68,7 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               text). Speak new text with
               python -m launch.synthesize --workdir=DIR --text="..." --speaker=K --output=a.wav
               Unintelligible (phone error rate 79%, README); the two-stage text-to-speech,
-              configs/acoustic.py's log-mel spoken by the quick start, scores 38-42%.
+              configs/acoustic.py's log-mel spoken by the quick start, scores 34-38%.
   tts_tiny    unit tests: the tiny model with phoneme features at hop 16.
   tts_cloning tts with voice cloning: conditioned on a speaker vector that a jointly trained
               speaker encoder computes from 2 s of another utterance of the same speaker
