@@ -47,6 +47,9 @@ _VOICED_TEMPERATURE = flags.DEFINE_float(
     "temperature of the samples its voiced flag marks; --temperature is then the unvoiced "
     "ones'.", lower_bound=0.001)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_PROBABILITY_FLOOR = flags.DEFINE_float(
+    "probability_floor", 0.0, "Softmax models: classes less likely than this are never drawn "
+    "(LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).", lower_bound=0.0)
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
     "features (any common format and rate).")
@@ -133,6 +136,8 @@ def main(argv):
       raise SystemExit(f"error: --voiced_temperature needs a model with an excitation "
                        f"(configs/wavenet.py:quickstart); {_WORKDIR.value} has none")
     kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
+  if _PROBABILITY_FLOOR.value:
+    kwargs["probability_floor"] = _PROBABILITY_FLOOR.value
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,

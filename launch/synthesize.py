@@ -52,6 +52,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Where the .wav goes.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_PROBABILITY_FLOOR = flags.DEFINE_float(
+    "probability_floor", 0.0, "Softmax models: classes less likely than this are never drawn "
+    "(LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).", lower_bound=0.0)
 _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
                                  "voice to speak in (any common format and rate).")
 _REFERENCE_PITCH = flags.DEFINE_bool(
@@ -147,6 +150,8 @@ def main(argv):
     if not getattr(model, "excitation_channels", 0):
       raise SystemExit("error: --voiced_temperature needs a model with an excitation")
     kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
+  if _PROBABILITY_FLOOR.value:
+    kwargs["probability_floor"] = _PROBABILITY_FLOOR.value
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), len(jobs),
                         max(frames) * hop, speaker, _TEMPERATURE.value, condition=condition,
                         **kwargs)

@@ -64,16 +64,21 @@ def _is_zero(temperature: Temperature) -> bool:
   return isinstance(temperature, float) and temperature == 0.0
 
 
-def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray,
-                 temperature: Temperature) -> jnp.ndarray:
+def next_classes(uniform: jnp.ndarray, logits: jnp.ndarray, temperature: Temperature,
+                 probability_floor: float = 0.0) -> jnp.ndarray:
   """Draws int32 [batch] from softmax(logits [batch, classes] / temperature).
 
   uniform: [batch] in [0, 1), inverted through the CDF. Temperature 0 takes the argmax.
+  probability_floor c (below 1 / classes): LPCNet's cut of the tails, each probability p
+  becomes max(p - c, 0), renormalised, so that classes under c are never drawn (the rare
+  far-off draws that sound as clicks and hiss); the most likely class always keeps some.
   """
   if _is_zero(temperature):
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
   logits = logits / (temperature[:, None] if jnp.ndim(temperature) else temperature)
   weights = jnp.exp(logits - logits.max(-1, keepdims=True))  # unnormalised probabilities
+  if probability_floor:
+    weights = jnp.maximum(weights - probability_floor * weights.sum(-1, keepdims=True), 0.0)
   # associative_scan: XLA:CPU lowers jnp.cumsum to a quadratic reduce-window (5x slower here).
   cdf = jax.lax.associative_scan(jnp.add, weights, axis=-1)
   below = jnp.sum(cdf <= uniform[:, None] * cdf[:, -1:], axis=-1, dtype=jnp.int32)
@@ -100,11 +105,12 @@ def next_amplitudes(uniforms: jnp.ndarray, outputs: jnp.ndarray, temperature: Te
 
 
 def next_inputs(model: wavenet.Model, uniforms: jnp.ndarray, outputs: jnp.ndarray,
-                temperature: Temperature) -> jnp.ndarray:
-  """The sample drawn from one step's outputs [batch, num_outputs]: classes or amplitudes."""
+                temperature: Temperature, probability_floor: float = 0.0) -> jnp.ndarray:
+  """The sample drawn from one step's outputs [batch, num_outputs]: classes or amplitudes
+  (`probability_floor`: softmax only, `next_classes`)."""
   if model.output == "mol":
     return next_amplitudes(uniforms, outputs, temperature, model.log_scale_min)
-  return next_classes(uniforms, outputs, temperature)
+  return next_classes(uniforms, outputs, temperature, probability_floor)
 
 
 def step_uniforms(rng: jax.Array, num_samples: int, batch_size: int,
@@ -183,9 +189,9 @@ def _split_batch(x, mesh: Mesh | None, spec: P):
 
 @functools.partial(jax.jit,
                    static_argnames=("model", "num_samples", "temperature", "voiced_temperature",
-                                    "unroll", "mesh"))
+                                    "probability_floor", "unroll", "mesh"))
 def _sample(model, params, rng, first, speaker, condition, prompt, *, num_samples, temperature,
-            voiced_temperature, unroll, mesh):
+            voiced_temperature, probability_floor, unroll, mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
   # Each device carries the queues of its own rows: the scan then runs with no communication.
@@ -207,7 +213,7 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
     state, outputs = wavenet.decode_step(model, weights, state, inputs_t, condition_t)
     temperature_t = temperature if voiced_temperature is None else jnp.where(
         condition_t.voiced, voiced_temperature, temperature)  # [batch]
-    outputs_t = next_inputs(model, uniform, outputs, temperature_t)
+    outputs_t = next_inputs(model, uniform, outputs, temperature_t, probability_floor)
     if model.lpc_excitation:  # The drawn excitation plus the prediction: the sample.
       outputs_t = wavenet.sample_classes(model, outputs_t, state.prediction)
     return (state, outputs_t), outputs_t
@@ -235,7 +241,8 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
            temperature: float = 1.0, speaker: jnp.ndarray | None = None,
            condition: jnp.ndarray | None = None, unroll: int = 1,
            mesh: Mesh | None = None, prompt: jnp.ndarray | None = None,
-           voiced_temperature: float | None = None) -> jnp.ndarray:
+           voiced_temperature: float | None = None,
+           probability_floor: float = 0.0) -> jnp.ndarray:
   """Draws [batch_size, num_samples] with the incremental (queue) decoder: int32 classes
   (softmax) or float amplitudes on the 16-bit grid (mol).
 
@@ -252,8 +259,13 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
   voiced_temperature: for a model with an excitation (`excitation_channels > 0`), the
   temperature of the steps its voiced flag marks (LPCNet's lower temperature in voiced speech:
   a periodic waveform drawn with less noise); `temperature` is then the unvoiced steps'.
+  probability_floor: softmax classes less likely than this are never drawn (`next_classes`).
   """
   _check_length(model, condition, num_samples)
+  if probability_floor and not (model.output == "softmax"
+                                and 0 < probability_floor < 1 / model.num_classes):
+    raise ValueError(f"probability_floor={probability_floor}: a softmax model's floor is in "
+                     f"(0, 1 / num_classes = {1 / model.num_classes:.4f})")
   if voiced_temperature is not None:
     if not model.excitation_channels:
       raise ValueError("voiced_temperature needs a model with an excitation "
@@ -280,7 +292,7 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
     params = jax.device_put(params, NamedSharding(mesh, P()))
   return _sample(model, params, rng, first, speaker, condition, prompt, num_samples=num_samples,
                  temperature=float(temperature), voiced_temperature=voiced_temperature,
-                 unroll=unroll, mesh=mesh)
+                 probability_floor=float(probability_floor), unroll=unroll, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))

@@ -100,6 +100,24 @@ def test_next_classes_follows_softmax():
   assert int(sampler.next_classes(jnp.array([0.3]), logits, 0.0)[0]) == 3
 
 
+def test_probability_floor_cuts_the_tails():
+  """LPCNet's floor c: p -> max(p - c, 0), renormalised; with c = 0.15, [0.1, 0.2, 0.3, 0.4]
+  becomes [0, 0.05, 0.15, 0.25] / 0.45. A floor on a mixture or of 1 / classes or more is
+  an error."""
+  logits = jnp.log(jnp.array([[0.1, 0.2, 0.3, 0.4]]))
+  uniforms = jnp.asarray(np.random.default_rng(0).uniform(size=(20000, 1)), jnp.float32)
+  drawn = jax.vmap(lambda u: sampler.next_classes(u, logits, 1.0, 0.15))(uniforms)
+  counts = np.bincount(np.asarray(drawn).ravel(), minlength=4) / 20000
+  np.testing.assert_allclose(counts, np.array([0.0, 0.05, 0.15, 0.25]) / 0.45, atol=0.015)
+  assert counts[0] == 0
+  model = wavenet.Model(**TINY)
+  params = random_params(model)
+  for floor in (1 / 256, 0.01):
+    with pytest.raises(ValueError, match="probability_floor"):
+      sampler.sample(model, params, num_samples=8, batch_size=1, rng=jax.random.key(0),
+                     probability_floor=floor)
+
+
 SPLIT_SCRIPT = """
 import subprocess
 import sys
