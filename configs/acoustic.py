@@ -22,6 +22,13 @@ Variants (`--config=configs/acoustic.py:VARIANT`):
               the vocoder given espeak's own log-mel 36.0-37.9%; README, WaveNet
               applications).
   tiny        unit tests: the frames of configs/wavenet.py:quickstart_tiny (hop 16, 8 bands).
+  cloning     voice cloning: quickstart conditioned not on the speaker id but on a vector a
+              jointly trained speaker encoder computes from 2 s of another utterance of the
+              speaker (configs/wavenet.py:tts_cloning's); speaks through a vocoder without
+              speaker ids (configs/wavenet.py:quickstart --config.model.num_speakers=0):
+              python -m launch.synthesize --workdir=DIR --vocoder=VOCODER --text="..." \
+                  --reference=voice.wav --output=a.wav
+  cloning_tiny  unit tests.
 """
 
 import ml_collections
@@ -32,9 +39,10 @@ from audiojax.train import sharding
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   variant = variant or "quickstart"
-  if variant not in ("quickstart", "tiny"):
-    raise ValueError(f"unknown acoustic variant {variant!r}: use quickstart or tiny")
-  tiny = variant == "tiny"
+  if variant not in ("quickstart", "tiny", "cloning", "cloning_tiny"):
+    raise ValueError(f"unknown acoustic variant {variant!r}: use quickstart, tiny, cloning or "
+                     "cloning_tiny")
+  tiny = variant.endswith("tiny")
   config = ml_collections.ConfigDict()
   config.seed = 0
   num_phonemes = 128
@@ -46,6 +54,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       excitation_channels=pitch.EXCITATION_CHANNELS,
       sample_rate_hz=16000,
       num_speakers=16,  # >= the dataset's speaker count; 0 = unconditional.
+      speaker_embedding_dim=0,  # > 0: a speaker vector from reference audio (cloning).
+      reference_mels=40,
+      reference_hop=160,
       width=16 if tiny else 256,
       num_layers=2 if tiny else 6,
       kernel_size=5,
@@ -87,4 +98,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       eval_max_examples=2 if tiny else 64,
       sample_every=0,  # The acoustic model writes no audio itself (launch.synthesize does).
   ))
+  if variant.startswith("cloning"):
+    config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64)
+    config.data.reference_samples = 640 if tiny else 32000
   return config

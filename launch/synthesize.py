@@ -131,8 +131,13 @@ def main(argv):
   if config.model.name == "acoustic":  # Its log-mel frames, then the vocoder speaks them.
     acoustic, acoustic_variables = model, variables
     model, task, variables, vocoder_step = _load_vocoder(acoustic)
-    condition = tts.vocoder_condition(acoustic, acoustic_variables, condition,
-                                      speaker if acoustic.num_speakers else None)
+    condition = tts.vocoder_condition(
+        acoustic, acoustic_variables, condition,
+        speaker if acoustic.num_speakers or acoustic.speaker_embedding_dim else None)
+    if reference is not None and (model.num_speakers or model.speaker_embedding_dim):
+      raise SystemExit(f"error: --vocoder={_VOCODER.value} is conditioned on speakers; a "
+                       "voice-cloning acoustic model speaks through a vocoder without them "
+                       "(configs/wavenet.py:quickstart --config.model.num_speakers=0)")
     stages = f"acoustic model step {step}, vocoder {_VOCODER.value} step {vocoder_step}"
     if _ESPEAK_MEL.value:
       readings = np.stack([np.pad(e["audio"], (0, max(frames) * hop - e["audio"].shape[0]))

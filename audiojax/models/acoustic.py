@@ -10,7 +10,9 @@ vocoder of `configs/wavenet.py` with the same frames, e.g. the quick start's.
 Inputs per frame: the linguistic features, and the pitch the vocoder will be driven by, read
 off the pitch-synchronous excitation the data pipeline packs after them (`audiojax.data.pitch`:
 the voiced share of the frame's samples and their mean log-F0), so the predicted spectrum's
-harmonics agree with the excitation's F0; plus the speaker. Non-causal: a stack of residual
+harmonics agree with the excitation's F0; plus the speaker: an id, or for voice cloning
+(`speaker_embedding_dim`) a vector that WaveNet's speaker encoder, trained jointly, computes
+from a few seconds of the voice (`wavenet.SpeakerEncoder`). Non-causal: a stack of residual
 dilated convolutions over the whole utterance (kernel 5, dilations 1, 2, 4, 8, ...).
 """
 
@@ -20,6 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from audiojax.data import pitch
+from audiojax.models import wavenet
 from audiojax.models.layers import constrain, logical_init
 
 
@@ -50,6 +53,8 @@ class Model(nn.Module):
       excitation_channels values per frame.
     excitation_channels: channels per sample of the packed excitation (0: none).
     num_speakers: speaker-id embedding rows (0: unconditional).
+    speaker_embedding_dim: E > 0: condition on a speaker vector from reference audio instead
+      (its log-mel: reference_mels bands every reference_hop samples, `tasks.speaker_vectors`).
   """
   num_mels: int = 40
   linguistic_channels: int = 392
@@ -57,6 +62,9 @@ class Model(nn.Module):
   excitation_channels: int = pitch.EXCITATION_CHANNELS
   sample_rate_hz: int = 16000
   num_speakers: int = 16
+  speaker_embedding_dim: int = 0
+  reference_mels: int = 40
+  reference_hop: int = 160
   width: int = 256
   num_layers: int = 6
   kernel_size: int = 5
@@ -74,7 +82,9 @@ class Model(nn.Module):
   def __call__(self, condition: jnp.ndarray, speaker: jnp.ndarray | None,
                train: bool = False) -> jnp.ndarray:
     """condition: [b, frames, linguistic_channels + hop * excitation_channels], speaker: [b]
-    ids -> log-mel [b, frames, num_mels] (`losses.mel_features`' scale)."""
+    ids, or with speaker_embedding_dim the reference's log-mel [b, ref_frames, reference_mels]
+    or its speaker vectors [b, E] -> log-mel [b, frames, num_mels] (`losses.mel_features`'
+    scale)."""
     expected = self.linguistic_channels + self.hop * self.excitation_channels
     if condition.shape[-1] != expected:
       raise ValueError(f"acoustic model input has {condition.shape[-1]} channels per frame, "
@@ -88,7 +98,13 @@ class Model(nn.Module):
           self.sample_rate_hz)], -1)
     x = nn.Dense(self.width, dtype=dtype, kernel_init=logical_init(("embed", "mlp")),
                  name="input")(features)  # [b, frames, width]
-    if self.num_speakers:
+    if self.speaker_embedding_dim:
+      if speaker.ndim == 3:  # Reference log-mel -> speaker vector.
+        speaker = wavenet.SpeakerEncoder(self.speaker_embedding_dim, dtype=dtype,
+                                         name="speaker_encoder")(speaker)
+      x = x + nn.Dense(self.width, dtype=dtype, kernel_init=logical_init((None, "mlp")),
+                       name="speaker_vector")(speaker)[:, None]
+    elif self.num_speakers:
       table = nn.Embed(self.num_speakers, self.width, dtype=dtype,
                        embedding_init=logical_init((None, "mlp"), nn.initializers.normal(1.0)),
                        name="speaker")

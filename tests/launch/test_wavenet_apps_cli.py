@@ -170,15 +170,25 @@ def test_synthesize_in_two_stages_through_a_vocoder(tmp_path, espeak_tiny_dir,
   assert proc.returncode != 0 and "speaks through a vocoder" in proc.stderr
 
 
-def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
-  """A voice-cloning TTS model speaks in the voice of a recording of a speaker it never heard
-  (the tiny corpus' unseen speaker); it needs a usable reference."""
+@pytest.mark.parametrize("two_stage", [False, True])
+def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir, two_stage):
+  """A voice-cloning TTS model (one WaveNet, or an acoustic model with a speaker encoder and a
+  vocoder without speaker ids) speaks in the voice of a recording of a speaker it never heard
+  (the tiny corpus' unseen speaker); it needs a usable reference, and the two-stage one a
+  vocoder that takes no speaker ids."""
   from audiojax.data import espeak_speech
 
   workdir = str(tmp_path / "cloning")
-  run("launch.train", "--config=configs/wavenet.py:tts_cloning_tiny", f"--workdir={workdir}",
-      f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
-      "--config.train.eval_every=0")
+  config = "acoustic.py:cloning_tiny" if two_stage else "wavenet.py:tts_cloning_tiny"
+  train_flags = [f"--config.data.data_dir={espeak_tiny_dir}", "--config.train.num_steps=2",
+                 "--config.train.eval_every=0"]
+  run("launch.train", f"--config=configs/{config}", f"--workdir={workdir}", *train_flags)
+  vocoder = []
+  if two_stage:
+    vocoder = [f"--vocoder={tmp_path / 'vocoder'}"]
+    run("launch.train", "--config=configs/wavenet.py:quickstart_tiny",
+        f"--workdir={tmp_path / 'vocoder'}", "--config.model.num_speakers=0",
+        "--config.train.sample_every=0", *train_flags)
   builder = espeak_speech.prepare(espeak_tiny_dir, "tiny")
   unseen = builder.as_data_source("test_unseen_speakers")[0]
   voice = str(tmp_path / "voice.wav")
@@ -187,18 +197,26 @@ def test_synthesize_clones_the_voice_of_a_reference(tmp_path, espeak_tiny_dir):
   text = train["text"].decode() if isinstance(train["text"], bytes) else train["text"]
   out = str(tmp_path / "cloned.wav")
   proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
-             f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}")
+             f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}",
+             *vocoder)
   assert f"the voice of {voice}" in proc.stdout and sf.info(out).frames > 0
   # The model takes the pitch: espeak's F0 contour moves to the reference's register.
   assert "F0 moved from espeak's" in proc.stdout and "to the reference's" in proc.stdout
   kept = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
              f"--speaker={int(train['speaker'])}", f"--reference={voice}", f"--output={out}",
-             "--noreference_pitch")
+             "--noreference_pitch", *vocoder)
   assert "F0 moved" not in kept.stdout
   short = str(tmp_path / "short.wav")
   sf.write(short, unseen["audio"][:4000], 16000)
-  for flags, message in (([], "pass --reference"),
-                         ([f"--reference={short}"], "give at least 0.5 s of the voice")):
+  cases = [([], "pass --reference"),
+           ([f"--reference={short}"], "give at least 0.5 s of the voice")]
+  if two_stage:  # A vocoder conditioned on speaker ids cannot take an unseen voice.
+    ids = str(tmp_path / "ids")
+    run("launch.train", "--config=configs/wavenet.py:quickstart_tiny", f"--workdir={ids}",
+        "--config.train.sample_every=0", *train_flags)
+    cases.append(([f"--reference={voice}", f"--vocoder={ids}"], "is conditioned on speakers"))
+  for flags, message in cases:
+    flags = flags if any(f.startswith("--vocoder") for f in flags) else flags + vocoder
     proc = run("launch.synthesize", f"--workdir={workdir}", f"--text={text}",
                f"--output={out}", *flags, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout, flags

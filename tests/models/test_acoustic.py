@@ -9,7 +9,7 @@ import pytest
 
 from audiojax import models
 from audiojax.data import pipeline, pitch
-from audiojax.models import acoustic
+from audiojax.models import acoustic, wavenet
 from audiojax.sample import tts
 from audiojax.train import losses, tasks, trainer
 from configs import acoustic as acoustic_config
@@ -105,3 +105,23 @@ def test_vocoder_condition_is_the_predicted_mel_then_the_excitation(tiny_config)
                             "excitation_channels=0"), ("tts_tiny", "conditioned on log-mel")):
     with pytest.raises(ValueError, match=message):
       tts.check_vocoder(model, models.get_model(wavenet_config.get_config(variant).model))
+
+
+def test_cloning_conditions_on_the_reference_or_its_vector(espeak_tiny_dir):
+  """A voice-cloning acoustic model takes the reference's log-mel or the vector its speaker
+  encoder makes of it (`wavenet.speaker_vectors`, what launch.synthesize passes), alike;
+  another reference gives other frames."""
+  config = acoustic_config.get_config("cloning_tiny")
+  config.data.data_dir = espeak_tiny_dir
+  config = trainer.with_phoneme_inventory(config)
+  model = models.get_model(config.model)
+  batch = jax.tree.map(jnp.asarray, next(iter(pipeline.train_dataset(config.data, seed=0))))
+  assert batch["reference"].shape == (2, 640)
+  variables = tasks.acoustic_init(model, jax.random.PRNGKey(0), batch)
+  mel = tasks.reference_features(model, batch["reference"])
+  from_reference = model.apply(variables, batch["condition"], mel)
+  np.testing.assert_allclose(
+      model.apply(variables, batch["condition"], wavenet.speaker_vectors(model, variables[
+          "params"], mel)), from_reference, atol=1e-5)
+  assert float(jnp.abs(model.apply(variables, batch["condition"], mel[::-1]) -
+                       from_reference).max()) > 1e-4
