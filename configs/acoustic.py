@@ -55,8 +55,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       sample_rate_hz=16000,
       num_speakers=16,  # >= the dataset's speaker count; 0 = unconditional.
       speaker_embedding_dim=0,  # > 0: a speaker vector from reference audio (cloning).
-      reference_mels=40,
-      reference_hop=160,
       width=16 if tiny else 256,
       num_layers=2 if tiny else 6,
       kernel_size=5,
@@ -99,6 +97,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       sample_every=0,  # The acoustic model writes no audio itself (launch.synthesize does).
   ))
   if variant.startswith("cloning"):
-    config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64)
+    config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64,
+                        reference_mels=8 if tiny else 40, reference_hop=160)
     config.data.reference_samples = 640 if tiny else 32000
   return config
