@@ -79,8 +79,8 @@ def main(argv):
   if task.generate is None:
     hint = (": it speaks through a vocoder, launch.synthesize --vocoder=RUN"
             if config.model.name == "acoustic" else "")
-    raise SystemExit(f"error: {_WORKDIR.value} holds a {config.model.name} model, which does "
-                     f"not draw audio samples{hint}")
+    raise SystemExit(f"error: the {config.model.name} model in {_WORKDIR.value} does not draw "
+                     f"audio samples{hint}")
   num_speakers = config.model.get("num_speakers", 0)
   if _SPEAKER.value is not None and not 0 <= _SPEAKER.value < max(num_speakers, 1):
     raise SystemExit(f"error: --speaker={_SPEAKER.value} but the model has "
@@ -131,10 +131,7 @@ def main(argv):
       raise SystemExit(f"error: the prompt has {prompt.shape[0]} samples; the clips need more "
                        f"than that and it needs at least one (clips: {length} samples)")
     kwargs["prompt"] = jnp.repeat(jnp.asarray(prompt)[None], n, axis=0)
-  if _VOICED_TEMPERATURE.value is not None:
-    if not config.model.get("excitation_channels", 0):
-      raise SystemExit(f"error: --voiced_temperature needs a model with an excitation "
-                       f"(configs/wavenet.py:quickstart); {_WORKDIR.value} has none")
+  if _VOICED_TEMPERATURE.value is not None:  # (The sampler checks the model takes it.)
     kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
   if _PROBABILITY_FLOOR.value:
     kwargs["probability_floor"] = _PROBABILITY_FLOOR.value

@@ -151,9 +151,7 @@ def main(argv):
     raise SystemExit(f"error: --vocoder is for an acoustic model (configs/acoustic.py); "
                      f"{_WORKDIR.value} speaks by itself")
   kwargs = {}
-  if _VOICED_TEMPERATURE.value is not None:
-    if not getattr(model, "excitation_channels", 0):
-      raise SystemExit("error: --voiced_temperature needs a model with an excitation")
+  if _VOICED_TEMPERATURE.value is not None:  # (The sampler checks the model takes it.)
     kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
   if _PROBABILITY_FLOOR.value:
     kwargs["probability_floor"] = _PROBABILITY_FLOOR.value
