@@ -65,7 +65,8 @@ _RECOGNIZER = flags.DEFINE_string(
     "error rate of the synthesis and of espeak's own reading.")
 _HELD_OUT = flags.DEFINE_integer(
     "held_out", 0, "Instead of --text: speak the sentences of N utterances of the corpus' test "
-    "split (speakers in turn, each sentence by its own speaker, in one batch) into "
+    "split (speakers in turn, each sentence by its own speaker, in one batch, the shorter "
+    "ones' frames zero-padded) into "
     "--output_dir; with --recognizer, also the mean phone error rates.", lower_bound=0)
 _ESPEAK_MEL = flags.DEFINE_bool(
     "espeak_mel", False, "With an acoustic model: copy synthesis, the vocoder speaks the log-mel "
@@ -115,13 +116,13 @@ def main(argv):
     jobs.append((text, speaker_id))
     examples.append(example)
     conditions.append(condition)
+  if not jobs:
+    raise SystemExit("error: the test split holds no sentence this model can say")
   recognizer = _RECOGNIZER.value and common.load_recognizer(_RECOGNIZER.value, rate)
   model, task, variables, step = trainer.restore_variables(config, _WORKDIR.value)
   speaker = jnp.asarray([speaker_id for _, speaker_id in jobs], jnp.int32)
   if reference is not None:
     speaker = jnp.repeat(tasks.speaker_vectors(model, variables, reference), len(jobs), 0)
-  if not jobs:
-    raise SystemExit("error: the test split holds no sentence this model can say")
   outputs = [_OUTPUT.value] if not _HELD_OUT.value else [
       os.path.join(_OUTPUT_DIR.value, f"synthesis_{i}.wav") for i in range(len(jobs))]
   frames = [c.shape[0] for c in conditions]
