@@ -34,6 +34,26 @@ def reference_recording(config, path: str | None, workdir: str) -> np.ndarray | 
   return audio_io.load_audio(path, config.data.sample_rate_hz)[None] if cloning else None
 
 
+def define_sampling_flags() -> Callable[[], dict]:
+  """Defines --voiced_temperature and --probability_floor for a launcher that draws from a
+  WaveNet; returns a function giving the `generate` keyword arguments the flags set (the
+  sampler checks the model can take them)."""
+  voiced = flags.DEFINE_float(
+      "voiced_temperature", None, "Models with an excitation (the quick start's): the "
+      "temperature of the samples its voiced flag marks; --temperature is then the unvoiced "
+      "ones'.", lower_bound=0.001)
+  floor = flags.DEFINE_float(
+      "probability_floor", 0.0, "Softmax models: classes less likely than this are never "
+      "drawn (LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).",
+      lower_bound=0.0)
+
+  def kwargs() -> dict:
+    return {**({} if voiced.value is None else {"voiced_temperature": voiced.value}),
+            **({"probability_floor": floor.value} if floor.value else {})}
+
+  return kwargs
+
+
 def load_recognizer(workdir: str, sample_rate_hz: int):
   """--recognizer: the phone recognizer (`audiojax.eval.phone_recognizer.load`) of a run of
   configs/phone_recognizer.py; ValueError for a run of another model or another sample rate."""

@@ -42,14 +42,8 @@ _SPEAKER = flags.DEFINE_integer("speaker", None, "Speaker id (models with speake
                                 "default: clip i uses speaker i mod num_speakers.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
-_VOICED_TEMPERATURE = flags.DEFINE_float(
-    "voiced_temperature", None, "Models with an excitation (the quick start's): the "
-    "temperature of the samples its voiced flag marks; --temperature is then the unvoiced "
-    "ones'.", lower_bound=0.001)
+_SAMPLING_KWARGS = common.define_sampling_flags()
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-_PROBABILITY_FLOOR = flags.DEFINE_float(
-    "probability_floor", 0.0, "Softmax models: classes less likely than this are never drawn "
-    "(LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).", lower_bound=0.0)
 _CONDITION_AUDIO = flags.DEFINE_string(
     "condition_audio", None, "Locally conditioned models: resynthesise this recording from its "
     "features (any common format and rate).")
@@ -131,10 +125,7 @@ def main(argv):
       raise SystemExit(f"error: the prompt has {prompt.shape[0]} samples; the clips need more "
                        f"than that and it needs at least one (clips: {length} samples)")
     kwargs["prompt"] = jnp.repeat(jnp.asarray(prompt)[None], n, axis=0)
-  if _VOICED_TEMPERATURE.value is not None:  # (The sampler checks the model takes it.)
-    kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
-  if _PROBABILITY_FLOOR.value:
-    kwargs["probability_floor"] = _PROBABILITY_FLOOR.value
+  kwargs.update(_SAMPLING_KWARGS())
   mesh = sharding.make_mesh()
   mesh = mesh if mesh.size > 1 and n % mesh.size == 0 else None
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), n, length, speaker,

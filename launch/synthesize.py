@@ -43,18 +43,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A text-to-speech run (configs/w
                                 "or an acoustic model's (configs/acoustic.py, with --vocoder).")
 _VOCODER = flags.DEFINE_string("vocoder", None, "With an acoustic model: the log-mel WaveNet "
                                "vocoder run that speaks its frames (configs/wavenet.py).")
-_VOICED_TEMPERATURE = flags.DEFINE_float(
-    "voiced_temperature", None, "Vocoders with an excitation (the quick start's): the "
-    "temperature of voiced samples (default: --temperature).", lower_bound=0.0)
+_SAMPLING_KWARGS = common.define_sampling_flags()
 _TEXT = flags.DEFINE_string("text", None, "What to say, in the speaker's language.")
 _SPEAKER = flags.DEFINE_integer("speaker", 0, "Speaker id of the training corpus.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where the .wav goes.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Softmax temperature (0 = argmax).",
                                   lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-_PROBABILITY_FLOOR = flags.DEFINE_float(
-    "probability_floor", 0.0, "Softmax models: classes less likely than this are never drawn "
-    "(LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).", lower_bound=0.0)
 _REFERENCE = flags.DEFINE_string("reference", None, "Voice-cloning models: a recording of the "
                                  "voice to speak in (any common format and rate).")
 _REFERENCE_PITCH = flags.DEFINE_bool(
@@ -151,14 +146,9 @@ def main(argv):
   elif _VOCODER.value:
     raise SystemExit(f"error: --vocoder is for an acoustic model (configs/acoustic.py); "
                      f"{_WORKDIR.value} speaks by itself")
-  kwargs = {}
-  if _VOICED_TEMPERATURE.value is not None:  # (The sampler checks the model takes it.)
-    kwargs["voiced_temperature"] = _VOICED_TEMPERATURE.value
-  if _PROBABILITY_FLOOR.value:
-    kwargs["probability_floor"] = _PROBABILITY_FLOOR.value
   audio = task.generate(model, variables, jax.random.PRNGKey(_SEED.value), len(jobs),
                         max(frames) * hop, speaker, _TEMPERATURE.value, condition=condition,
-                        **kwargs)
+                        **_SAMPLING_KWARGS())
   audio = np.asarray(jax.device_get(audio))
   rates = []
   for i, ((_, speaker_id), example, output) in enumerate(zip(jobs, examples, outputs, strict=True)):

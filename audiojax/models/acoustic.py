@@ -72,12 +72,6 @@ class Model(nn.Module):
   dropout_rate: float = 0.1
   dtype: Any = "float32"
 
-  @property
-  def receptive_field_frames(self) -> int:
-    """Frames each output frame sees (centred)."""
-    return 1 + (self.kernel_size - 1) * sum(
-        self.dilations[i % len(self.dilations)] for i in range(self.num_layers))
-
   @nn.compact
   def __call__(self, condition: jnp.ndarray, speaker: jnp.ndarray | None,
                train: bool = False) -> jnp.ndarray:

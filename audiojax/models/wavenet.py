@@ -205,12 +205,10 @@ def _tap_features(model: "Model", ids: jnp.ndarray) -> jnp.ndarray:
 def _check_lpc(model: "Model") -> None:
   if model.lpc_period and not (model.lpc_order and model.period_input):
     raise ValueError("lpc_period needs lpc_order > 0 and period_input")
-  if model.excitation_input and not model.lpc_order:
-    raise ValueError("excitation_input needs lpc_order > 0: the excitation is what the linear "
-                     "prediction leaves")
-  if model.lpc_excitation and not model.lpc_order:
-    raise ValueError("lpc_excitation needs lpc_order > 0: the excitation is what the linear "
-                     "prediction leaves")
+  for field in ("excitation_input", "lpc_excitation"):
+    if getattr(model, field) and not model.lpc_order:
+      raise ValueError(f"{field} needs lpc_order > 0: the excitation is what the linear "
+                       "prediction leaves")
   if model.lpc_order and (model.output != "softmax" or model.condition_source != "mel"
                           or not model.condition_channels):
     raise ValueError("lpc_order needs output='softmax' and log-mel conditioning "
@@ -778,7 +776,7 @@ class Model(nn.Module):
       x += nn.Dense(self.residual_channels, use_bias=False, dtype=self.dtype,
                     name="lpc_amplitude", kernel_init=_init((None, "embed"))
                     )(amplitude_features(self, prediction))
-    if self.lpc_order:
+    if self.excitation_input or self.lpc_period:
       # Input i's residual: its amplitude minus position i - 1's prediction (0 for input 0).
       residual = (audio.mu_law_decode(inputs, self.num_classes - 1)
                   - jnp.pad(prediction[:, :-1], ((0, 0), (1, 0))))  # [b, t]
