@@ -37,16 +37,22 @@ Positions (`position`):
 KV cache: an explicit pytree passed in and returned by `decode`, not flax's mutable `cache`
 collection: `decode` is then a pure function the sampler carries through `lax.scan` like any
 other state, with no `mutable=` plumbing, and the position is an argument, not hidden state.
-Layout: per layer a `LayerCache` of keys and values [batch, heads, max_length, head_dim] in
-`dtype`, written at `position` with `lax.dynamic_update_slice` (in place inside jit); a tuple of
-`num_layers` of them, or one `LayerCache` with a leading [num_layers] axis when `scan_layers`
-(scanned alongside the layer params). Heads-major because that is the layout of the attention
-dots: with [batch, max_length, heads, head_dim] XLA:CPU transposed the whole cache of every layer
-at every step (2x slower steps for the bench model at batch 16, 512 positions). The scanned
-layout costs more again in a decode step (`nn.scan` slices each layer's cache out of the stack
-and writes it back: 3x slower than unrolled there), so `audiojax.sample.lm` decodes with the
-unrolled layout (`unstack_layers`) whatever the model was trained with. Slots at or past
-position + n hold zeros or stale values; the mask keeps every query from seeing them.
+Layout: per layer a `LayerCache` of keys [batch, heads, head_dim, max_length] and values
+[batch, heads, max_length, head_dim] in `dtype`; a tuple of `num_layers` of them, or one
+`LayerCache` with a leading [num_layers] axis when `scan_layers` (scanned alongside the layer
+params). Each is the layout its attention dot reads without a transpose: q . k contracts
+head_dim with positions last, probs . v contracts positions (XLA:CPU copied the whole cache
+of every layer at every step otherwise: with [batch, max_length, heads, head_dim], and with
+keys [.., max_length, head_dim]). A decode call attends over the cache as it stood (slots
+before `position`) and over its own chunk's keys and values, then writes the chunk at
+`position` with `lax.dynamic_update_slice`. Inside the sampler's loop XLA:CPU updates the
+cache in place only if the written values depend on the reads (an exact `k + 0 * out`);
+otherwise, and when attending over the updated cache, it copied every layer's cache at every
+step (`benchmarks/RESULTS.md`). The scanned layout costs more again in a decode step
+(`nn.scan` slices each layer's cache out of the stack and writes it back: 3x slower than
+unrolled there), so `audiojax.sample.lm` decodes with the unrolled layout (`unstack_layers`)
+whatever the model was trained with. Slots at or past `position` hold zeros or stale values;
+the mask keeps every query from seeing them.
 
 Params tree (`nn.meta.unbox(model.init(rng, tokens)["params"])`; logical axis names in brackets,
 mapped to the mesh by `audiojax.train.sharding.RULES`), L layers, V vocab, D embed, N heads,
@@ -114,7 +120,8 @@ def unstack_layers(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class LayerCache(struct.PyTreeNode):
-  """One layer's keys and values [batch, heads, max_length, head_dim] (rope: keys rotated)."""
+  """One layer's keys [batch, heads, head_dim, max_length] (rope: rotated) and values [batch,
+  heads, max_length, head_dim] (module docstring)."""
   key: jax.Array
   value: jax.Array
 
@@ -154,8 +161,9 @@ def rope(x: jnp.ndarray, positions: jnp.ndarray, max_wavelength: float) -> jnp.n
 
 class Context(struct.PyTreeNode):
   """What every layer of one call shares: the positions of this call's tokens, int32 [n], the
-  relative bias [1, N, n, S] (t5_bias) or None, and the attention mask [1, 1, n, S] (decode),
-  [b, 1, 1, S] (an encoder's padded keys) or None (full forward: causal or all keys)."""
+  relative bias [1, N, n, K] (t5_bias) or None, and the attention mask [1, 1, n, S + n]
+  (decode: the cache's S slots, then the chunk), [b, 1, 1, K] (an encoder's padded keys) or
+  None (full forward: causal or all keys); K keys."""
   positions: jax.Array
   bias: jax.Array | None
   mask: jax.Array | None
@@ -220,6 +228,21 @@ def _explicit_attention(q, k, v, bias, mask, rate: float, rng: jax.Array, causal
   return jnp.einsum("bnts,bsnh->btnh", probs, v)
 
 
+def _cached_attention(q, k, v, cache: LayerCache, bias, mask) -> jnp.ndarray:
+  """A decode chunk's attention over the cache's S slots and over its own n keys, with the
+  arithmetic of `jax.nn.dot_product_attention`'s XLA path (float32 logits and softmax), the
+  cache read as it was before this chunk (module docstring: why). q, k, v: [b, n, N, H];
+  bias, mask: broadcastable to [b, N, n, S + n] (cache slots, then the chunk) -> [b, n, N, H]."""
+  size = cache.value.shape[2]
+  logits = jnp.concatenate([
+      jnp.einsum("bqnh,bnhs->bnqs", q, cache.key, preferred_element_type=jnp.float32),
+      jnp.einsum("bqnh,bknh->bnqk", q, k, preferred_element_type=jnp.float32)], axis=-1)
+  logits = logits / math.sqrt(q.shape[-1]) + (0.0 if bias is None else bias)
+  probs = jax.nn.softmax(jnp.where(mask, logits, -1e30), axis=-1).astype(v.dtype)
+  return (jnp.einsum("bnqs,bnsh->bqnh", probs[..., :size], cache.value)
+          + jnp.einsum("bnqk,bknh->bqnh", probs[..., size:], v))
+
+
 class Attention(nn.Module):
   """Multi-head self-attention, causal unless `causal=False` (encoders, e.g. `hubert`); with a
   cache, the chunk's keys and values are written at `positions[0]` and the queries attend to
@@ -241,20 +264,36 @@ class Attention(nn.Module):
     """x: [b, n, D] -> ([b, n, D], the cache with this chunk written, or None)."""
     heads = (self.num_heads, self.head_dim)
     qkv_axes = ("batch", "time", "heads", "kv")
-    q, k, v = (nn.with_logical_constraint(
-        Dense(heads, ("embed", "heads", "kv"), self.dtype, use_bias=self.use_bias,
-              name=name)(x), qkv_axes)
-        for name in ("query", "key", "value"))  # [b, n, N, H]
+    names = ("query", "key", "value")
+    if cache is not None and not self.is_initializing():
+      # Decoding: one [b, n, D] x [D, 3, N, H] product instead of three. A decode step is a
+      # chain of vector-matrix products; XLA:CPU runs each of D x N H on one thread, a
+      # larger one on all. The stacked kernel is loop-invariant in a sampler's loop (hoisted).
+      params = nn.meta.unbox(self.variables["params"])
+      kernel = jnp.stack([params[name]["kernel"] for name in names], axis=1)
+      x_, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+      qkv = jnp.tensordot(x_, kernel, axes=1)  # [b, n, 3, N, H]
+      if self.use_bias:
+        qkv = qkv + jnp.stack([params[name]["bias"] for name in names]).astype(qkv.dtype)
+      q, k, v = (qkv[:, :, i] for i in range(3))
+    else:
+      q, k, v = (nn.with_logical_constraint(
+          Dense(heads, ("embed", "heads", "kv"), self.dtype, use_bias=self.use_bias,
+                name=name)(x), qkv_axes)
+          for name in names)  # [b, n, N, H]
     if self.position == "rope":
       q = rope(q, context.positions, self.rope_max_wavelength)
       k = rope(k, context.positions, self.rope_max_wavelength)
-    if cache is not None:  # Heads-major [b, N, S, H] (module docstring).
-      write = lambda buffer, x: jax.lax.dynamic_update_slice(
-          buffer, jnp.swapaxes(x, 1, 2).astype(buffer.dtype), (0, 0, context.positions[0], 0))
-      cache = LayerCache(key=write(cache.key, k), value=write(cache.value, v))
-      out = jax.nn.dot_product_attention(q, jnp.swapaxes(cache.key, 1, 2),
-                                         jnp.swapaxes(cache.value, 1, 2), context.bias,
-                                         context.mask, implementation="xla")
+    if cache is not None:  # Attend first, then write this chunk in place (module docstring).
+      out = _cached_attention(q, k, v, cache, context.bias, context.mask)
+      # + 0 * out: exact, but it makes the writes depend on the reads, which is what lets
+      # XLA update the cache in place in a loop (module docstring).
+      k, v, at = k + 0.0 * out, v + 0.0 * out, context.positions[0]
+      cache = LayerCache(
+          key=jax.lax.dynamic_update_slice(
+              cache.key, jnp.transpose(k, (0, 2, 3, 1)).astype(cache.key.dtype), (0, 0, 0, at)),
+          value=jax.lax.dynamic_update_slice(
+              cache.value, jnp.swapaxes(v, 1, 2).astype(cache.value.dtype), (0, 0, at, 0)))
     elif self.dropout_rate > 0.0 and not self.deterministic:
       out = _explicit_attention(q, k, v, context.bias, context.mask, self.dropout_rate,
                                 self.make_rng("dropout"), self.causal)
@@ -369,13 +408,15 @@ class Model(nn.Module):
     return self.head_dim or self.embed_dim // self.num_heads
 
   def init_cache(self, batch: int, max_length: int) -> tuple[LayerCache, ...] | LayerCache:
-    """Zero keys and values for `decode`: L x [batch, heads, max_length, head_dim], or one
-    LayerCache of [L, batch, heads, max_length, head_dim] when scan_layers."""
-    shape = (batch, self.num_heads, max_length, self.layer_head_dim)
+    """Zero keys [batch, heads, head_dim, max_length] and values [batch, heads, max_length,
+    head_dim] for `decode`, per layer; one LayerCache with a leading [num_layers] axis on both
+    when scan_layers."""
+    lead = (self.num_layers,) if self.scan_layers else ()
+    heads, head_dim = self.num_heads, self.layer_head_dim
+    zeros = lambda *shape: jnp.zeros((*lead, batch, heads, *shape), self.dtype)
     if self.scan_layers:
-      shape = (self.num_layers, *shape)
-      return LayerCache(key=jnp.zeros(shape, self.dtype), value=jnp.zeros(shape, self.dtype))
-    return tuple(LayerCache(key=jnp.zeros(shape, self.dtype), value=jnp.zeros(shape, self.dtype))
+      return LayerCache(key=zeros(head_dim, max_length), value=zeros(max_length, head_dim))
+    return tuple(LayerCache(key=zeros(head_dim, max_length), value=zeros(max_length, head_dim))
                  for _ in range(self.num_layers))
 
   def __call__(self, tokens: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -404,13 +445,15 @@ class Model(nn.Module):
     if cache is None:
       key_positions, mask = positions, None  # causal through `is_causal`
     else:
-      max_length = (cache.key if self.scan_layers else cache[0].key).shape[-2]
-      key_positions = jnp.arange(max_length, dtype=jnp.int32)
-      mask = (key_positions[None, :] <= positions[:, None])[None, None]  # [1, 1, n, S]
+      max_length = (cache.value if self.scan_layers else cache[0].value).shape[-2]
+      slots = jnp.arange(max_length, dtype=jnp.int32)  # The cache's S slots, then the chunk:
+      key_positions = jnp.concatenate([slots, positions])  # [S + n]
+      mask = jnp.concatenate([jnp.broadcast_to(slots < position, (n, max_length)),
+                              positions[None, :] <= positions[:, None]], axis=1)[None, None]
     bias = None
     if self.position == "t5_bias":
       buckets = relative_position_bucket(positions[:, None] - key_positions[None, :],
-                                         self.num_buckets, self.max_distance)  # [n, S]
+                                         self.num_buckets, self.max_distance)  # [n, K]
       table = self.param("relative_bias", nn.with_logical_partitioning(
           nn.initializers.normal(0.1), (None, "heads")), (self.num_buckets, self.num_heads))
       # A one-hot contraction, not `table[buckets]`: the gather's gradient is a scatter-add

@@ -123,9 +123,10 @@ def cache_sizes(prompt_length: int, num_tokens: int, smallest: int = 128, growth
 
 
 def _grow(cache: tuple[transformer.LayerCache, ...], size: int):
-  """Per-layer caches [b, N, S, H] -> zero padded to S = size."""
-  pad = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, size - x.shape[2]), (0, 0)))
-  return jax.tree.map(pad, cache)
+  """Per-layer caches (keys [b, N, H, S], values [b, N, S, H]) -> zero padded to S = size."""
+  pad = lambda x, axis: jnp.pad(x, [(0, size - x.shape[axis]) if a == axis else (0, 0)
+                                    for a in range(x.ndim)])
+  return tuple(transformer.LayerCache(key=pad(c.key, 3), value=pad(c.value, 2)) for c in cache)
 
 
 @functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll", "growth"))

@@ -131,9 +131,10 @@ def test_vocab_multiple_pads_the_table_not_the_logits(tie_embeddings):
 def test_cache_layout():
   model = transformer.Model(**TINY)
   cache = model.init_cache(3, 10)
-  assert len(cache) == 2 and cache[0].key.shape == cache[1].value.shape == (3, 2, 10, 16)
+  assert len(cache) == 2 and cache[0].key.shape == cache[1].key.shape == (3, 2, 16, 10)
+  assert cache[0].value.shape == cache[1].value.shape == (3, 2, 10, 16)
   stacked = transformer.Model(**TINY, scan_layers=True).init_cache(3, 10)
-  assert stacked.key.shape == stacked.value.shape == (2, 3, 2, 10, 16)
+  assert stacked.key.shape == (2, 3, 2, 16, 10) and stacked.value.shape == (2, 3, 2, 10, 16)
 
 
 def test_scan_layers_equals_unrolled_stack():
@@ -199,6 +200,26 @@ def test_explicit_attention_path_matches_dot_product_attention():
   np.testing.assert_allclose(
       transformer._explicit_attention(q, k, v, bias, mask, 1e-12, jax.random.key(4), False),
       jax.nn.dot_product_attention(q, k, v, bias, mask), atol=1e-6)
+
+
+def test_cached_attention_is_attention_over_cache_and_chunk():
+  """Keys 0..5 in the cache (slots 6..7 stale), a chunk of 3 more: the fused API's attention
+  of the chunk's queries over all 9 keys, causal."""
+  rng = np.random.default_rng(1)
+  q, k, v = (jnp.asarray(rng.standard_normal((2, 9, 2, 8)), jnp.float32) for _ in range(3))
+  bias = jnp.asarray(rng.standard_normal((1, 2, 9, 9)), jnp.float32)
+  expected = jax.nn.dot_product_attention(q, k, v, bias, is_causal=True)[:, 6:]
+  stale = jnp.asarray(rng.standard_normal((2, 2, 2, 8)), jnp.float32)
+  cache = transformer.LayerCache(
+      key=jnp.transpose(jnp.concatenate([k[:, :6], stale], 1), (0, 2, 3, 1)),  # [b, N, H, S]
+      value=jnp.swapaxes(jnp.concatenate([v[:, :6], stale], 1), 1, 2))  # [b, N, S, H]
+  slot_bias = jnp.concatenate([bias[..., 6:, :6], jnp.zeros((1, 2, 3, 2))], -1)
+  mask = jnp.concatenate([jnp.arange(8) < 6 + jnp.zeros((3, 1), bool),
+                          jnp.tril(jnp.ones((3, 3), bool))], -1)
+  np.testing.assert_allclose(
+      transformer._cached_attention(q[:, 6:], k[:, 6:], v[:, 6:], cache,
+                                    jnp.concatenate([slot_bias, bias[..., 6:, 6:]], -1), mask),
+      expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("position", transformer.POSITIONS)
