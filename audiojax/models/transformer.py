@@ -275,7 +275,7 @@ class Attention(nn.Module):
       qkv = jnp.tensordot(x_, kernel, axes=1)  # [b, n, 3, N, H]
       if self.use_bias:
         qkv = qkv + jnp.stack([params[name]["bias"] for name in names]).astype(qkv.dtype)
-      q, k, v = (qkv[:, :, i] for i in range(3))
+      q, k, v = (nn.with_logical_constraint(qkv[:, :, i], qkv_axes) for i in range(3))
     else:
       q, k, v = (nn.with_logical_constraint(
           Dense(heads, ("embed", "heads", "kv"), self.dtype, use_bias=self.use_bias,
