@@ -128,7 +128,7 @@ def main(argv):
     acoustic, acoustic_variables = model, variables
     model, task, variables, vocoder_step = _load_vocoder(acoustic)
     condition = tts.vocoder_condition(
-        acoustic, acoustic_variables, condition,
+        acoustic, acoustic_variables, conditions,
         speaker if acoustic.num_speakers or acoustic.speaker_embedding_dim else None)
     if reference is not None and (model.num_speakers or model.speaker_embedding_dim):
       raise SystemExit(f"error: --vocoder={_VOCODER.value} is conditioned on speakers; a "

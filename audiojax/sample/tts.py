@@ -6,8 +6,11 @@ pitch-synchronous excitation (`audiojax.data.pitch`), so the vocoder's condition
 predicted log-mel followed by the acoustic model's own excitation input.
 """
 
+from collections.abc import Sequence
+
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 # The fields an acoustic model and its vocoder must agree on: (acoustic's, vocoder's).
 _SHARED_FIELDS = (("num_mels", "condition_channels"), ("hop", "condition_hop"),
@@ -27,10 +30,20 @@ def check_vocoder(acoustic: nn.Module, vocoder: nn.Module) -> None:
     raise ValueError("the acoustic model's frames do not fit the vocoder: " + "; ".join(differ))
 
 
-def vocoder_condition(acoustic: nn.Module, variables, condition: jnp.ndarray,
+def vocoder_condition(acoustic: nn.Module, variables, conditions: Sequence[np.ndarray],
                       speaker: jnp.ndarray | None) -> jnp.ndarray:
-  """Linguistic frames and excitation [b, frames, L + hop * E] (the acoustic model's input)
-  -> the vocoder's condition [b, frames, num_mels + hop * E]: predicted log-mel, excitation."""
-  mel = acoustic.apply(variables, condition, speaker)  # [b, frames, num_mels]
-  excitation = condition[..., acoustic.linguistic_channels:]
-  return jnp.concatenate([mel, excitation.astype(mel.dtype)], axis=-1)
+  """Per sentence, linguistic frames and excitation [frames_i, L + hop * E] (the acoustic
+  model's input) -> the vocoder's condition [n, max frames, num_mels + hop * E]: predicted
+  log-mel, then the excitation; zeros past each sentence's end. The acoustic model sees each
+  sentence alone: it is not causal, so in a zero-padded batch a shorter sentence's last frames
+  would see the padding (the causal vocoder never reads past a sentence's end). speaker:
+  [n] ids or [n, D] vectors, or None."""
+  longest = max(c.shape[0] for c in conditions)
+  rows = []
+  for i, condition in enumerate(conditions):
+    condition = jnp.asarray(condition)[None]
+    mel = acoustic.apply(variables, condition, None if speaker is None else speaker[i:i + 1])
+    excitation = condition[..., acoustic.linguistic_channels:].astype(mel.dtype)
+    row = jnp.concatenate([mel, excitation], axis=-1)[0]  # [frames_i, num_mels + hop * E]
+    rows.append(jnp.pad(row, ((0, longest - row.shape[0]), (0, 0))))
+  return jnp.stack(rows)

@@ -95,12 +95,22 @@ def test_vocoder_condition_is_the_predicted_mel_then_the_excitation(tiny_config)
                                                         model.hop * model.excitation_channels))
   speaker = jnp.zeros((1,), jnp.int32)
   variables = model.init(jax.random.PRNGKey(0), condition, speaker)
-  out = tts.vocoder_condition(model, variables, condition, speaker)
+  out = tts.vocoder_condition(model, variables, [condition[0]], speaker)
   assert out.shape == (1, frames, vocoder.condition_channels + vocoder.condition_hop *
                        vocoder.excitation_channels)
   np.testing.assert_array_equal(out[..., model.num_mels:],
                                 condition[..., model.linguistic_channels:])
   np.testing.assert_allclose(out[..., :model.num_mels], model.apply(variables, condition, speaker))
+  # A batch with a longer sentence: the short one's rows are as alone, zeros past its end
+  # (through a zero-padded batch its last frames would see the padding: the model is not
+  # causal).
+  longer = jax.random.normal(jax.random.PRNGKey(3), (2 * frames, condition.shape[-1]))
+  both = tts.vocoder_condition(model, variables, [condition[0], longer], jnp.zeros((2,), jnp.int32))
+  np.testing.assert_allclose(both[0, :frames], out[0], rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(both[0, frames:], 0.0)
+  padded = jnp.stack([jnp.pad(condition[0], ((0, frames), (0, 0))), longer])
+  assert np.abs(model.apply(variables, padded, jnp.zeros((2,), jnp.int32))[0, :frames]
+                - out[0, :, :model.num_mels]).max() > 1e-4
   for variant, message in (("vocoder_tiny", "excitation_channels=5 vs the vocoder's "
                             "excitation_channels=0"), ("tts_tiny", "conditioned on log-mel")):
     with pytest.raises(ValueError, match=message):
