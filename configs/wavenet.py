@@ -81,6 +81,14 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               plays instrument K (0 plucked string, 1 organ, 2 piano).
   music_unconditional  the same without the instrument.
   music_tiny  unit tests.
+  music_score  music from a score: music conditioned also on the notes (per 8-ms frame each
+              MIDI pitch's velocity while held and its decay since the onset; at the sample
+              rate 8 harmonic oscillators per sounding note: audiojax/data/notes.py), trained
+              on the built-in chorales' note events. Play a held-out piece, or any score:
+              python -m launch.sample --workdir=DIR --output_dir=OUT --resynthesize=test
+              python -m launch.sample --workdir=DIR --output_dir=OUT --score=bach/bwv66.6 \
+                  --speaker=1 --seconds=10
+  music_score_tiny  unit tests: hop 16, 2 harmonics.
   super_resolution  unconditional-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
@@ -96,7 +104,7 @@ Any field can be overridden: --config.train.num_steps=500 --config.data.batch_si
 
 import ml_collections
 
-from audiojax.data import phonemes, pitch
+from audiojax.data import notes, phonemes, pitch
 from audiojax.train import sharding
 
 # The vocoder variants (and their "_tiny" versions), each the one before plus one thing.
@@ -260,6 +268,20 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config = get_config("tiny" if variant == "music_tiny" else "unconditional")
     config.data.name = "music21_audio/tiny" if variant == "music_tiny" else "music21_audio"
     config.model.num_speakers = 0 if variant == "music_unconditional" else 3
+  elif variant in ("music_score", "music_score_tiny"):
+    # Music synthesis from a score: the music model conditioned on the notes (piano roll and
+    # onsets per 8-ms frame, and harmonic oscillators at the sample rate: audiojax/data/
+    # notes.py) and on the instrument.
+    tiny = variant == "music_score_tiny"
+    config = get_config("music_tiny" if tiny else "music")
+    harmonics = 2 if tiny else 8
+    config.model.update(condition_channels=notes.num_features(),
+                        condition_hop=16 if tiny else 128, condition_upsample="repeat",
+                        condition_source="notes", excitation_channels=1 + harmonics,
+                        condition_layers=1 if tiny else 2, condition_width=8 if tiny else 128)
+    config.data.update(condition="notes", crop_samples=256 if tiny else 2048)
+    config.data.condition_hop = config.model.get_ref("condition_hop")
+    config.data.excitation_channels = config.model.get_ref("excitation_channels")
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("unconditional" if variant == "super_resolution" else "tiny")
@@ -272,6 +294,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown wavenet variant {variant!r}: use quickstart, quickstart_tiny, "
                      "unconditional, tiny, mol, vocoder, vocoder_pitch, vocoder_period, "
                      "vocoder_lpc (each also _tiny), tts, tts_tiny, tts_cloning, "
-                     "tts_cloning_tiny, music, music_unconditional, music_tiny, "
+                     "tts_cloning_tiny, music, music_unconditional, music_tiny, music_score, "
+                     "music_score_tiny, "
                      "super_resolution, super_resolution_tiny or paper")
   return config

@@ -11,6 +11,13 @@ Each clip then has the recording's length (--seconds is ignored). Or it resynthe
 held-out clips of its own dataset, each with its own speaker, written next to the originals:
   python -m launch.sample --workdir=runs/vocoder --output_dir=resynth --resynthesize=test \
       --num_samples=4 --seconds=2
+A score-conditioned model (`configs/wavenet.py:music_score`) plays a score, the first --seconds
+of a music21 corpus work or a MusicXML / MIDI file, on instrument --speaker:
+  python -m launch.sample --workdir=runs/music_score --output_dir=music --score=bach/bwv66.6 \
+      --speaker=1 --seconds=8
+or resynthesises held-out pieces from their notes (--resynthesize); it prints the share of the
+audio's energy at the score's partials (`music_metrics.score_energy`; noise scores the share of
+the spectrum they cover).
 With --recognizer=RUN (a CTC phone recognizer, configs/phone_recognizer.py), how intelligible
 the resyntheses are: the phone error rate of what it hears in them against what it hears in
 the originals (or the recording). Resyntheses are also scored against their originals (they are
@@ -29,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from audiojax.data import audio_io
-from audiojax.eval import codec_metrics, phone_recognizer, voicing
+from audiojax.data import audio_io, music21_audio, notes, pipeline
+from audiojax.eval import codec_metrics, music_metrics, phone_recognizer, voicing
 from audiojax.train import sharding, tasks, trainer
 from launch import common
 
@@ -52,6 +59,10 @@ _RESYNTHESIZE = flags.DEFINE_string(
     "--seconds from this split of the model's dataset (speakers in turn, each with its own "
     "speaker id), next to the originals (original_<i>.wav). The default for such a model "
     "when --condition_audio is not given: the test split.")
+_SCORE = flags.DEFINE_string(
+    "score", None, "Score-conditioned models (configs/wavenet.py:music_score): play the first "
+    "--seconds of this score, a music21 corpus work (bach/bwv66.6) or a MusicXML / MIDI file, "
+    "on instrument --speaker.")
 _PROMPT_AUDIO = flags.DEFINE_string(
     "prompt_audio", None, "Continue this recording (any common format and rate): each clip "
     "starts with its first --prompt_seconds, then the model's continuation.")
@@ -90,16 +101,24 @@ def main(argv):
   kwargs = {}
   conditioned = config.model.get("condition_channels", 0) > 0
   resynthesize = _RESYNTHESIZE.value
-  if conditioned and not (_CONDITION_AUDIO.value or resynthesize):
+  score_model = config.model.get("condition_source") == "notes"
+  if _SCORE.value and not score_model:
+    raise SystemExit(f"error: --score needs a score-conditioned model (configs/wavenet.py:"
+                     f"music_score); {_WORKDIR.value} has none")
+  if conditioned and not (_CONDITION_AUDIO.value or resynthesize or _SCORE.value):
     resynthesize = config.data.get("test_split", "test")  # What else it can draw.
     print(f"a locally conditioned model: resynthesising held-out clips of the {resynthesize} "
-          "split (--condition_audio=FILE for a recording)")
-  sources = bool(_CONDITION_AUDIO.value) + bool(resynthesize)
+          "split (--condition_audio=FILE for a recording, --score for a score model)")
+  sources = bool(_CONDITION_AUDIO.value) + bool(resynthesize) + bool(_SCORE.value)
   if conditioned != bool(sources) or sources > 1:
     raise SystemExit(
-        "error: pass --condition_audio=FILE or --resynthesize=SPLIT, not both" if conditioned
+        "error: pass only one of --condition_audio=FILE, --resynthesize=SPLIT and --score"
+        if conditioned
         else "error: --condition_audio and --resynthesize need a locally conditioned model "
         f"(configs/wavenet.py:vocoder); {_WORKDIR.value} has none")
+  if _CONDITION_AUDIO.value and score_model:
+    raise SystemExit("error: a score-conditioned model plays notes, not a recording's features: "
+                     "pass --score or --resynthesize")
   if _CONDITION_AUDIO.value and num_speakers and _SPEAKER.value is None:
     raise SystemExit(f"error: this model is also conditioned on the speaker ({num_speakers} ids): "
                      "pass the recording's speaker as --speaker=K; another speaker's voice "
@@ -115,6 +134,15 @@ def main(argv):
     length = recording.shape[0]
     features = tasks.condition_features(model, jnp.asarray(recording)[None])  # [1, frames, C]
     kwargs["condition"] = jnp.repeat(features, n, axis=0)
+  elif _SCORE.value:
+    try:
+      events, length = music21_audio.excerpt(music21_audio.read_notes(_SCORE.value),
+                                             _SECONDS.value, rate)
+    except ValueError as err:
+      raise SystemExit(f"error: --score={_SCORE.value}: {err}") from err
+    features = notes.packed(events, length, config.model.condition_hop, rate,
+                            config.model.excitation_channels - 1)
+    kwargs["condition"] = jnp.repeat(jnp.asarray(features)[None], n, axis=0)
   elif resynthesize:  # Held-out clips, each with its own speaker (not --speaker).
     originals, speaker, kwargs["condition"] = tasks.resynthesis_inputs(
         model, config.data, resynthesize, n, length)
@@ -147,7 +175,18 @@ def main(argv):
     print(f"the originals (speakers {', '.join(map(str, np.asarray(speaker)))}): "
           f"{_OUTPUT_DIR.value}/original_*.wav{': ' if stats else ''}{'; '.join(stats)}")
   if len(originals) and not given:
-    print(f"the resyntheses against their originals: {_closeness(originals, audio, rate)}")
+    speech = not pipeline.is_music(config.data.name)
+    print(f"the resyntheses against their originals: "
+          f"{_closeness(originals, audio, rate, speech)}")
+  if score_model:
+    roll = np.asarray(kwargs["condition"])[..., :notes.NUM_PITCHES]  # [n, frames, pitches]
+    energy = lambda clips: np.nanmean([music_metrics.score_energy(
+        clip, roll[i], config.model.condition_hop, rate) for i, clip in enumerate(clips)])
+    chance = np.nanmean([music_metrics.score_coverage(r, config.model.condition_hop,
+                                                      audio.shape[1], rate) for r in roll])
+    print(f"energy at the score's partials (music_metrics.score_energy): samples "
+          f"{energy(audio):.3f}" + (f", originals {energy(np.asarray(originals)):.3f}"
+                                    if len(originals) else "") + f", noise {chance:.3f}")
   if recognizer:
     heard = [recognizer.transcribe(clip) for clip in np.asarray(originals)]
     heard = heard * (len(audio) // len(heard))  # One recording, n resyntheses of it.
@@ -159,15 +198,16 @@ def main(argv):
             f"the originals ({sum(map(len, heard))} phones): {rate_of:.1%}")
 
 
-def _closeness(originals: np.ndarray, resyntheses: np.ndarray, rate: int) -> str:
-  """Mean mel distance (and STOI, PESQ where installed) of resyntheses [n, samples] to their
-  originals [n or 1, samples]."""
+def _closeness(originals: np.ndarray, resyntheses: np.ndarray, rate: int, speech: bool) -> str:
+  """Mean mel distance (and for speech STOI, PESQ where installed) of resyntheses
+  [n, samples] to their originals [n or 1, samples]."""
   originals = np.asarray(originals)
   pairs = [(originals[i % len(originals)], clip) for i, clip in enumerate(resyntheses)]
   scores = {"mel distance": [codec_metrics.mel_distance(a, b, rate) for a, b in pairs]}
   try:
-    scores["STOI"] = [codec_metrics.stoi(a, b, rate) for a, b in pairs]
-    scores["PESQ"] = [codec_metrics.pesq_wb(a, b, rate) for a, b in pairs]
+    if speech:
+      scores["STOI"] = [codec_metrics.stoi(a, b, rate) for a, b in pairs]
+      scores["PESQ"] = [codec_metrics.pesq_wb(a, b, rate) for a, b in pairs]
   except ImportError:  # The `eval` extra is not installed: the mel distance alone.
     pass
   means = {name: np.asarray(values)[np.isfinite(values)] for name, values in scores.items()}

@@ -21,6 +21,7 @@ seed, the piece id and the note's index in the piece).
 
 import dataclasses
 import hashlib
+import os
 import zlib
 from collections.abc import Iterator
 
@@ -30,6 +31,7 @@ from absl import logging
 from etils import epath
 
 from audiojax.data import builders
+from audiojax.data.notes import midi_to_hz
 
 INSTRUMENTS = ("plucked_string", "organ", "piano")
 SPLITS = ("train", "validation", "test")
@@ -77,10 +79,6 @@ _DEFAULT_24KHZ = dataclasses.replace(
 
 
 # ----------------------------------------------------------------------------- synthesis
-
-
-def midi_to_hz(pitch_midi: float) -> float:
-  return 440.0 * 2.0 ** ((pitch_midi - 69) / 12)
 
 
 def comb_filter(excitation: np.ndarray, num_samples: int, loop_samples: float,
@@ -270,16 +268,31 @@ def select_pieces(config: Music21AudioConfig) -> dict[str, list[str]]:
   return {s: [p for p in ordered if piece_split(p) == s][:counts[s]] for s in SPLITS}
 
 
-def read_notes(piece: str, default_bpm: float, default_velocity: int) -> dict[str, np.ndarray]:
-  """A corpus piece's notes, sorted by (start, pitch, part): pitch_midi, part, velocity
-  (int32), start_s and end_s (float64 seconds) [notes]. Ties are merged; chords split."""
+def read_notes(piece: str, default_bpm: float = 90.0,
+               default_velocity: int = 80) -> dict[str, np.ndarray]:
+  """A corpus piece's notes (`bach/bwv66.6`), or a score file's (MusicXML, MIDI, ... as music21
+  reads them), sorted by (start, pitch, part): pitch_midi, part, velocity (int32), start_s and
+  end_s (float64 seconds) [notes]. Ties are merged; chords split. ValueError for a piece that
+  is neither a file nor in the corpus."""
   from music21 import converter, corpus, tempo
 
-  paths = corpus.getWork(piece)
+  if os.path.isfile(piece):
+    paths = piece
+  else:
+    try:
+      paths = corpus.getWork(piece)
+    except Exception as err:  # music21 raises its own CorpusException.
+      raise ValueError(f"{piece!r} is neither a score file nor a music21 corpus work (e.g. "
+                       f"bach/bwv66.6): {err}") from err
+    if not paths:
+      raise ValueError(f"{piece!r} is neither a score file nor a music21 corpus work")
   if isinstance(paths, list):  # Several encodings of one work: prefer MusicXML.
     paths = sorted(paths, key=lambda p: (p.suffix not in (".mxl", ".xml"), str(p)))[0]
   parser = converter.Converter()
-  parser.parseFileNoPickle(paths)  # The pickle cache would write outside data_dir.
+  try:
+    parser.parseFileNoPickle(paths)  # The pickle cache would write outside data_dir.
+  except Exception as err:  # music21's parsers raise many kinds.
+    raise ValueError(f"could not read the score {paths}: {err}") from err
   score = parser.stream
   score.stripTies(inPlace=True)  # A copy would take longer than the parse.
   if score.recurse().getElementsByClass(tempo.MetronomeMark):

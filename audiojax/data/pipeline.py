@@ -30,7 +30,8 @@ and, when `config.data.condition` asks for them, time-aligned conditioning featu
   corpus' phoneme alignment (`audiojax.data.phonemes`), followed by the excitation below when
   `data.excitation_channels` > 0; "excitation" = the audio's
   pitch-synchronous excitation, hop x `data.excitation_channels` sample-rate features per frame
-  (`audiojax.data.pitch`);
+  (`audiojax.data.pitch`); "notes" = a score's frame features and harmonic source from the
+  music corpus' note events (`audiojax.data.notes`);
   crops then start on a frame boundary;
 and, when `config.data.reference_samples > 0` (voice cloning), reference audio of the speaker:
   reference: float32 [reference_samples], a random window of another utterance of the same
@@ -54,7 +55,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io, audiolm_tokens, phonemes, pitch
+from audiojax.data import audio_io, audiolm_tokens, notes, phonemes, pitch
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -119,6 +120,12 @@ def decode_record(record: dict, label: str, native_hz: int, sample_rate_hz: int)
       "audio": audio_io.resample(audio, native_hz, sample_rate_hz),
       "speaker": int(record[label]),
   }
+  if "notes" in record:  # music21_audio's score, in samples at sample_rate_hz.
+    notes = record["notes"]
+    example["notes"] = {key: np.asarray(notes[key]) for key in ("pitch_midi", "velocity")}
+    for key in ("start", "end"):
+      example["notes"][key] = np.round(np.asarray(notes[key], np.int64) * sample_rate_hz /
+                                       native_hz).astype(np.int64)
   if "phonemes" in record:
     mnemonics = record["phonemes"]
     example["phonemes"] = (mnemonics.decode() if isinstance(mnemonics, bytes)
@@ -361,6 +368,8 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
   if not kind:
     return None
   channels = excitation_channels(data_config)
+  if kind == "notes":
+    return score_fn(data_config)
   if channels:  # hop x channels per frame, from the audio itself.
     points = pitch.PulseCache(data_config.sample_rate_hz)
     excitation = lambda example: pitch.excitation_frames(
@@ -372,7 +381,7 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
                        f"channels per sample (1..{pitch.EXCITATION_CHANNELS})")
     return excitation
   if kind != "phonemes":
-    raise ValueError(f"data.condition={kind!r}: use '', 'phonemes' or 'excitation'")
+    raise ValueError(f"data.condition={kind!r}: use '', 'phonemes', 'excitation' or 'notes'")
   inventory = _configured_inventory(data_config)
 
   def features(example: dict) -> np.ndarray:
@@ -385,6 +394,34 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
         data_config.num_phonemes, data_config.sample_rate_hz, strict)
     # With data.excitation_channels, the audio's pitch-synchronous excitation follows.
     return np.concatenate([rows, excitation(example)], axis=1) if channels else rows
+
+  return features
+
+
+def score_fn(data_config: ml_collections.ConfigDict) -> Callable[[dict], np.ndarray]:
+  """example -> a score-conditioned model's features [frames, C] (`notes.packed`: frame
+  features, then the harmonic source, `data.excitation_channels` = 1 + harmonics per sample),
+  from the example's note events. Pieces played by several instruments share their score, so
+  the features are computed once per score (by content)."""
+  harmonics = excitation_channels(data_config) - 1
+  if harmonics < 0:
+    raise ValueError("data.condition='notes' needs data.excitation_channels = 1 + harmonics "
+                     f">= 1, got {excitation_channels(data_config)}")
+  cache: dict[bytes, np.ndarray] = {}
+
+  def features(example: dict) -> np.ndarray:
+    if "notes" not in example:
+      raise ValueError(f"data.condition='notes' needs note events, which {data_config.name} has "
+                       "not: train on the built-in music21_audio corpus")
+    events, num_samples = example["notes"], example["audio"].shape[0]
+    key = hashlib.sha1(b"".join(np.ascontiguousarray(events[k], np.int64).tobytes() for k in (
+        "pitch_midi", "start", "end", "velocity")) + str(num_samples).encode()).digest()
+    if key not in cache:
+      if len(cache) >= 256:  # ~10 MB a 20-s piece: a bound for large corpora.
+        cache.clear()
+      cache[key] = notes.packed(events, num_samples, data_config.condition_hop,
+                                data_config.sample_rate_hz, harmonics)
+    return cache[key]
 
   return features
 
@@ -561,6 +598,8 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
     channels = data_config.condition_hop * excitation_channels(data_config)
     if data_config.condition == "phonemes":
       channels += phonemes.num_features(data_config.num_phonemes)
+    elif data_config.condition == "notes":
+      channels += notes.num_features()
     batch["condition"] = np.zeros((rows, crop // data_config.condition_hop, channels),
                                   np.float32)
   if data_config.get("reference_samples", 0):
@@ -657,25 +696,32 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
     yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
-def held_out_clips(data_config: ml_collections.ConfigDict, split: str, num_clips: int,
-                   num_samples: int, max_utterances: int = 200
-                   ) -> tuple[np.ndarray, np.ndarray]:
-  """The first `num_samples` of `num_clips` utterances of a split, speakers taken in turn (each
-  speaker's first utterance of at least that length, then each one's second, ...): what a
-  vocoder resynthesises to show itself. Returns audio float32 [num_clips, num_samples] and
-  speaker ids int32 [num_clips]. Looks at the first `max_utterances`; shorter ones only when
-  too few are long enough (zero-padded)."""
+def held_out_examples(data_config: ml_collections.ConfigDict, split: str, num_clips: int,
+                      num_samples: int, max_utterances: int = 200) -> list[dict[str, Any]]:
+  """`num_clips` utterances of a split (decoded examples, as `utterances`), speakers taken in
+  turn: each speaker's first utterance of at least `num_samples`, then each one's second, ...;
+  what a vocoder resynthesises to show itself. Looks at the first `max_utterances`; shorter
+  ones only when too few are long enough; repeated when the split has fewer."""
   found = list(utterances(data_config, split, max_examples=max_utterances, process_index=0,
                           process_count=1))
   if not found:
     raise ValueError(f"split {split!r} of {data_config.name} has no utterances to resynthesise")
   found.sort(key=lambda example: example["audio"].shape[0] < num_samples)  # Long ones first.
-  by_speaker: dict[int, list[np.ndarray]] = {}
+  by_speaker: dict[int, list[dict]] = {}
   for example in found:
-    by_speaker.setdefault(int(example["speaker"]), []).append(example["audio"])
+    by_speaker.setdefault(int(example["speaker"]), []).append(example)
   order = [(rank, speaker) for speaker, clips in by_speaker.items() for rank in range(len(clips))]
   chosen = sorted(order)[:num_clips]
   while len(chosen) < num_clips:  # Fewer utterances than clips: repeat them.
     chosen += chosen[:num_clips - len(chosen)]
-  audio = np.stack([crop_at(by_speaker[s][r], 0, num_samples)["audio"] for r, s in chosen])
-  return audio.astype(np.float32), np.array([s for _, s in chosen], np.int32)
+  return [by_speaker[s][r] for r, s in chosen]
+
+
+def held_out_clips(data_config: ml_collections.ConfigDict, split: str, num_clips: int,
+                   num_samples: int, max_utterances: int = 200
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """The first `num_samples` of `held_out_examples` (zero-padded): audio float32
+  [num_clips, num_samples] and speaker ids int32 [num_clips]."""
+  examples = held_out_examples(data_config, split, num_clips, num_samples, max_utterances)
+  audio = np.stack([crop_at(e["audio"], 0, num_samples)["audio"] for e in examples])
+  return audio.astype(np.float32), np.array([e["speaker"] for e in examples], np.int32)

@@ -70,6 +70,9 @@ def speaker_vectors(model: nn.Module, variables, reference: jnp.ndarray) -> jnp.
   return wavenet.speaker_vectors(model, variables["params"], mel)
 
 
+LABEL_SOURCES = ("phonemes", "notes")  # Features the data pipeline makes from labels.
+
+
 def condition_features(model: nn.Module, audio: jnp.ndarray,
                        excitation: jnp.ndarray | None = None) -> jnp.ndarray:
   """A locally conditioned WaveNet's features computed from audio [b, samples], frames
@@ -86,12 +89,15 @@ def condition_features(model: nn.Module, audio: jnp.ndarray,
   elif model.condition_source == "phonemes":
     raise ValueError("a text-to-speech model's features come from text (launch.synthesize) or "
                      "the data pipeline's phoneme labels, not from audio")
+  elif model.condition_source == "notes":
+    raise ValueError("a score-conditioned model's features come from note events (the data "
+                     "pipeline's, or launch.sample --score), not from audio")
   elif model.condition_source == "mel":
     features = losses.mel_features(audio, model.sample_rate_hz, model.condition_hop,
                                    model.condition_channels)
   else:
-    raise ValueError(f"condition_source={model.condition_source!r}: use mel, lowband or "
-                     "phonemes")
+    raise ValueError(f"condition_source={model.condition_source!r}: use mel, lowband, "
+                     "phonemes or notes")
   if not model.excitation_channels:
     return features
   if excitation is None:
@@ -104,11 +110,19 @@ def condition_features(model: nn.Module, audio: jnp.ndarray,
 
 def resynthesis_inputs(model: nn.Module, data_config, split: str, num_clips: int,
                        num_samples: int) -> tuple[np.ndarray, np.ndarray, jnp.ndarray]:
-  """What a model conditioned on features of audio (a vocoder) resynthesises to show itself:
-  `num_clips` held-out clips of `num_samples` (`pipeline.held_out_clips`: speakers in turn) ->
-  (originals float32 [n, samples], their speaker ids int32 [n], features [n, frames, C])."""
-  originals, speakers = pipeline.held_out_clips(data_config, split, num_clips, num_samples)
-  return originals, speakers, condition_features(model, jnp.asarray(originals))
+  """What a locally conditioned model resynthesises to show itself: `num_clips` held-out clips
+  of `num_samples` (`pipeline.held_out_examples`: speakers in turn) -> (originals float32
+  [n, samples], their speaker ids int32 [n], features [n, frames, C]): of the audio (a
+  vocoder), or the pipeline's of the clips' labels (`LABEL_SOURCES`: a score's notes...)."""
+  examples = pipeline.held_out_examples(data_config, split, num_clips, num_samples)
+  originals = np.stack([pipeline.crop_at(e["audio"], 0, num_samples)["audio"] for e in examples])
+  speakers = np.array([e["speaker"] for e in examples], np.int32)
+  if model.condition_source not in LABEL_SOURCES:
+    return originals, speakers, condition_features(model, jnp.asarray(originals))
+  features = pipeline.condition_fn(data_config, strict=True)
+  rows = [pipeline.condition_rows(features(e), 0, num_samples, model.condition_hop)
+          for e in examples]
+  return originals, speakers, jnp.asarray(np.stack(rows))
 
 
 def lowband_features(model: nn.Module, low: jnp.ndarray, num_frames: int) -> jnp.ndarray:
@@ -133,7 +147,7 @@ def _condition(model: nn.Module, batch: dict) -> jnp.ndarray | None:
     if "condition" not in batch:
       raise ValueError("model.excitation_channels > 0 needs the pipeline's excitation: set "
                        "data.condition='excitation' (and data.condition_hop = model's)")
-    if model.condition_source == "phonemes":  # Phoneme features and excitation, as they are.
+    if model.condition_source in LABEL_SOURCES:  # Label features and source, as they are.
       return batch["condition"]
     return condition_features(model, batch["audio"], batch["condition"])
   if "condition" in batch:

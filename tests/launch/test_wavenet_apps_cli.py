@@ -64,7 +64,7 @@ def test_quickstart_vocoder_resynthesises_held_out_clips(tmp_path, espeak_tiny_d
   out = str(tmp_path / "resynth")
   both = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
              "--resynthesize=test", f"--condition_audio={out}.wav", check=False)
-  assert both.returncode != 0 and "not both" in both.stderr
+  assert both.returncode != 0 and "only one of" in both.stderr
   proc = run("launch.sample", f"--workdir={workdir}", f"--output_dir={out}",
              "--resynthesize=test", "--num_samples=3", "--seconds=0.02",
              f"--recognizer={recognizer_workdir}")
