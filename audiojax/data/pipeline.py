@@ -720,8 +720,13 @@ def held_out_examples(data_config: ml_collections.ConfigDict, split: str, num_cl
 def held_out_clips(data_config: ml_collections.ConfigDict, split: str, num_clips: int,
                    num_samples: int, max_utterances: int = 200
                    ) -> tuple[np.ndarray, np.ndarray]:
-  """The first `num_samples` of `held_out_examples` (zero-padded): audio float32
-  [num_clips, num_samples] and speaker ids int32 [num_clips]."""
-  examples = held_out_examples(data_config, split, num_clips, num_samples, max_utterances)
+  """`clips_of` `held_out_examples`."""
+  return clips_of(held_out_examples(data_config, split, num_clips, num_samples, max_utterances),
+                  num_samples)
+
+
+def clips_of(examples: Sequence[dict], num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+  """The first `num_samples` of each example (zero-padded): audio float32 [n, num_samples] and
+  speaker ids int32 [n]."""
   audio = np.stack([crop_at(e["audio"], 0, num_samples)["audio"] for e in examples])
   return audio.astype(np.float32), np.array([e["speaker"] for e in examples], np.int32)

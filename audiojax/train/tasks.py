@@ -115,8 +115,7 @@ def resynthesis_inputs(model: nn.Module, data_config, split: str, num_clips: int
   [n, samples], their speaker ids int32 [n], features [n, frames, C]): of the audio (a
   vocoder), or the pipeline's of the clips' labels (`LABEL_SOURCES`: a score's notes...)."""
   examples = pipeline.held_out_examples(data_config, split, num_clips, num_samples)
-  originals = np.stack([pipeline.crop_at(e["audio"], 0, num_samples)["audio"] for e in examples])
-  speakers = np.array([e["speaker"] for e in examples], np.int32)
+  originals, speakers = pipeline.clips_of(examples, num_samples)
   if model.condition_source not in LABEL_SOURCES:
     return originals, speakers, condition_features(model, jnp.asarray(originals))
   features = pipeline.condition_fn(data_config, strict=True)
