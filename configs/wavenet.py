@@ -279,7 +279,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         condition_hop=16 if tiny else 128, condition_upsample="repeat",
                         condition_source="notes", excitation_channels=1 + harmonics,
                         condition_layers=1 if tiny else 2, condition_width=8 if tiny else 128)
-    config.data.update(condition="notes", crop_samples=256 if tiny else 2048)
+    # note_phase "random": the oscillators start at random phases, not in phase with the
+    # corpus' organ and piano partials (README, music from a score).
+    config.data.update(condition="notes", crop_samples=256 if tiny else 2048, note_phase="onset")
     config.data.condition_hop = config.model.get_ref("condition_hop")
     config.data.excitation_channels = config.model.get_ref("excitation_channels")
   elif variant in ("super_resolution", "super_resolution_tiny"):

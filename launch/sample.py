@@ -140,8 +140,7 @@ def main(argv):
                                              _SECONDS.value, rate)
     except ValueError as err:
       raise SystemExit(f"error: --score={_SCORE.value}: {err}") from err
-    features = notes.packed(events, length, config.model.condition_hop, rate,
-                            config.model.excitation_channels - 1)
+    features = pipeline.score_fn(config.data)({"audio": np.zeros(length), "notes": events})
     kwargs["condition"] = jnp.repeat(jnp.asarray(features)[None], n, axis=0)
   elif resynthesize:  # Held-out clips, each with its own speaker (not --speaker).
     originals, speaker, kwargs["condition"] = tasks.resynthesis_inputs(

@@ -82,9 +82,12 @@ def frame_features(notes: Mapping[str, np.ndarray], num_samples: int, hop: int,
 
 
 def source(notes: Mapping[str, np.ndarray], num_samples: int, sample_rate_hz: int,
-           harmonics: int) -> np.ndarray:
+           harmonics: int, random_phase: bool = False) -> np.ndarray:
   """Note events (samples) -> float32 [num_samples, 1 + harmonics]: held flag, then the
-  harmonic oscillators (module docstring)."""
+  harmonic oscillators (module docstring). `random_phase`: each note's partials start at
+  phases drawn uniformly (seeded by its pitch and onset, so the same score gives the same
+  source), not at 0 at the onset: as a recording's partials, whose phases come from how the
+  note was struck."""
   pitch, start, end, _ = _check(notes)
   if harmonics < 0:
     raise ValueError(f"harmonics={harmonics}: need 0 (the held flag alone) or more")
@@ -99,16 +102,18 @@ def source(notes: Mapping[str, np.ndarray], num_samples: int, sample_rate_hz: in
     h = np.arange(1, harmonics + 1)
     h = h[h * f0 < 0.45 * sample_rate_hz]
     phase = (2 * np.pi * f0 / sample_rate_hz) * np.arange(ring_end - s, dtype=np.float64)
-    out[s:ring_end, h] += SOURCE_GAIN * np.sin(phase[:, None] * h).astype(np.float32)
+    offset = (np.random.default_rng([int(p), int(s)]).uniform(0, 2 * np.pi, harmonics)[h - 1]
+              if random_phase else 0.0)
+    out[s:ring_end, h] += SOURCE_GAIN * np.sin(phase[:, None] * h + offset).astype(np.float32)
   return out
 
 
 def packed(notes: Mapping[str, np.ndarray], num_samples: int, hop: int, sample_rate_hz: int,
-           harmonics: int) -> np.ndarray:
+           harmonics: int, random_phase: bool = False) -> np.ndarray:
   """The condition a score-conditioned WaveNet takes: frame features followed by the source
   packed hop x (1 + harmonics) per frame, sample-major: float32 [frames, 2 NUM_PITCHES +
   hop (1 + harmonics)] (as `pitch.excitation_frames` packs the speech excitation)."""
   frames = -(-num_samples // hop)
-  per_sample = source(notes, frames * hop, sample_rate_hz, harmonics)
+  per_sample = source(notes, frames * hop, sample_rate_hz, harmonics, random_phase)
   return np.concatenate([frame_features(notes, num_samples, hop, sample_rate_hz),
                          per_sample.reshape(frames, hop * (1 + harmonics))], axis=1)

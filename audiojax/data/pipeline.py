@@ -400,13 +400,17 @@ def condition_fn(data_config: ml_collections.ConfigDict, strict: bool = False
 
 def score_fn(data_config: ml_collections.ConfigDict) -> Callable[[dict], np.ndarray]:
   """example -> a score-conditioned model's features [frames, C] (`notes.packed`: frame
-  features, then the harmonic source, `data.excitation_channels` = 1 + harmonics per sample),
-  from the example's note events. Pieces played by several instruments share their score, so
-  the features are computed once per score (by content)."""
+  features, then the harmonic source, `data.excitation_channels` = 1 + harmonics per sample,
+  its partials starting in sine phase at each onset or, `data.note_phase="random"`, at
+  seeded random phases), from the example's note events. Pieces played by several
+  instruments share their score, so the features are computed once per score (by content)."""
   harmonics = excitation_channels(data_config) - 1
   if harmonics < 0:
     raise ValueError("data.condition='notes' needs data.excitation_channels = 1 + harmonics "
                      f">= 1, got {excitation_channels(data_config)}")
+  random_phase = data_config.get("note_phase", "onset") == "random"
+  if data_config.get("note_phase", "onset") not in ("onset", "random"):
+    raise ValueError(f"data.note_phase={data_config.note_phase!r}: use onset or random")
   cache: dict[bytes, np.ndarray] = {}
 
   def features(example: dict) -> np.ndarray:
@@ -420,7 +424,7 @@ def score_fn(data_config: ml_collections.ConfigDict) -> Callable[[dict], np.ndar
       if len(cache) >= 256:  # ~10 MB a 20-s piece: a bound for large corpora.
         cache.clear()
       cache[key] = notes.packed(events, num_samples, data_config.condition_hop,
-                                data_config.sample_rate_hz, harmonics)
+                                data_config.sample_rate_hz, harmonics, random_phase)
     return cache[key]
 
   return features

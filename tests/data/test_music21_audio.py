@@ -362,6 +362,12 @@ def test_score_condition_follows_each_example_s_notes(builds):
   speech = pipeline.condition_fn(config.data)
   with pytest.raises(ValueError, match="needs note events"):
     speech({"audio": np.zeros(100, np.float32), "speaker": 0})
+  config.data.note_phase = "random"
+  np.testing.assert_array_equal(pipeline.condition_fn(config.data)(example), notes.packed(
+      example["notes"], example["audio"].shape[0], hop, RATE, harmonics, random_phase=True))
+  config.data.note_phase = "sideways"
+  with pytest.raises(ValueError, match="note_phase"):
+    pipeline.condition_fn(config.data)
 
 
 def test_music_score_model_plays_held_out_pieces_and_scores(builds, tmp_path):

@@ -72,3 +72,15 @@ def test_bad_note_events_are_clear_errors():
     notes.frame_features(_events([60, 62], [0], [10, 20]), 100, 10, RATE)
   with pytest.raises(ValueError, match="harmonics"):
     notes.source(_events(60, 0, 10), 100, RATE, -1)
+
+
+def test_random_phases_are_seeded_per_note_and_keep_the_frequency():
+  events = _events([69, 69], [0, 8000], [4000, 12000])
+  onset = notes.source(events, 12000, RATE, harmonics=2)
+  drawn = notes.source(events, 12000, RATE, harmonics=2, random_phase=True)
+  np.testing.assert_array_equal(drawn, notes.source(events, 12000, RATE, 2, random_phase=True))
+  np.testing.assert_array_equal(drawn[:, 0], onset[:, 0])
+  assert abs(drawn[0, 1]) > 1e-3 and drawn[0, 1] != drawn[8000, 1]  # Not 0 at the onsets.
+  for h in (1, 2):
+    spectrum = np.abs(np.fft.rfft(drawn[:4000, h]))
+    assert np.argmax(spectrum) * RATE / 4000 == pytest.approx(440 * h, abs=4)
