@@ -88,6 +88,8 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               python -m launch.sample --workdir=DIR --output_dir=OUT --resynthesize=test
               python -m launch.sample --workdir=DIR --output_dir=OUT --score=bach/bwv66.6 \
                   --speaker=1 --seconds=10
+              data.note_phase="random" starts the oscillators at random phases, not in phase
+              with the corpus' organ and piano partials (README).
   music_score_tiny  unit tests: hop 16, 2 harmonics.
   super_resolution  unconditional-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
