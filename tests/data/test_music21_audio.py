@@ -370,6 +370,7 @@ def test_score_condition_follows_each_example_s_notes(builds):
     pipeline.condition_fn(config.data)
 
 
+@pytest.mark.slow  # ~40 s on 2 cores (two runs trained, four launch.sample calls).
 def test_music_score_model_plays_held_out_pieces_and_scores(builds, tmp_path):
   """configs/wavenet.py:music_score_tiny end to end: trained, it resynthesises held-out
   pieces from their notes and plays a corpus score on an instrument; --score refuses a
