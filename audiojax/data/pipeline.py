@@ -408,9 +408,10 @@ def score_fn(data_config: ml_collections.ConfigDict) -> Callable[[dict], np.ndar
   if harmonics < 0:
     raise ValueError("data.condition='notes' needs data.excitation_channels = 1 + harmonics "
                      f">= 1, got {excitation_channels(data_config)}")
-  random_phase = data_config.get("note_phase", "onset") == "random"
-  if data_config.get("note_phase", "onset") not in ("onset", "random"):
-    raise ValueError(f"data.note_phase={data_config.note_phase!r}: use onset or random")
+  phase = data_config.get("note_phase", "onset")
+  if phase not in ("onset", "random"):
+    raise ValueError(f"data.note_phase={phase!r}: use onset or random")
+  random_phase = phase == "random"
   cache: dict[bytes, np.ndarray] = {}
 
   def features(example: dict) -> np.ndarray:
