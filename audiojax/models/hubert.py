@@ -32,16 +32,18 @@ per target cluster, divided by `logit_temperature` (0.1) -> logits [b, frames, n
 Objectives (`objective`):
   hubert    masked prediction of k-means cluster targets (below) by the head above.
   w2v_bert  w2v-BERT (Chung et al., 2021): the first `contrastive_layers` layers are the
-            contrastive module, the rest the masked-LM module. A quantizer (a projection of
-            the front-end features to `final_dim`, then `quantizer`: "kmeans", one EMA
-            k-means codebook of `num_targets` codes (`rvq.ResidualVQ` with one level, k-means
-            initialised, dead codes restarted), or "gumbel", wav2vec 2.0's Gumbel-softmax
-            quantizer (`gumbel_vq.GumbelVQ`: learned codes, temperature annealed, a diversity
-            loss) gives each frame a target vector and a code. The contrastive module's
-            output at masked frames (projected by `contrastive_head`) must pick its frame's
-            target vector among `num_negatives` others of the same clip
-            (`losses.contrastive_loss`); the head on the last layer predicts the codes of
-            masked frames (masked LM). Both modules are trained jointly;
+            contrastive module, the rest the masked-LM module. A quantizer of
+            `quantizer_features` (a learned projection of the front-end features to
+            `final_dim`, as in w2v-BERT, or the clip's fixed log-mel) and `quantizer`
+            ("kmeans", one EMA k-means codebook of `num_targets` codes (`rvq.ResidualVQ` with
+            one level, k-means initialised, dead codes restarted), or "gumbel", wav2vec 2.0's
+            Gumbel-softmax quantizer (`gumbel_vq.GumbelVQ`: learned codes, temperature
+            annealed, a diversity loss)) gives each frame a target vector and a code. The
+            contrastive module's output (projected by `contrastive_head`) must pick its frame's
+            target vector (projected by `target_projection`, wav2vec 2.0's project_q) among
+            `num_negatives` others of the same clip (`losses.contrastive_loss`); the head on
+            the last layer predicts the codes (masked LM); both at masked frames, and with
+            `masked_loss_weight` < 1 also at unmasked ones. Both modules are trained jointly;
             `model.apply(..., mutable=["codebooks"], rngs={"quantizer": ...})`
             in training (`audiojax.train.tasks.w2v_bert_loss`).
 
@@ -90,6 +92,7 @@ from audiojax.models.wavenet import remat
 
 OBJECTIVES = ("hubert", "w2v_bert")
 QUANTIZERS = ("kmeans", "gumbel")
+QUANTIZER_FEATURES = ("frontend", "mel")
 FRONTENDS = ("waveform", "mel")
 TARGETS = ("mfcc", "teacher")
 POSITIONS = ("t5_bias", "conv")
@@ -190,6 +193,11 @@ class Model(nn.Module):
   num_negatives: int = 100  # w2v_bert: distractors per masked frame.
   contrastive_temperature: float = 0.1
   quantizer: str = "kmeans"  # w2v_bert's targets: kmeans (EMA codebook) | gumbel
+  # w2v_bert: what the quantizer codes: "frontend" (a learned projection of the front end's
+  # output, w2v-BERT's) or "mel" (the clip's log-mel at the frame rate, normalised per band:
+  # fixed, so neither the commitment nor the contrastive loss can collapse what it codes;
+  # `_quantizer_mel`).
+  quantizer_features: str = "frontend"
   codebook_decay: float = 0.99  # w2v_bert kmeans: EMA of the codebook.
   gumbel_temperatures: tuple[float, float] = (2.0, 0.5)  # w2v_bert gumbel: tau start -> end,
   gumbel_anneal_steps: int = 100_000  # geometrically over this many training steps.
@@ -206,7 +214,8 @@ class Model(nn.Module):
     for name, allowed in (("objective", OBJECTIVES), ("frontend", FRONTENDS),
                           ("targets", TARGETS), ("position", POSITIONS),
                           ("conv_norm", CONV_NORMS), ("frontend_padding", FRONTEND_PADDINGS),
-                          ("quantizer", QUANTIZERS)):
+                          ("quantizer", QUANTIZERS),
+                          ("quantizer_features", QUANTIZER_FEATURES)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
     if self.objective == "w2v_bert" and not 0 < self.contrastive_layers < self.num_layers:
@@ -311,6 +320,25 @@ class Model(nn.Module):
       x = self._gelu(x)
     return x  # [b, frames, C]
 
+  def _quantizer_mel(self, audio: jnp.ndarray, real: jnp.ndarray | None,
+                     frames: int) -> jnp.ndarray:
+    """audio [b, samples] (normalised as the encoder sees it), real: [b, frames] 1 on real
+    frames -> the quantizer's fixed input [b, frames, mel_subsampling x num_mels]: log-mel at
+    hop_samples / mel_subsampling, that many frames stacked per frame, each band normalised to
+    mean 0 and variance 1 over the clip's real frames; no gradient."""
+    from audiojax.train import losses
+
+    s = self.mel_subsampling
+    x = losses.mel_features(audio, self.sample_rate_hz, self.hop_samples // s, self.num_mels,
+                            window=self._mel_window)  # [b, ~frames * s, M]
+    x = jnp.pad(x, ((0, 0), (0, max(frames * s - x.shape[1], 0)), (0, 0)))[:, :frames * s]
+    x = x.reshape(x.shape[0], frames, s * self.num_mels).astype(jnp.float32)
+    w = jnp.ones(x.shape[:2]) if real is None else real
+    w = w[..., None] / jnp.maximum(w.sum(1), 1.0)[:, None, None]
+    mean = jnp.sum(x * w, 1, keepdims=True)
+    var = jnp.sum((x - mean) ** 2 * w, 1, keepdims=True)
+    return jax.lax.stop_gradient((x - mean) * jax.lax.rsqrt(var + 1e-5))
+
   @nn.compact
   def _encode(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
               frame_mask: jnp.ndarray | None, train: bool, num_layers: int, head: bool):
@@ -373,25 +401,35 @@ class Model(nn.Module):
       return hidden, None
     extra = {}
     if self.objective == "w2v_bert":
-      z = transformer.Dense((self.final_dim,), (None, None), self.dtype,
-                            name="quantizer_input")(frontend_features)
       real = None if valid is None else valid.astype(jnp.float32)
+      if self.quantizer_features == "mel":
+        z = self._quantizer_mel(audio, real, t)
+      else:
+        z = transformer.Dense((self.final_dim,), (None, None), self.dtype,
+                              name="quantizer_input")(frontend_features)
       if self.quantizer == "gumbel":
         quantized, codes, aux = gumbel_vq.GumbelVQ(
-            self.num_targets, self.final_dim, tuple(self.gumbel_temperatures),
+            self.num_targets, z.shape[-1], tuple(self.gumbel_temperatures),
             self.gumbel_anneal_steps, name="quantizer")(z, train=train, mask=real)
         quantizer_losses = {"commitment_loss": jnp.zeros(()),
                             "diversity_loss": aux["diversity_loss"]}
       else:
         quantized, codes, aux = rvq.ResidualVQ(
-            1, self.num_targets, self.final_dim, decay=self.codebook_decay,
+            1, self.num_targets, z.shape[-1], decay=self.codebook_decay,
             quantizer_dropout=False, name="quantizer")(z, train=train, mask=real)
         codes, aux["perplexity"] = codes[..., 0], aux["perplexity"][0]
         quantizer_losses = {"commitment_loss": aux["commitment_loss"],
                             "diversity_loss": jnp.zeros(())}
       context = transformer.Dense((self.final_dim,), ("embed", None), self.dtype,
                                   name="contrastive_head")(hidden[self.contrastive_layers])
+      # wav2vec 2.0's project_q: the contrastive loss compares the context with a learned
+      # projection of the quantized vectors, which can drop what all codes share (k-means
+      # centroids of the projected features, or Gumbel codes drawn in [0, 1), share one
+      # direction: cosine 0.75-1.0 between any two codes, too close for the softmax to tell).
+      targets = transformer.Dense((self.final_dim,), (None, None), jnp.float32,
+                                  name="target_projection")(quantized)
       extra = {"context": context.astype(jnp.float32), "quantized": quantized,
+               "targets": targets,
                "codes": codes, "perplexity": aux["perplexity"], **quantizer_losses}
     if self.norm_first:  # Post-norm layers end normalised.
       x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="final_norm")(x)
@@ -410,7 +448,8 @@ class Model(nn.Module):
     {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L (0:
     the first layer's input), the last one after the final norm (norm_first)}; w2v_bert adds
     "context" [b, frames, final_dim] (the contrastive module's projected output), "quantized"
-    [b, frames, final_dim] (target vectors, straight-through), "codes" int32 [b, frames],
+    [b, frames, final_dim] (the codes' vectors, straight-through), "targets" (their learned
+    projection, what the context is contrasted with), "codes" int32 [b, frames],
     "commitment_loss" [] (kmeans), "diversity_loss" [] (gumbel; the other one 0) and the
     codebook's "perplexity" []."""
     hidden, out = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)

@@ -130,7 +130,8 @@ def contrastive_loss(context: jnp.ndarray, targets: jnp.ndarray, codes: jnp.ndar
   clip, drawn uniformly with replacement, by cosine similarity / temperature. A distractor
   with the frame's own code (the same target vector) is left out.
 
-  context, targets: [b, T, D]; codes: int [b, T]; masked: bool [b, T].
+  context, targets: [b, T, D]; codes: int [b, T]; masked: bool [b, T], the frames scored and
+  drawn from (w2v_bert_loss also scores the unmasked frames among themselves).
   Returns (mean loss over the masked frames of clips with 2 or more, accuracy of the argmax).
   """
   b, t, _ = context.shape

@@ -382,27 +382,39 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
 
 
 def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
-  """w2v-BERT: contrastive loss of the contrastive module at masked frames
-  (`losses.contrastive_loss`) + cross entropy (nats) of the MLM head predicting the masked
-  frames' codes + W2V_BERT_COMMITMENT_WEIGHT x the k-means quantizer's commitment loss +
-  `diversity_weight` x the Gumbel quantizer's diversity loss. In training the k-means codebook
-  follows its EMA and the Gumbel temperature its schedule (the returned "codebooks" state)."""
+  """w2v-BERT: contrastive loss of the contrastive module (`losses.contrastive_loss`) + cross
+  entropy (nats) of the MLM head predicting the frames' codes, each alpha x (at masked frames)
+  + (1 - alpha) x (at unmasked frames, distractors drawn among those), alpha =
+  `masked_loss_weight` (w2v-BERT's 1: masked frames only), + W2V_BERT_COMMITMENT_WEIGHT x the
+  k-means quantizer's commitment loss (not with the fixed log-mel features: nothing upstream
+  learns) + `diversity_weight` x the Gumbel quantizer's diversity loss. In training the k-means
+  codebook follows its EMA and the Gumbel temperature its schedule (the returned "codebooks"
+  state)."""
   mask_rng, dropout_rng, quantizer_rng, negative_rng = jax.random.split(rng, 4)
   audio, valid, masked = _masked_frames(model, batch, mask_rng)
   out, state = model.apply(variables, audio, batch["mask"], masked, train,
                            mutable=["codebooks"] if train else [],
                            rngs={"dropout": dropout_rng, "quantizer": quantizer_rng})
   codes = jax.lax.stop_gradient(out["codes"])
+  unmasked = valid & ~masked
+  alpha = model.masked_loss_weight
   contrastive, contrastive_accuracy = losses.contrastive_loss(
-      out["context"], out["quantized"], codes, masked, negative_rng, model.num_negatives,
+      out["context"], out["targets"], codes, masked, negative_rng, model.num_negatives,
       model.contrastive_temperature)
+  unmasked_contrastive, unmasked_contrastive_accuracy = losses.contrastive_loss(
+      out["context"], out["targets"], codes, unmasked, jax.random.fold_in(negative_rng, 1),
+      model.num_negatives, model.contrastive_temperature)
   nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], codes)
-  mlm = _masked_mean(nll, masked)
-  loss = (contrastive + mlm + W2V_BERT_COMMITMENT_WEIGHT * out["commitment_loss"]
-          + model.diversity_weight * out["diversity_loss"])
+  mlm, unmasked_mlm = _masked_mean(nll, masked), _masked_mean(nll, unmasked)
+  loss = alpha * (contrastive + mlm) + (1 - alpha) * (unmasked_contrastive + unmasked_mlm)
+  commitment = 0.0 if model.quantizer_features == "mel" else W2V_BERT_COMMITMENT_WEIGHT
+  loss += commitment * out["commitment_loss"] + model.diversity_weight * out["diversity_loss"]
   metrics = {"loss": loss, "contrastive_loss": contrastive, "mlm_loss": mlm,
+             "unmasked_contrastive_loss": unmasked_contrastive, "unmasked_mlm_loss": unmasked_mlm,
              "contrastive_accuracy": contrastive_accuracy,
+             "unmasked_contrastive_accuracy": unmasked_contrastive_accuracy,
              "masked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, masked),
+             "unmasked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, unmasked),
              "commitment_loss": out["commitment_loss"], "diversity_loss": out["diversity_loss"],
              "codebook_perplexity": out["perplexity"],
              "masked_fraction": _masked_mean(masked, valid),

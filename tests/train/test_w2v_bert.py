@@ -143,3 +143,64 @@ def test_tiny_w2v_bert_trains_with_the_gumbel_quantizer():
   start = np.mean([h["loss"] for h in history[:3]])
   end = np.mean([h["loss"] for h in history[-3:]])
   assert end < 0.8 * start, (start, end)
+
+
+def _batch(num_samples=6400):
+  t = np.arange(num_samples) / 16000
+  audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
+                    for f in (220.0, 330.0, 440.0, 550.0)])
+  return {"audio": jnp.asarray(audio, jnp.float32), "mask": jnp.ones(audio.shape, jnp.float32),
+          "speaker": jnp.zeros((4,), jnp.int32)}
+
+
+def test_mel_quantizer_features_are_fixed_and_normalised():
+  """quantizer_features="mel": the quantizer codes the clip's log-mel, mel_subsampling frames
+  stacked per frame, each band of mean 0 and variance 1 over the clip; nothing upstream of the
+  codebook is learned (no quantizer_input), and the contrast is with projected targets."""
+  config = semantic.get_config("w2v_bert_tiny")
+  config.model.quantizer_features = "mel"
+  model = models.get_model(config.model)
+  batch = _batch()
+  variables = nn.meta.unbox(model.init({"params": jax.random.key(0),
+                                        "quantizer": jax.random.key(1)},
+                                       batch["audio"], batch["mask"]))
+  assert "quantizer_input" not in variables["params"]
+  assert "target_projection" in variables["params"]
+  frames = 20
+  dim = model.mel_subsampling * model.num_mels
+  assert variables["codebooks"]["quantizer"]["level_0_embedding"].shape == (8, dim)
+  features = model.apply(variables, batch["audio"], None, frames,
+                         method=type(model)._quantizer_mel)
+  assert features.shape == (4, frames, dim)
+  np.testing.assert_allclose(features.mean(1), 0.0, atol=1e-4)
+  np.testing.assert_allclose(features.var(1), 1.0, atol=1e-2)
+  # Each frame stacks log-mel frames 2t and 2t + 1 (up to the per-band normalisation).
+  mel = np.asarray(losses.mel_features(batch["audio"], 16000, model.hop_samples // 2,
+                                       model.num_mels, window=model._mel_window))[:, :40]
+  stacked = mel.reshape(4, frames, dim)
+  np.testing.assert_allclose(np.corrcoef(stacked[0, :, 3], features[0, :, 3])[0, 1], 1.0,
+                             atol=1e-4)
+  # No gradient flows back through the features.
+  grads = jax.grad(lambda a: model.apply(variables, a, None, frames,
+                                         method=type(model)._quantizer_mel).sum())(batch["audio"])
+  assert not np.any(grads)
+
+
+def test_loss_weights_masked_and_unmasked_frames():
+  """masked_loss_weight alpha: loss = alpha (contrastive + MLM at masked frames) + (1 - alpha)
+  (the same at unmasked frames) (+ the commitment loss, not with fixed mel features)."""
+  config = semantic.get_config("w2v_bert_tiny")
+  batch = _batch()
+  for features, alpha in (("mel", 0.5), ("mel", 1.0), ("frontend", 0.3)):
+    config.model.update(quantizer_features=features, masked_loss_weight=alpha)
+    model = models.get_model(config.model)
+    task = tasks.get_task("hubert")
+    variables = nn.meta.unbox(model.init({"params": jax.random.key(0),
+                                          "quantizer": jax.random.key(1)},
+                                         batch["audio"], batch["mask"]))
+    _, (m, _) = task.loss_fn(model, variables, batch, jax.random.key(2), False)
+    commitment = tasks.W2V_BERT_COMMITMENT_WEIGHT * m["commitment_loss"]
+    expected = (alpha * (m["contrastive_loss"] + m["mlm_loss"])
+                + (1 - alpha) * (m["unmasked_contrastive_loss"] + m["unmasked_mlm_loss"])
+                + (0.0 if features == "mel" else commitment))
+    np.testing.assert_allclose(m["loss"], expected, rtol=1e-5)
