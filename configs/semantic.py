@@ -38,7 +38,8 @@ Variants (`--config=configs/semantic.py:VARIANT`):
               learned projection of the front end's output: PNMI 0.40-0.41 (its codes keep
               moving; before the target projection and the unmasked loss it collapsed:
               0.25). --config.model.quantizer=gumbel: wav2vec 2.0's Gumbel-softmax quantizer
-              (learned codes, temperature 2 -> 0.5 over the run, diversity loss weight 0.1).
+              (learned codes, temperature 2 -> 0.5 over the run, diversity loss weight 0.1):
+              PNMI 0.558 on the log-mel; on the learned input it collapsed to one code.
 """
 
 import ml_collections
