@@ -115,10 +115,16 @@ def normalize_audio(audio: jnp.ndarray, audio_mask: jnp.ndarray | None) -> jnp.n
   (audio_mask [b, samples] > 0, default all), padding set to 0: wav2vec 2.0's
   `zero_mean_unit_var_norm`."""
   real = jnp.ones_like(audio) if audio_mask is None else (audio_mask > 0).astype(audio.dtype)
-  count = jnp.maximum(real.sum(-1, keepdims=True), 1.0)
-  mean = (audio * real).sum(-1, keepdims=True) / count
-  var = (jnp.square(audio - mean) * real).sum(-1, keepdims=True) / count
-  return (audio - mean) * jax.lax.rsqrt(var + 1e-7) * real
+  return standardize(audio, real, -1, 1e-7) * real
+
+
+def standardize(x: jnp.ndarray, real: jnp.ndarray, axis: int, epsilon: float) -> jnp.ndarray:
+  """x to zero mean and unit variance along `axis`, the statistics taken where `real`
+  (broadcastable to x) is 1."""
+  count = jnp.maximum(real.sum(axis, keepdims=True), 1.0)
+  mean = (x * real).sum(axis, keepdims=True) / count
+  var = (jnp.square(x - mean) * real).sum(axis, keepdims=True) / count
+  return (x - mean) * jax.lax.rsqrt(var + epsilon)
 
 
 def _embed_norm(epsilon: float, dtype: Any, name: str) -> nn.LayerNorm:
@@ -278,11 +284,7 @@ class Model(nn.Module):
     kernel_init = nn.with_logical_partitioning(nn.linear.default_kernel_init,
                                                ("conv_taps", None, None))
     if self.frontend == "mel":
-      from audiojax.train import losses
-
-      mel_hop = self.hop_samples // self.mel_subsampling
-      x = losses.mel_features(audio, self.sample_rate_hz, mel_hop, self.num_mels,
-                              window=self._mel_window)  # [b, ceil(samples / mel_hop), M]
+      x = self._log_mel(audio)  # [b, ceil(samples / mel_hop), M]
       if train and self.mel_warp:
         factors = jax.random.uniform(self.make_rng("dropout"), (x.shape[0],),
                                      minval=1 - self.mel_warp, maxval=1 + self.mel_warp)
@@ -326,18 +328,21 @@ class Model(nn.Module):
     frames -> the quantizer's fixed input [b, frames, mel_subsampling x num_mels]: log-mel at
     hop_samples / mel_subsampling, that many frames stacked per frame, each band normalised to
     mean 0 and variance 1 over the clip's real frames; no gradient."""
-    from audiojax.train import losses
-
     s = self.mel_subsampling
-    x = losses.mel_features(audio, self.sample_rate_hz, self.hop_samples // s, self.num_mels,
-                            window=self._mel_window)  # [b, ~frames * s, M]
+    x = self._log_mel(audio)  # [b, ~frames * s, M]
     x = jnp.pad(x, ((0, 0), (0, max(frames * s - x.shape[1], 0)), (0, 0)))[:, :frames * s]
     x = x.reshape(x.shape[0], frames, s * self.num_mels).astype(jnp.float32)
-    w = jnp.ones(x.shape[:2]) if real is None else real
-    w = w[..., None] / jnp.maximum(w.sum(1), 1.0)[:, None, None]
-    mean = jnp.sum(x * w, 1, keepdims=True)
-    var = jnp.sum((x - mean) ** 2 * w, 1, keepdims=True)
-    return jax.lax.stop_gradient((x - mean) * jax.lax.rsqrt(var + 1e-5))
+    real = jnp.ones(x.shape[:2]) if real is None else real
+    return jax.lax.stop_gradient(standardize(x, real[..., None], 1, 1e-5))
+
+  def _log_mel(self, audio: jnp.ndarray) -> jnp.ndarray:
+    """audio [b, samples] -> log-mel [b, ceil(samples / mel_hop), num_mels] at mel_hop =
+    hop_samples / mel_subsampling (the mel front end's input)."""
+    from audiojax.train import losses
+
+    return losses.mel_features(audio, self.sample_rate_hz,
+                               self.hop_samples // self.mel_subsampling, self.num_mels,
+                               window=self._mel_window)
 
   @nn.compact
   def _encode(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,

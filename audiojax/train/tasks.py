@@ -405,6 +405,7 @@ def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, trai
       out["context"], out["targets"], codes, unmasked, jax.random.fold_in(negative_rng, 1),
       model.num_negatives, model.contrastive_temperature)
   nll = optax.softmax_cross_entropy_with_integer_labels(out["logits"], codes)
+  correct = out["logits"].argmax(-1) == codes
   mlm, unmasked_mlm = _masked_mean(nll, masked), _masked_mean(nll, unmasked)
   loss = alpha * (contrastive + mlm) + (1 - alpha) * (unmasked_contrastive + unmasked_mlm)
   commitment = 0.0 if model.quantizer_features == "mel" else W2V_BERT_COMMITMENT_WEIGHT
@@ -413,8 +414,8 @@ def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, trai
              "unmasked_contrastive_loss": unmasked_contrastive, "unmasked_mlm_loss": unmasked_mlm,
              "contrastive_accuracy": contrastive_accuracy,
              "unmasked_contrastive_accuracy": unmasked_contrastive_accuracy,
-             "masked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, masked),
-             "unmasked_accuracy": _masked_mean(out["logits"].argmax(-1) == codes, unmasked),
+             "masked_accuracy": _masked_mean(correct, masked),
+             "unmasked_accuracy": _masked_mean(correct, unmasked),
              "commitment_loss": out["commitment_loss"], "diversity_loss": out["diversity_loss"],
              "codebook_perplexity": out["perplexity"],
              "masked_fraction": _masked_mean(masked, valid),
