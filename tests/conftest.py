@@ -13,16 +13,27 @@ def pytest_configure(config):
   """Compile fast: the tests' tiny models spend far longer in XLA's CPU compiler than running,
   so the controlling process (before any worker imports jax; xdist workers and the CLI
   subprocesses the tests start inherit its environment) turns LLVM's optimisations off
-  (compiles ~3.5x faster) and shares one persistent compilation cache for the run: many tests
-  compile the same tiny models."""
+  (compiles ~3.5x faster) and keeps a persistent compilation cache for the run: many tests
+  compile the same tiny models.
+
+  Each xdist worker gets its own cache directory, shared only with the CLI subprocesses it
+  starts and waits for: JAX writes cache entries in place (`write_bytes`, no lock unless an
+  eviction size is set), so two processes compiling the same model at once could read each
+  other's half-written entries."""
   if hasattr(config, "workerinput"):
+    base = os.environ.get("AUDIOJAX_TESTS_XLA_CACHE")
+    if base:
+      worker_dir = os.path.join(base, config.workerinput["workerid"])
+      os.makedirs(worker_dir, exist_ok=True)
+      os.environ["JAX_COMPILATION_CACHE_DIR"] = worker_dir
     return
   os.environ["XLA_FLAGS"] = " ".join(
       [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
   if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # The caller's own cache.
     return
   config.jax_cache_dir = tempfile.mkdtemp(prefix="audiojax-tests-xla-cache-")
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = config.jax_cache_dir
+  os.environ["AUDIOJAX_TESTS_XLA_CACHE"] = config.jax_cache_dir
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = config.jax_cache_dir  # without xdist
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
