@@ -272,8 +272,8 @@ def read_notes(piece: str, default_bpm: float = 90.0,
                default_velocity: int = 80) -> dict[str, np.ndarray]:
   """A corpus piece's notes (`bach/bwv66.6`), or a score file's (MusicXML, MIDI, ... as music21
   reads them), sorted by (start, pitch, part): pitch_midi, part, velocity (int32), start_s and
-  end_s (float64 seconds) [notes]. Ties are merged; chords split. ValueError for a piece that
-  is neither a file nor in the corpus."""
+  end_s (float64 seconds), start_q and end_q (float64 quarter notes) [notes]. Ties are merged;
+  chords split. ValueError for a piece that is neither a file nor in the corpus."""
   from music21 import converter, corpus, tempo
 
   if os.path.isfile(piece):
@@ -325,7 +325,8 @@ def read_notes(piece: str, default_bpm: float = 90.0,
 
   return {"pitch_midi": pitches.astype(np.int32), "part": parts.astype(np.int32),
           "velocity": velocities.astype(np.int32), "start_s": seconds(offsets),
-          "end_s": seconds(ends)}
+          "end_s": seconds(ends), "start_q": offsets.astype(np.float64),
+          "end_q": ends.astype(np.float64)}
 
 
 def excerpt(notes: dict[str, np.ndarray], seconds: float,

@@ -15,7 +15,9 @@ Datasets are named in the config (`config.data.name`):
     (default: their sizes), speaker ids are offset so each part's stay distinct, and the
     evaluation splits are the parts' splits one after another;
   - `audiolm_tokens`: token sequences of an AudioLM stage, read from token datasets
-    (`audiojax.data.audiolm_tokens`: batches of tokens and loss_mask instead of audio).
+    (`audiojax.data.audiolm_tokens`: batches of tokens and loss_mask instead of audio);
+  - `chorale_notes`: the music21 chorales as note-event tokens (`audiojax.data.chorale_notes`),
+    batched like `audiolm_tokens`, for the composer (`configs/composer.py`).
 
 The pipeline is grain over random-access sources (TFDS array_record data sources or a file
 list): every example is addressed by an index, so a seed fixes the whole stream, each host
@@ -55,7 +57,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io, audiolm_tokens, notes, phonemes, pitch
+from audiojax.data import audio_io, audiolm_tokens, chorale_notes, notes, phonemes, pitch
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -96,6 +98,7 @@ class BadExampleCounter:
 # Built-in corpora: dataset name -> (module in audiojax.data, label used as the speaker id).
 BUILT_IN = {"espeak_speech": "speaker", "music21_audio": "instrument"}
 TOKENS = "audiolm_tokens"  # AudioLM's stages read token datasets (`audiolm_tokens`).
+NOTES = "chorale_notes"  # The composer reads the chorales' note tokens (`chorale_notes`).
 
 
 def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
@@ -525,9 +528,10 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if data_config.batch_size % process_count:
     raise ValueError(f"data.batch_size={data_config.batch_size} is not divisible by the "
                      f"{process_count} processes")
-  if data_config.name == TOKENS:
-    return audiolm_tokens.train_dataset(data_config, seed=seed, process_index=process_index,
-                                        process_count=process_count)
+  if data_config.name in (TOKENS, NOTES):
+    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
+    return module.train_dataset(data_config, seed=seed, process_index=process_index,
+                                process_count=process_count)
   source = get_source(data_config, data_config.train_split, process_index, process_count)
   if len(source) < process_count and not source.host_local:
     raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
@@ -594,8 +598,9 @@ def _mix(part_sizes: Sequence[int], indices: Sequence[int], weights: Sequence[fl
 def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict[str, np.ndarray]:
   """Zeros (all masked) shaped like this dataset's batches of `rows` rows: what a model is
   initialised on, and what a host with no data left evaluates."""
-  if data_config.name == TOKENS:
-    return audiolm_tokens.example_batch(data_config, rows)
+  if data_config.name in (TOKENS, NOTES):
+    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
+    return module.example_batch(data_config, rows)
   crop = data_config.crop_samples
   batch = {"audio": np.zeros((rows, crop), np.float32),
            "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
@@ -667,11 +672,12 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   """
   process_count = jax.process_count() if process_count is None else process_count
   batch_size = batch_size or data_config.batch_size // process_count
-  if data_config.name == TOKENS:
+  if data_config.name in (TOKENS, NOTES):
+    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
     process_index = jax.process_index() if process_index is None else process_index
-    yield from audiolm_tokens.eval_batches(data_config, split, max_examples=max_examples,
-                                           batch_size=batch_size, process_index=process_index,
-                                           process_count=process_count)
+    yield from module.eval_batches(data_config, split, max_examples=max_examples,
+                                   batch_size=batch_size, process_index=process_index,
+                                   process_count=process_count)
     return
   crop = data_config.crop_samples
   _check_condition_hop(data_config)

@@ -82,6 +82,13 @@ def test_sample_rejects_an_unknown_speaker(trained_workdir, tmp_path):
   assert proc.returncode != 0 and "--speaker=999" in proc.stderr
 
 
+def test_compose_refuses_a_wavenet_run(trained_workdir, tmp_path):
+  proc = run("launch.compose", f"--workdir={trained_workdir}", f"--output_dir={tmp_path}",
+             check=False)
+  assert proc.returncode != 0 and "holds a wavenet model, not a composer" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
 def test_evaluate_prints_and_writes_bits_per_sample(trained_workdir):
   proc = run("launch.evaluate", f"--workdir={trained_workdir}", "--max_examples=2")
   result = json.loads(proc.stdout[proc.stdout.index("{"):])
