@@ -97,8 +97,11 @@ class BadExampleCounter:
 
 # Built-in corpora: dataset name -> (module in audiojax.data, label used as the speaker id).
 BUILT_IN = {"espeak_speech": "speaker", "music21_audio": "instrument"}
-TOKENS = "audiolm_tokens"  # AudioLM's stages read token datasets (`audiolm_tokens`).
-NOTES = "chorale_notes"  # The composer reads the chorales' note tokens (`chorale_notes`).
+# Token datasets: name -> the module that batches them ({tokens, loss_mask}, not audio).
+TOKEN_SOURCES = {
+    "audiolm_tokens": audiolm_tokens,  # AudioLM's stages read token datasets.
+    "chorale_notes": chorale_notes,  # The composer reads the chorales' note tokens.
+}
 
 
 def _built_in_source(name: str, split: str, data_dir: str, sample_rate_hz: int) -> Source:
@@ -528,10 +531,9 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if data_config.batch_size % process_count:
     raise ValueError(f"data.batch_size={data_config.batch_size} is not divisible by the "
                      f"{process_count} processes")
-  if data_config.name in (TOKENS, NOTES):
-    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
-    return module.train_dataset(data_config, seed=seed, process_index=process_index,
-                                process_count=process_count)
+  if data_config.name in TOKEN_SOURCES:
+    return TOKEN_SOURCES[data_config.name].train_dataset(
+        data_config, seed=seed, process_index=process_index, process_count=process_count)
   source = get_source(data_config, data_config.train_split, process_index, process_count)
   if len(source) < process_count and not source.host_local:
     raise ValueError(f"{source.name} has {len(source)} examples, fewer than the processes")
@@ -598,9 +600,8 @@ def _mix(part_sizes: Sequence[int], indices: Sequence[int], weights: Sequence[fl
 def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict[str, np.ndarray]:
   """Zeros (all masked) shaped like this dataset's batches of `rows` rows: what a model is
   initialised on, and what a host with no data left evaluates."""
-  if data_config.name in (TOKENS, NOTES):
-    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
-    return module.example_batch(data_config, rows)
+  if data_config.name in TOKEN_SOURCES:
+    return TOKEN_SOURCES[data_config.name].example_batch(data_config, rows)
   crop = data_config.crop_samples
   batch = {"audio": np.zeros((rows, crop), np.float32),
            "mask": np.zeros((rows, crop), np.float32), "speaker": np.zeros((rows,), np.int32)}
@@ -672,12 +673,11 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   """
   process_count = jax.process_count() if process_count is None else process_count
   batch_size = batch_size or data_config.batch_size // process_count
-  if data_config.name in (TOKENS, NOTES):
-    module = audiolm_tokens if data_config.name == TOKENS else chorale_notes
+  if data_config.name in TOKEN_SOURCES:
     process_index = jax.process_index() if process_index is None else process_index
-    yield from module.eval_batches(data_config, split, max_examples=max_examples,
-                                   batch_size=batch_size, process_index=process_index,
-                                   process_count=process_count)
+    yield from TOKEN_SOURCES[data_config.name].eval_batches(
+        data_config, split, max_examples=max_examples, batch_size=batch_size,
+        process_index=process_index, process_count=process_count)
     return
   crop = data_config.crop_samples
   _check_condition_hop(data_config)

@@ -20,7 +20,7 @@ def test_compose_writes_scores_that_read_back(tmp_path, composer_workdir):
   out = str(tmp_path / "composed")
   proc = run("launch.compose", f"--workdir={composer_workdir}", f"--output_dir={out}",
              "--num_pieces=2", "--num_tokens=48", "--format=musicxml")
-  assert "| held-out chorales (47) |" in proc.stdout and "| composed (" in proc.stdout
+  assert "| held-out chorales (" in proc.stdout and "| composed (" in proc.stdout
   assert os.path.exists(os.path.join(out, "score_stats.md"))
   written = sorted(f for f in os.listdir(out) if f.endswith(".musicxml"))
   assert written, proc.stdout
