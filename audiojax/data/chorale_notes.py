@@ -171,11 +171,11 @@ def eval_batches(data_config, split: str, *, max_examples: int | None, batch_siz
         yield {key: np.stack([r[key] for r in rows]) for key in rows[0]}
         rows = []
   if rows:
-    rows += [example_batch(data_config, 1, squeeze=True)] * (batch_size - len(rows))
+    rows += [window(np.zeros(0, np.int32), 0, length)] * (batch_size - len(rows))
     yield {key: np.stack([r[key] for r in rows]) for key in rows[0]}
 
 
-def example_batch(data_config, rows: int, squeeze: bool = False) -> dict[str, np.ndarray]:
-  """All-PAD rows (loss_mask 0) of the training shape: [rows, L], or [L] with `squeeze`."""
-  shape = (data_config.sequence_length,) if squeeze else (rows, data_config.sequence_length)
+def example_batch(data_config, rows: int) -> dict[str, np.ndarray]:
+  """All-PAD rows (loss_mask 0) of the training shape [rows, L]."""
+  shape = (rows, data_config.sequence_length)
   return {"tokens": np.full(shape, PAD, np.int32), "loss_mask": np.zeros(shape, np.float32)}
