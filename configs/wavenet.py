@@ -91,6 +91,11 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               data.note_phase="random" starts the oscillators at random phases, not in phase
               with the corpus' organ and piano partials (README).
   music_score_tiny  unit tests: hop 16, 2 harmonics.
+  music_context  music with a context stack (the paper's section 2.6; audiojax/models/
+              wavenet.py): a small dilated stack over the last 2 s of audio in 16-ms frames
+              conditions every layer, whose own receptive field is 64 ms; trained on the last
+              2048 samples of 2.2-s windows. Samples as music's.
+  music_context_tiny  unit tests: hop 16, 4 frames of context.
   super_resolution  unconditional-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
               frame, transposed-conv upsampling): 8 kHz -> 16 kHz with
@@ -143,6 +148,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
       condition_layers=0,
       condition_width=128,
+      # Context stack (the paper's section 2.6): samples per frame of past audio (0 = none),
+      # its dilated layers K (2^K frames of context) and width; training runs the WaveNet on
+      # the last context_crop positions of each window only (0 = all).
+      context_hop=0,
+      context_layers=6,
+      context_width=64,
+      context_crop=0,
   ))
 
   # Data: random crops of the built-in corpus (see audiojax/data/pipeline.py).
@@ -286,6 +298,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.data.update(condition="notes", crop_samples=256 if tiny else 2048, note_phase="onset")
     config.data.condition_hop = config.model.get_ref("condition_hop")
     config.data.excitation_channels = config.model.get_ref("excitation_channels")
+  elif variant in ("music_context", "music_context_tiny"):
+    # The music model with a context stack: the last 2 s of audio in 16-ms frames through 7
+    # dilated layers into every layer's gates. Windows hold the stack's whole 2^7 frames and
+    # the crop the WaveNet trains on after them.
+    tiny = variant == "music_context_tiny"
+    config = get_config("music_tiny" if tiny else "music")
+    hop, layers, crop = (16, 2, 64) if tiny else (256, 7, 2048)
+    config.model.update(context_hop=hop, context_layers=layers, context_width=8 if tiny else 64,
+                        context_crop=crop)
+    config.data.crop_samples = hop * 2**layers + crop + 1
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("unconditional" if variant == "super_resolution" else "tiny")
@@ -299,6 +321,6 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                      "unconditional, tiny, mol, vocoder, vocoder_pitch, vocoder_period, "
                      "vocoder_lpc (each also _tiny), tts, tts_tiny, tts_cloning, "
                      "tts_cloning_tiny, music, music_unconditional, music_tiny, music_score, "
-                     "music_score_tiny, "
+                     "music_score_tiny, music_context, music_context_tiny, "
                      "super_resolution, super_resolution_tiny or paper")
   return config

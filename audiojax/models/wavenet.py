@@ -83,6 +83,20 @@ own 1x1 (no bias) of it to the gates. Such a model takes as `speaker` the refere
 (3-D) or an already computed vector (2-D: `speaker_vectors`), so an unseen voice is cloned
 from a few seconds of it.
 
+Context stack (`context_hop` > 0; the paper's section 2.6): a separate, smaller network over
+the past audio at a lower rate widens what the WaveNet hears from its ~0.1 s to seconds (music
+needs it: papers.md). The inputs' amplitudes, in frames of `context_hop` samples, go through
+a Dense (tanh) and `context_layers` = K valid dilated causal convs over frames (kernel 2,
+dilations 1 .. 2^(K-1), tanh, residual: `ContextStack`), R = 2^K frames per output; each
+layer adds its own 1x1 (no bias) of the output to its gates, like local conditioning. The step
+that consumes input t sees the output over the R frames ending with frame t // hop - 1, the
+last complete one before its own (frames before the audio are silence, so frame 0's steps see
+the stack's output for R frames of silence): nothing of frame t // hop's own inputs, hence
+causal. In training (`context_crop` > 0) the stack runs over the whole window and the WaveNet
+over its last `context_crop` positions only (the paper's "cropped at the end"): seconds of
+context for the cost of a short crop. The incremental decoder keeps the last R hop inputs'
+amplitudes and reruns the stack over them once per frame (`DecodeState.context_inputs`).
+
 Incremental (sampling) path, after Fast WaveNet (Paine et al., 2016): every layer keeps a queue of
 its last `(kernel_size - 1) * dilation` inputs, so one new sample costs O(layers), not
 O(receptive field). It reads the same params tree as `Model.__call__`:
@@ -123,6 +137,9 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
                                    [F, E], bias [E]   (only when speaker_embedding_dim > 0)
   layer_{l}/condition/kernel       [C', G]            (only when condition_channels > 0)
+  context_stack/embed/kernel [hop, W], bias [W]; context_stack/conv_{k}/kernel [2, W, W],
+                                   bias [W]; layer_{l}/context/kernel [W, G]  (only with
+                                   context_hop; W = context_width)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
   head_hidden/kernel [S, H], head_logits/kernel [H, O], with biases.
 """
@@ -276,6 +293,46 @@ class SpeakerEncoder(nn.Module):
     return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)  # [batch, E]
 
 
+class ContextStack(nn.Module):
+  """Frames of past amplitudes [b, f + R - 1, hop] -> [b, f, width], R = 2^layers: output i sees
+  frames i .. i + R - 1 (module docstring, context stack)."""
+  layers: int
+  width: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames: jnp.ndarray) -> jnp.ndarray:
+    h = jnp.tanh(nn.Dense(self.width, dtype=self.dtype, name="embed",
+                          kernel_init=_init((None, "mlp")),
+                          bias_init=_init(("mlp",), nn.initializers.zeros))(
+                              frames.astype(self.dtype)))
+    for k in range(self.layers):
+      dilation = 2**k
+      y = nn.Conv(self.width, (2,), kernel_dilation=(dilation,), padding="VALID",
+                  dtype=self.dtype, name=f"conv_{k}",
+                  kernel_init=_init(("conv_taps", None, None)),
+                  bias_init=_init((None,), nn.initializers.zeros))(h)
+      h = h[:, dilation:] + jnp.tanh(y)  # [b, f_k - dilation, W]
+    return h
+
+
+def context_frames(model: "Model") -> int:
+  """R: frames the context stack's output depends on (2^context_layers)."""
+  return 2**model.context_layers
+
+
+def input_amplitudes(model: "Model", inputs: jnp.ndarray) -> jnp.ndarray:
+  """Inputs [...] (classes or amplitudes) -> float32 amplitudes [...]: what the context stack
+  reads."""
+  if model.output == "mol":
+    return inputs.astype(jnp.float32)
+  return audio.mu_law_decode(inputs, model.num_classes - 1)
+
+
+def _context_stack(model: "Model", **kwargs) -> ContextStack:
+  return ContextStack(model.context_layers, model.context_width, model.dtype, **kwargs)
+
+
 class ResidualLayer(nn.Module):
   """Dilated causal conv -> gated unit -> 1x1 to the residual and to the skip path."""
   residual_channels: int
@@ -288,9 +345,10 @@ class ResidualLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, speaker: jnp.ndarray | None = None,
-               condition: jnp.ndarray | None = None):
+               condition: jnp.ndarray | None = None, context: "FrameRows | None" = None):
     """x: [batch, time, R], speaker: int32 [batch] or vectors [batch, E], condition: upsampled
-    features [b, t, C] or `FrameRows` -> (x + residual [b, t, R], skip [b, t, S])."""
+    features [b, t, C] or `FrameRows`, context: the context stack's `FrameRows` ->
+    (x + residual [b, t, R], skip [b, t, S])."""
     gates = CausalConv(self.gate_channels, self.kernel_size, self.dilation, self.dtype,
                        name="dilated_conv")(x)  # [b, t, G]
     if speaker is not None and speaker.ndim == 2:  # V^T h for a speaker vector h.
@@ -303,6 +361,9 @@ class ResidualLayer(nn.Module):
     if condition is not None:  # V_f * y and V_g * y for time-aligned features y.
       gates += ConditionProjection(self.gate_channels, self.dtype, name="condition")(
           condition, x.shape[1])
+    if context is not None:  # The context stack's output, per frame (module docstring).
+      gates += ConditionProjection(self.gate_channels, self.dtype, name="context")(
+          context, x.shape[1])
     z = gated_unit(gates)  # [b, t, G // 2]
     out = nn.Dense(self.residual_channels + self.skip_channels, dtype=self.dtype,
                    name="output", kernel_init=_init(("mlp", "embed")),
@@ -690,6 +751,13 @@ class Model(nn.Module):
   # Training only (`tasks.wavenet_loss`): deviation, in mu-law classes, of the noise added to
   # the inputs (not the targets); 0 = clean inputs.
   input_noise: float = 0.0
+  # Context stack (module docstring): samples per context frame (0 = none), its layers K
+  # (R = 2^K frames of context) and width; training only (`tasks.wavenet_loss`): positions
+  # the WaveNet runs on at the end of each window (0 = all).
+  context_hop: int = 0
+  context_layers: int = 6
+  context_width: int = 64
+  context_crop: int = 0
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -713,12 +781,15 @@ class Model(nn.Module):
   @nn.compact
   def __call__(self, inputs: jnp.ndarray, speaker: jnp.ndarray | None = None,
                condition: jnp.ndarray | None = None,
-               condition_offset: int | jnp.ndarray = 0) -> jnp.ndarray:
+               condition_offset: int | jnp.ndarray = 0, crop: int = 0) -> jnp.ndarray:
     """inputs: [batch, time] int32 classes (softmax) or float amplitudes (mol), speaker: int32
     [batch], condition: [batch, frames, C] -> outputs float32 [b, t, num_outputs].
 
     `outputs[:, t]` is the distribution of sample t + 1 given `inputs[:, :t + 1]` and the
-    conditioning rows up to t + condition_offset (module docstring).
+    conditioning rows up to t + condition_offset (module docstring). With `crop` > 0 (a
+    context stack's training) only the last `crop` positions' outputs [b, crop, ...]: the
+    context stack reads all the inputs, the WaveNet the last `crop` (its own zero padding
+    before them, as at a window's start).
     """
     assert self.gate_channels % 2 == 0, "gate_channels is split into filter and gate halves"
     assert self.max_dilation & (self.max_dilation - 1) == 0, "max_dilation is a power of 2"
@@ -733,6 +804,13 @@ class Model(nn.Module):
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
     _check_lpc(self)
+    context = None
+    if self.context_hop:  # Over all the inputs; then the WaveNet over the crop only.
+      start = inputs.shape[1] - crop if 0 < crop < inputs.shape[1] else 0
+      context = self._context(inputs, start, inputs.shape[1] - start)
+      inputs, condition_offset = inputs[:, start:], condition_offset + start
+    elif crop:
+      raise ValueError("crop is for a context stack's training: context_hop > 0")
     features, layer_condition = condition, None  # features: the frames LPC is fitted to
     if condition is not None and self.condition_upsample == "repeat":
       # The layers project the frames before repeating them (`ConditionProjection`).
@@ -802,7 +880,7 @@ class Model(nn.Module):
     for i, dilation in enumerate(self.dilations):
       x, skip = layer(self.residual_channels, self.gate_channels, self.skip_channels,
                       self.kernel_size, dilation, self.num_speakers, self.dtype,
-                      name=f"layer_{i}")(x, speaker, layer_condition)
+                      name=f"layer_{i}")(x, speaker, layer_condition, context)
       skips += skip  # [b, t, S]
     h = nn.relu(skips)
     h = nn.relu(nn.Dense(self.head_channels, dtype=self.dtype, name="head_hidden",
@@ -813,6 +891,19 @@ class Model(nn.Module):
                       bias_init=_init(("vocab",), nn.initializers.zeros))(h)
     logits = _constrain(logits, ("batch", "time", "vocab"))
     return logits.astype(jnp.float32)  # [b, t, num_outputs]
+
+  def _context(self, inputs: jnp.ndarray, start: int, time: int) -> FrameRows:
+    """The context stack's rows of positions start .. start + time - 1 (module docstring):
+    frames of the inputs' amplitudes, R of silence before them, output j (over the R frames
+    ending with frame j - 1) kept at the frame rate for frame j's positions."""
+    hop, frames = self.context_hop, context_frames(self)
+    first, last = start // hop, -(-(start + time) // hop)  # the frames positions fall in
+    amplitudes = input_amplitudes(self, inputs[:, :max(last - 1, 0) * hop])
+    amplitudes = jnp.pad(amplitudes, ((0, 0), (frames * hop, 0)))  # R frames of silence
+    amplitudes = amplitudes[:, first * hop:]  # What outputs first .. last - 1 read.
+    outputs = _context_stack(self, name="context_stack")(
+        amplitudes.reshape(inputs.shape[0], -1, hop))  # [b, last - first, W]
+    return FrameRows(outputs, None, hop, start - first * hop)
 
 
 # The mixture of logistics.
@@ -889,6 +980,8 @@ class DecodeWeights(struct.PyTreeNode):
   hidden_bias: jax.Array  # [H]
   logits_kernel: jax.Array  # [H, num_outputs]
   logits_bias: jax.Array  # [num_outputs]
+  context_params: Any = None  # The context stack's params (context_hop only)
+  context_kernel: jax.Array | None = None  # [W, L, G]: every layer's context 1x1 (context_hop)
 
 
 class DecodeState(struct.PyTreeNode):
@@ -901,6 +994,10 @@ class DecodeState(struct.PyTreeNode):
   predictions: jax.Array | None = None
   # float32 [batch] (lpc_order): the last step's prediction of the sample it draws
   prediction: jax.Array | None = None
+  # context_hop: the last R hop inputs' amplitudes, float32 [R hop, batch] (input s at row
+  # s % (R hop)), and the context stack's gate terms [L, batch, G] of the current frame.
+  context_inputs: jax.Array | None = None
+  context_terms: jax.Array | None = None
 
 
 class StepCondition(struct.PyTreeNode):
@@ -978,7 +1075,21 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
       hidden_kernel=cast(params["head_hidden"]["kernel"]),
       hidden_bias=cast(params["head_hidden"]["bias"]),
       logits_kernel=cast(params["head_logits"]["kernel"]),
-      logits_bias=cast(params["head_logits"]["bias"]))
+      logits_bias=cast(params["head_logits"]["bias"]),
+      context_params=params["context_stack"] if model.context_hop else None,
+      context_kernel=(jnp.stack([cast(p["context"]["kernel"]) for p in layers], axis=1)
+                      if model.context_hop else None))
+
+
+def _context_terms(model: Model, weights: DecodeWeights, context_inputs: jax.Array,
+                   step: jax.Array) -> jax.Array:
+  """The gate terms [L, batch, G] of the frame starting at input `step` (a multiple of hop):
+  the context stack over the R frames before it, from the ring buffer [R hop, batch]."""
+  size = context_inputs.shape[0]
+  window = context_inputs[(step + jnp.arange(size)) % size]  # oldest first: [R hop, batch]
+  frames = window.T.reshape(window.shape[1], context_frames(model), model.context_hop)
+  outputs = _context_stack(model).apply({"params": weights.context_params}, frames)[:, 0]
+  return jnp.einsum("bw,wlg->lbg", outputs.astype(model.dtype), weights.context_kernel)
 
 
 def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
@@ -1003,8 +1114,15 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
   predictions = (jnp.zeros((history_size(model), batch_size), jnp.float32) if model.lpc_period
                  else None)
   prediction = jnp.zeros((batch_size,), jnp.float32) if model.lpc_order else None
-  return DecodeState(queues=queues, gate_context=context, step=jnp.zeros((), jnp.int32),
-                     history=history, predictions=predictions, prediction=prediction)
+  step = jnp.zeros((), jnp.int32)
+  context_inputs = context_terms = None
+  if model.context_hop:  # Silence before the first input, as in `Model.__call__`.
+    context_inputs = jnp.zeros((context_frames(model) * model.context_hop, batch_size),
+                               jnp.float32)
+    context_terms = _context_terms(model, weights, context_inputs, step)
+  return DecodeState(queues=queues, gate_context=context, step=step,
+                     history=history, predictions=predictions, prediction=prediction,
+                     context_inputs=context_inputs, context_terms=context_terms)
 
 
 def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
@@ -1095,6 +1213,15 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   condition_t = _check_condition(model, condition_t)
   if condition_t is not None:  # Local conditioning, computed before the loop.
     context = context + condition_t.terms
+  context_inputs, context_terms = state.context_inputs, state.context_terms
+  if context_terms is not None:  # The context stack's, once per frame (after the chain).
+    context = context + context_terms
+    context_inputs = context_inputs.at[t % context_inputs.shape[0]].set(
+        input_amplitudes(model, inputs_t))
+    context_terms = jax.lax.cond(
+        (t + 1) % model.context_hop == 0,
+        lambda: _context_terms(model, weights, context_inputs, t + 1).astype(context_terms.dtype),
+        lambda: context_terms)
 
   history, predictions, prediction = state.history, state.predictions, state.prediction
   if model.output == "mol":  # The amplitude's 1x1 conv: [batch, R].
@@ -1136,4 +1263,5 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   h = nn.relu(nn.relu(skips) @ weights.hidden_kernel + weights.hidden_bias)  # [batch, H]
   logits = h @ weights.logits_kernel + weights.logits_bias  # [batch, num_outputs]
   return (state.replace(queues=queues, step=t + 1, history=history, predictions=predictions,
-                        prediction=prediction), logits.astype(jnp.float32))
+                        prediction=prediction, context_inputs=context_inputs,
+                        context_terms=context_terms), logits.astype(jnp.float32))

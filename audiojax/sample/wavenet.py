@@ -203,7 +203,11 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
                         predictions=None if state.predictions is None
                         else _split_batch(state.predictions, mesh, P(None, "data")),
                         prediction=None if state.prediction is None
-                        else _split_batch(state.prediction, mesh, P("data")))
+                        else _split_batch(state.prediction, mesh, P("data")),
+                        context_inputs=None if state.context_inputs is None
+                        else _split_batch(state.context_inputs, mesh, P(None, "data")),
+                        context_terms=None if state.context_terms is None
+                        else _split_batch(state.context_terms, mesh, rows))
   if condition is not None:  # Upsampled (or the frames projected) once, before the loop.
     condition = _time_major(wavenet.sampler_condition(model, params, weights, condition),
                             num_samples, mesh)
@@ -301,6 +305,8 @@ def _naive_sample(model, params, rng, first, speaker, condition, *, num_samples,
   # reaches back from each position's input one period (lpc_order - 1 inputs) further too,
   # and with both (lpc_period) the tap's own prediction lpc_order before the tap.
   rf = model.receptive_field + wavenet.history_size(model) + model.lpc_order
+  if model.context_hop:  # The context stack's frames start at input 0: every window does.
+    rf = num_samples + 1
   batch_size = first.shape[0]
   # inputs[:, t] is the input at time t: silence, then the samples drawn so far.
   inputs = jnp.zeros((batch_size, max(rf, num_samples + 1)), first.dtype).at[:, 0].set(first)
@@ -331,7 +337,8 @@ def naive_sample(model: wavenet.Model, params, *, num_samples: int, batch_size: 
                  rng: jax.Array, temperature: float = 1.0, speaker: jnp.ndarray | None = None,
                  condition: jnp.ndarray | None = None) -> jnp.ndarray:
   """Like `sample`, but each step reruns `Model.__call__` on the last receptive_field inputs
-  (with `period_input` or `lpc_order`, history_size + lpc_order more)."""
+  (with `period_input` or `lpc_order`, history_size + lpc_order more; with a context stack,
+  all of them)."""
   _check_length(model, condition, num_samples)
   return _naive_sample(model, params, rng, first_inputs(model, batch_size), speaker, condition,
                        num_samples=num_samples, temperature=float(temperature))

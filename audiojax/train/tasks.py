@@ -203,11 +203,17 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   if train and model.period_dropout:  # Some rows without their periods.
     keep = jax.random.uniform(jax.random.fold_in(rng, 1), condition.shape[:1])
     condition = wavenet.drop_periods(model, condition, keep >= model.period_dropout)
-  outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1)
+  # A context stack's crop (`wavenet.Model.context_crop`): the last positions of the window.
+  crop = model.context_crop if 0 < model.context_crop < inputs.shape[1] else 0
+  if crop and model.lpc_excitation:
+    raise ValueError("context_crop with lpc_excitation is not supported")
+  outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1, crop)
   if model.lpc_excitation:  # The excitation's classes: the sample minus its prediction.
     targets = wavenet.excitation_classes(model, _model_audio(model, batch["audio"])[:, 1:],
                                          wavenet.linear_predictions(model, inputs, condition, 1))
   mask = batch["mask"][:, 1:]
+  if crop:
+    targets, mask = targets[:, -crop:], mask[:, -crop:]
   count = jnp.maximum(mask.sum(), 1.0)
   mean = lambda x: (x * mask).sum() / count
   metrics = {"num_predictions": mask.sum()}

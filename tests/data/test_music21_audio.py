@@ -302,15 +302,17 @@ def test_prepare_data_command_summarizes_the_built_dataset(builds):
   assert lines["train"][1] == "3" and lines["train"][3] == "3"  # 3 examples, 3 instruments.
 
 
-def test_wavenet_trains_on_music_and_plays_each_instrument(builds, tmp_path):
-  """configs/wavenet.py:music_tiny: the instrument label conditions the model like a speaker."""
+@pytest.mark.parametrize("variant", ["music_tiny", "music_context_tiny"])
+def test_wavenet_trains_on_music_and_plays_each_instrument(builds, tmp_path, variant):
+  """configs/wavenet.py:music_tiny: the instrument label conditions the model like a speaker;
+  music_context_tiny: with a context stack, whose loss counts the crop's positions only."""
   import jax
 
   from audiojax.train import trainer
   from configs import wavenet as wavenet_config
 
   data_dir = builds[0]
-  config = wavenet_config.get_config("music_tiny")
+  config = wavenet_config.get_config(variant)
   config.data.data_dir = data_dir
   config.train.num_steps = 2
   batch = next(iter(pipeline.train_dataset(config.data, seed=0, process_index=0,
@@ -322,6 +324,11 @@ def test_wavenet_trains_on_music_and_plays_each_instrument(builds, tmp_path):
   model, task, variables, _ = trainer.restore_variables(config, workdir)
   audio = task.generate(model, variables, jax.random.key(0), 3, 40, np.arange(3, dtype=np.int32))
   assert audio.shape == (3, 40) and np.isfinite(np.asarray(audio)).all()
+  _, (metrics, _) = task.loss_fn(model, variables, jax.tree.map(np.asarray, batch),
+                                 jax.random.key(1), train=False)
+  positions = config.model.context_crop or config.data.crop_samples - 1
+  assert metrics["num_predictions"] <= batch["audio"].shape[0] * positions
+  assert metrics["num_predictions"] > (batch["audio"].shape[0] - 1) * positions
 
 
 def test_read_notes_takes_a_score_file_and_names_a_bad_piece(tmp_path):
