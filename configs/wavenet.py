@@ -148,12 +148,10 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       # features appended to the frame's (WaveRNN's / LPCNet's conditioning network).
       condition_layers=0,
       condition_width=128,
-      # Context stack (the paper's section 2.6): samples per frame of past audio (0 = none),
-      # its dilated layers K (2^K frames of context) and width; training runs the WaveNet on
-      # the last context_crop positions of each window only (0 = all).
+      # Context stack (the paper's section 2.6): samples per frame of past audio (0 = none;
+      # context_layers, context_width: the model's defaults unless the variant sets them);
+      # the loss counts the last context_crop positions of each window only (0 = all).
       context_hop=0,
-      context_layers=6,
-      context_width=64,
       context_crop=0,
   ))
 

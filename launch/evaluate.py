@@ -2,6 +2,8 @@
 
 WaveNet: test-split NLL (bits per sample).
   python -m launch.evaluate --workdir=runs/wavenet [--split=test] [--max_examples=N]
+  On given positions (a context stack's run and a plain one alike: windows of 34,817 samples,
+  each scored on its last 2,048): --crop_samples=34817 --scored_samples=2048
 AudioLM stage: next-token NLL (nats, bits per token), accuracy and perplexity on its targets.
   python -m launch.evaluate --workdir=runs/audiolm/coarse [--split=test]
 SoundStream: the codec at each bitrate against Opus (mel and MR-STFT distance, SI-SNR, PESQ,
@@ -33,6 +35,13 @@ from launch import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by launch.train.")
 _SPLIT = flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
+_CROP_SAMPLES = flags.DEFINE_integer(
+    "crop_samples", None, "WaveNet: consecutive windows of this many samples (default: the "
+    "run's data.crop_samples).")
+_SCORED_SAMPLES = flags.DEFINE_integer(
+    "scored_samples", None, "WaveNet: score only each window's last N positions (default: the "
+    "run's model.context_crop); with --crop_samples, runs with and without a context stack "
+    "are scored on the same positions.")
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", None, "Evaluate the first N utterances.")
 _NUM_QUANTIZERS = flags.DEFINE_list(
     "num_quantizers", None, "Codec only: quantizer levels to evaluate, e.g. 1,2,4,8 "
@@ -108,7 +117,8 @@ def main(argv):
                                  _SPEECH_METRICS.value)
     print(codec_eval.markdown(result))
     return
-  result = trainer.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value)
+  result = trainer.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value,
+                            _CROP_SAMPLES.value, _SCORED_SAMPLES.value)
   if "bits_per_token" in result:  # An AudioLM stage: per-token perplexity of the split.
     result["perplexity"] = math.exp(result["loss"])
   print(json.dumps(result, indent=2))

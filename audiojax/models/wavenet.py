@@ -752,8 +752,8 @@ class Model(nn.Module):
   # the inputs (not the targets); 0 = clean inputs.
   input_noise: float = 0.0
   # Context stack (module docstring): samples per context frame (0 = none), its layers K
-  # (R = 2^K frames of context) and width; training only (`tasks.wavenet_loss`): positions
-  # the WaveNet runs on at the end of each window (0 = all).
+  # (R = 2^K frames of context) and width; `tasks.wavenet_loss`: the positions at the end of
+  # each window the WaveNet runs on and the loss counts (0 = all; any model).
   context_hop: int = 0
   context_layers: int = 6
   context_width: int = 64
@@ -786,10 +786,9 @@ class Model(nn.Module):
     [batch], condition: [batch, frames, C] -> outputs float32 [b, t, num_outputs].
 
     `outputs[:, t]` is the distribution of sample t + 1 given `inputs[:, :t + 1]` and the
-    conditioning rows up to t + condition_offset (module docstring). With `crop` > 0 (a
-    context stack's training) only the last `crop` positions' outputs [b, crop, ...]: the
-    context stack reads all the inputs, the WaveNet the last `crop` (its own zero padding
-    before them, as at a window's start).
+    conditioning rows up to t + condition_offset (module docstring). With `crop` > 0 only
+    the last `crop` positions' outputs [b, crop, ...]: a context stack reads all the inputs,
+    the WaveNet the last `crop` (its own zero padding before them, as at a window's start).
     """
     assert self.gate_channels % 2 == 0, "gate_channels is split into filter and gate halves"
     assert self.max_dilation & (self.max_dilation - 1) == 0, "max_dilation is a power of 2"
@@ -804,13 +803,10 @@ class Model(nn.Module):
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
     _check_lpc(self)
-    context = None
-    if self.context_hop:  # Over all the inputs; then the WaveNet over the crop only.
-      start = inputs.shape[1] - crop if 0 < crop < inputs.shape[1] else 0
-      context = self._context(inputs, start, inputs.shape[1] - start)
-      inputs, condition_offset = inputs[:, start:], condition_offset + start
-    elif crop:
-      raise ValueError("crop is for a context stack's training: context_hop > 0")
+    # The context stack over all the inputs; then the WaveNet over the crop only.
+    start = inputs.shape[1] - crop if 0 < crop < inputs.shape[1] else 0
+    context = self._context(inputs, start, inputs.shape[1] - start) if self.context_hop else None
+    inputs, condition_offset = inputs[:, start:], condition_offset + start
     features, layer_condition = condition, None  # features: the frames LPC is fitted to
     if condition is not None and self.condition_upsample == "repeat":
       # The layers project the frames before repeating them (`ConditionProjection`).

@@ -203,7 +203,7 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   if train and model.period_dropout:  # Some rows without their periods.
     keep = jax.random.uniform(jax.random.fold_in(rng, 1), condition.shape[:1])
     condition = wavenet.drop_periods(model, condition, keep >= model.period_dropout)
-  # A context stack's crop (`wavenet.Model.context_crop`): the last positions of the window.
+  # `wavenet.Model.context_crop`: only the window's last positions (a context stack's crop).
   crop = model.context_crop if 0 < model.context_crop < inputs.shape[1] else 0
   if crop and model.lpc_excitation:
     raise ValueError("context_crop with lpc_excitation is not supported")

@@ -454,16 +454,30 @@ def restore_model(workdir: str, model_name: str, description: str):
   return config, model, variables
 
 
-def evaluate(workdir: str, split: str = "test", max_examples: int | None = None) -> dict:
+def evaluate(workdir: str, split: str = "test", max_examples: int | None = None,
+             crop_samples: int | None = None, scored_samples: int | None = None) -> dict:
   """Test metrics of a workdir's latest checkpoint (WaveNet: NLL in bits per sample); also
-  written to WORKDIR/eval_<split>.json."""
+  written to WORKDIR/eval_<split>.json.
+
+  WaveNet only: `crop_samples` replaces the run's window (data.crop_samples), `scored_samples`
+  its model.context_crop (the loss counts each window's last N positions), so that runs with
+  and without a context stack are scored on the same positions; the result is then written to
+  eval_<split>_crop<C>_last<N>.json."""
   config = load_config(workdir)
+  name = f"eval_{split}"
+  if crop_samples or scored_samples:
+    if config.model.name != "wavenet":
+      raise ValueError("crop_samples / scored_samples are for WaveNet runs")
+    config.data.crop_samples = crop_samples or config.data.crop_samples
+    with config.unlocked():
+      config.model.context_crop = scored_samples or config.model.get("context_crop", 0)
+    name += f"_crop{config.data.crop_samples}_last{config.model.context_crop}"
   model, task, variables, step = restore_variables(config, workdir)
   eval_step = jax.jit(make_eval_step(model, task))
   mesh = sharding.make_mesh()
   result = run_eval(eval_step, variables, config.data, split, mesh, max_examples)
   result = {"split": split, "step": step, "dataset": config.data.name, **result}
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
+    with open(os.path.join(workdir, name + ".json"), "w") as f:
       json.dump(result, f, indent=2)
   return result

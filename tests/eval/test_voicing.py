@@ -17,9 +17,25 @@ def test_harmonic_tone_is_voiced_at_its_pitch():
   assert result.hnr_db > 30
 
 
-def harmonic_tone(seconds: float = 1.0) -> np.ndarray:
+def harmonic_tone(seconds: float = 1.0, f0_hz: float = 150.0) -> np.ndarray:
   t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
-  return 0.1 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
+  return 0.1 * sum(np.sin(2 * np.pi * f0_hz * k * t) / k for k in range(1, 12))
+
+
+def test_notes_of_a_melody_and_of_a_held_tone():
+  """C3 E3 G3 C3, 0.4 s each: 3 pitches, 3 changes in 1.6 s; one held tone: 1 pitch, none."""
+  melody = np.concatenate([harmonic_tone(0.4, 440 * 2 ** ((midi - 69) / 12))
+                           for midi in (48, 52, 55, 48)])
+  result = voicing.voicing(melody, RATE_HZ)
+  assert result.distinct_notes == 3
+  assert result.note_changes_per_s == pytest.approx(3 / 1.6)
+  held = voicing.voicing(harmonic_tone(1.6), RATE_HZ)
+  assert held.distinct_notes == 1 and held.note_changes_per_s == 0.0
+  assert "1 notes, 0.00 note changes/s" in str(held)
+  # A run shorter than NOTE_MIN_FRAMES frames is no note.
+  assert voicing.notes(np.full(4, 220.0), np.ones(4, bool)) == []
+  assert voicing.notes(np.array([220.0] * 5 + [np.nan] * 2 + [330.0] * 6),
+                       np.array([True] * 5 + [False] * 2 + [True] * 6)) == [57, 64]
 
 
 def test_white_noise_is_not_voiced():

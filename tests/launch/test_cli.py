@@ -95,6 +95,13 @@ def test_evaluate_prints_and_writes_bits_per_sample(trained_workdir):
   assert result["split"] == "test" and 0 < result["bits_per_sample"] <= 8.5
   with open(os.path.join(trained_workdir, "eval_test.json")) as f:
     assert json.load(f)["bits_per_sample"] == result["bits_per_sample"]
+  # On given positions: windows of 301 samples, each scored on its last 100 predictions.
+  proc = run("launch.evaluate", f"--workdir={trained_workdir}", "--max_examples=2",
+             "--crop_samples=301", "--scored_samples=100")
+  windows = json.loads(proc.stdout[proc.stdout.index("{"):])
+  assert 0 < windows["bits_per_sample"] <= 8.5
+  assert windows["num_predictions"] < result["num_predictions"] / 2
+  assert os.path.exists(os.path.join(trained_workdir, "eval_test_crop301_last100.json"))
 
 
 def test_sample_without_a_checkpoint_is_a_clear_error(tmp_path):
