@@ -92,9 +92,10 @@ Variants (`--config=configs/wavenet.py:VARIANT`):
               with the corpus' organ and piano partials (README).
   music_score_tiny  unit tests: hop 16, 2 harmonics.
   music_context  music with a context stack (the paper's section 2.6; audiojax/models/
-              wavenet.py): a small dilated stack over the last 2 s of audio in 16-ms frames
-              conditions every layer, whose own receptive field is 64 ms; trained on the last
-              2048 samples of 2.2-s windows. Samples as music's.
+              wavenet.py): a small dilated stack over the last 2 s of audio (16-ms frames,
+              each the log spectrum of its last 64 ms) conditions every layer, whose own
+              receptive field is 64 ms; trained on the last 2048 samples of 2.2-s windows.
+              Samples as music's.
   music_context_tiny  unit tests: hop 16, 4 frames of context.
   super_resolution  unconditional-size, conditioned on the audio's low band at 8 kHz (the task
               low-passes and decimates the batch audio; 32 low-rate samples per 64-sample
@@ -297,15 +298,15 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.data.condition_hop = config.model.get_ref("condition_hop")
     config.data.excitation_channels = config.model.get_ref("excitation_channels")
   elif variant in ("music_context", "music_context_tiny"):
-    # The music model with a context stack: the last 2 s of audio in 16-ms frames through 7
-    # dilated layers into every layer's gates. Windows hold the stack's whole 2^7 frames and
-    # the crop the WaveNet trains on after them.
+    # The music model with a context stack: the last 2 s of audio as 16-ms frames (each the
+    # spectrum of its last 64 ms) through 7 dilated layers into every layer's gates. Windows
+    # hold all the stack reads and the crop the WaveNet trains on after it.
     tiny = variant == "music_context_tiny"
     config = get_config("music_tiny" if tiny else "music")
-    hop, layers, crop = (16, 2, 64) if tiny else (256, 7, 2048)
-    config.model.update(context_hop=hop, context_layers=layers, context_width=8 if tiny else 64,
-                        context_crop=crop)
-    config.data.crop_samples = hop * 2**layers + crop + 1
+    hop, window, layers, crop = (16, 32, 2, 64) if tiny else (256, 1024, 7, 2048)
+    config.model.update(context_hop=hop, context_window=window, context_layers=layers,
+                        context_width=8 if tiny else 64, context_crop=crop)
+    config.data.crop_samples = hop * (2**layers - 1) + window + crop + 1
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("unconditional" if variant == "super_resolution" else "tiny")

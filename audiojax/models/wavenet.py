@@ -85,17 +85,21 @@ from a few seconds of it.
 
 Context stack (`context_hop` > 0; the paper's section 2.6): a separate, smaller network over
 the past audio at a lower rate widens what the WaveNet hears from its ~0.1 s to seconds (music
-needs it: papers.md). The inputs' amplitudes, in frames of `context_hop` samples, go through
-a Dense (tanh) and `context_layers` = K valid dilated causal convs over frames (kernel 2,
-dilations 1 .. 2^(K-1), tanh, residual: `ContextStack`), R = 2^K frames per output; each
-layer adds its own 1x1 (no bias) of the output to its gates, like local conditioning. The step
+needs it: papers.md). Every `context_hop` samples a frame: the log power spectrum of the last
+`context_window` inputs' amplitudes (Hann window; `frame_spectra`), phase-free, so a held
+note looks the same frame after frame. The frames go through a Dense (tanh) and
+`context_layers` = K valid dilated causal convs over frames (kernel 2, dilations 1 ..
+2^(K-1), tanh, residual: `ContextStack`), R = 2^K frames per output; each layer adds its own
+1x1 (no bias, initialised to zero: training starts from the plain WaveNet) of the output to its
+gates, like local conditioning. The step
 that consumes input t sees the output over the R frames ending with frame t // hop - 1, the
 last complete one before its own (frames before the audio are silence, so frame 0's steps see
 the stack's output for R frames of silence): nothing of frame t // hop's own inputs, hence
 causal. In training (`context_crop` > 0) the stack runs over the whole window and the WaveNet
 over its last `context_crop` positions only (the paper's "cropped at the end"): seconds of
-context for the cost of a short crop. The incremental decoder keeps the last R hop inputs'
-amplitudes and reruns the stack over them once per frame (`DecodeState.context_inputs`).
+context for the cost of a short crop. The incremental decoder keeps the last (R - 1) hop +
+window inputs' amplitudes and reruns the stack over them once per frame
+(`DecodeState.context_inputs`).
 
 Incremental (sampling) path, after Fast WaveNet (Paine et al., 2016): every layer keeps a queue of
 its last `(kernel_size - 1) * dilation` inputs, so one new sample costs O(layers), not
@@ -137,7 +141,7 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
                                    [F, E], bias [E]   (only when speaker_embedding_dim > 0)
   layer_{l}/condition/kernel       [C', G]            (only when condition_channels > 0)
-  context_stack/embed/kernel [hop, W], bias [W]; context_stack/conv_{k}/kernel [2, W, W],
+  context_stack/embed/kernel [window / 2 + 1, W], bias [W]; context_stack/conv_{k}/kernel [2, W, W],
                                    bias [W]; layer_{l}/context/kernel [W, G]  (only with
                                    context_hop; W = context_width)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
@@ -294,8 +298,8 @@ class SpeakerEncoder(nn.Module):
 
 
 class ContextStack(nn.Module):
-  """Frames of past amplitudes [b, f + R - 1, hop] -> [b, f, width], R = 2^layers: output i sees
-  frames i .. i + R - 1 (module docstring, context stack)."""
+  """Frame spectra [b, f + R - 1, bins] -> [b, f, width], R = 2^layers: output i sees frames
+  i .. i + R - 1 (module docstring, context stack)."""
   layers: int
   width: int
   dtype: Any = jnp.float32
@@ -327,6 +331,22 @@ def input_amplitudes(model: "Model", inputs: jnp.ndarray) -> jnp.ndarray:
   if model.output == "mol":
     return inputs.astype(jnp.float32)
   return audio.mu_law_decode(inputs, model.num_classes - 1)
+
+
+def context_span(model: "Model") -> int:
+  """Inputs one context output reads: R frames of hop, the first reaching a window back."""
+  return (context_frames(model) - 1) * model.context_hop + model.context_window
+
+
+def frame_spectra(model: "Model", amplitudes: jnp.ndarray, count: int) -> jnp.ndarray:
+  """Log power spectra [b, count, window / 2 + 1] of the windows amplitudes[:, k hop : k hop +
+  window] (amplitudes: [b, >= (count - 1) hop + window]), Hann-windowed, scaled to ~[-1, 1]."""
+  hop, window = model.context_hop, model.context_window
+  index = hop * np.arange(count)[:, None] + np.arange(window)[None, :]  # [count, window]
+  frames = amplitudes[:, index] * jnp.asarray(np.hanning(window + 1)[:-1], jnp.float32)
+  spectrum = jnp.fft.rfft(frames, axis=-1)
+  power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
+  return 0.1 * jnp.log(power + 1e-5)
 
 
 def _context_stack(model: "Model", **kwargs) -> ContextStack:
@@ -362,8 +382,8 @@ class ResidualLayer(nn.Module):
       gates += ConditionProjection(self.gate_channels, self.dtype, name="condition")(
           condition, x.shape[1])
     if context is not None:  # The context stack's output, per frame (module docstring).
-      gates += ConditionProjection(self.gate_channels, self.dtype, name="context")(
-          context, x.shape[1])
+      gates += ConditionProjection(self.gate_channels, self.dtype, zero_init=True,
+                                   name="context")(context, x.shape[1])
     z = gated_unit(gates)  # [b, t, G // 2]
     out = nn.Dense(self.residual_channels + self.skip_channels, dtype=self.dtype,
                    name="output", kernel_init=_init(("mlp", "embed")),
@@ -394,16 +414,19 @@ class ConditionProjection(nn.Module):
   multiplies)."""
   features: int
   dtype: Any = jnp.float32
+  zero_init: bool = False  # The kernel starts at zero (the context stack's).
 
   @nn.compact
   def __call__(self, condition: "jnp.ndarray | FrameRows", time: int) -> jnp.ndarray:
     """-> [b, time, features]."""
+    init = _init((None, "mlp"), nn.initializers.zeros if self.zero_init else
+                 nn.linear.default_kernel_init)
     if not isinstance(condition, FrameRows):
-      kernel = self.param("kernel", _init((None, "mlp")), (condition.shape[-1], self.features))
+      kernel = self.param("kernel", init, (condition.shape[-1], self.features))
       return condition.astype(self.dtype) @ kernel.astype(self.dtype)
     frame_channels = condition.frames.shape[-1]
     sample_channels = 0 if condition.samples is None else condition.samples.shape[-1]
-    kernel = self.param("kernel", _init((None, "mlp")),
+    kernel = self.param("kernel", init,
                         (frame_channels + sample_channels, self.features)).astype(self.dtype)
     terms = jnp.repeat(condition.frames.astype(self.dtype) @ kernel[:frame_channels],
                        condition.hop, axis=1)  # [b, f hop, G]
@@ -755,6 +778,7 @@ class Model(nn.Module):
   # (R = 2^K frames of context) and width; `tasks.wavenet_loss`: the positions at the end of
   # each window the WaveNet runs on and the loss counts (0 = all; any model).
   context_hop: int = 0
+  context_window: int = 1024  # Samples per frame spectrum (>= context_hop).
   context_layers: int = 6
   context_width: int = 64
   context_crop: int = 0
@@ -890,15 +914,16 @@ class Model(nn.Module):
 
   def _context(self, inputs: jnp.ndarray, start: int, time: int) -> FrameRows:
     """The context stack's rows of positions start .. start + time - 1 (module docstring):
-    frames of the inputs' amplitudes, R of silence before them, output j (over the R frames
-    ending with frame j - 1) kept at the frame rate for frame j's positions."""
+    spectra of frames of the inputs' amplitudes (silence before them), output j (over the R
+    frames ending with frame j - 1) kept at the frame rate for frame j's positions."""
     hop, frames = self.context_hop, context_frames(self)
     first, last = start // hop, -(-(start + time) // hop)  # the frames positions fall in
     amplitudes = input_amplitudes(self, inputs[:, :max(last - 1, 0) * hop])
-    amplitudes = jnp.pad(amplitudes, ((0, 0), (frames * hop, 0)))  # R frames of silence
-    amplitudes = amplitudes[:, first * hop:]  # What outputs first .. last - 1 read.
-    outputs = _context_stack(self, name="context_stack")(
-        amplitudes.reshape(inputs.shape[0], -1, hop))  # [b, last - first, W]
+    # Silence before: window k of the padded amplitudes (k hop .. k hop + window) ends where
+    # frame k - R of the inputs does.
+    amplitudes = jnp.pad(amplitudes, ((0, 0), (context_span(self), 0)))
+    spectra = frame_spectra(self, amplitudes[:, first * hop:], frames + last - first - 1)
+    outputs = _context_stack(self, name="context_stack")(spectra)  # [b, last - first, W]
     return FrameRows(outputs, None, hop, start - first * hop)
 
 
@@ -990,8 +1015,8 @@ class DecodeState(struct.PyTreeNode):
   predictions: jax.Array | None = None
   # float32 [batch] (lpc_order): the last step's prediction of the sample it draws
   prediction: jax.Array | None = None
-  # context_hop: the last R hop inputs' amplitudes, float32 [R hop, batch] (input s at row
-  # s % (R hop)), and the context stack's gate terms [L, batch, G] of the current frame.
+  # context_hop: the last context_span inputs' amplitudes, float32 [span, batch] (input s at
+  # row s % span), and the context stack's gate terms [L, batch, G] of the current frame.
   context_inputs: jax.Array | None = None
   context_terms: jax.Array | None = None
 
@@ -1080,11 +1105,11 @@ def decode_weights(model: Model, params: Any) -> DecodeWeights:
 def _context_terms(model: Model, weights: DecodeWeights, context_inputs: jax.Array,
                    step: jax.Array) -> jax.Array:
   """The gate terms [L, batch, G] of the frame starting at input `step` (a multiple of hop):
-  the context stack over the R frames before it, from the ring buffer [R hop, batch]."""
+  the context stack over the R frames before it, from the ring buffer [context_span, batch]."""
   size = context_inputs.shape[0]
-  window = context_inputs[(step + jnp.arange(size)) % size]  # oldest first: [R hop, batch]
-  frames = window.T.reshape(window.shape[1], context_frames(model), model.context_hop)
-  outputs = _context_stack(model).apply({"params": weights.context_params}, frames)[:, 0]
+  window = context_inputs[(step + jnp.arange(size)) % size]  # oldest first: [span, batch]
+  spectra = frame_spectra(model, window.T, context_frames(model))  # [batch, R, bins]
+  outputs = _context_stack(model).apply({"params": weights.context_params}, spectra)[:, 0]
   return jnp.einsum("bw,wlg->lbg", outputs.astype(model.dtype), weights.context_kernel)
 
 
@@ -1113,7 +1138,7 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
   step = jnp.zeros((), jnp.int32)
   context_inputs = context_terms = None
   if model.context_hop:  # Silence before the first input, as in `Model.__call__`.
-    context_inputs = jnp.zeros((context_frames(model) * model.context_hop, batch_size),
+    context_inputs = jnp.zeros((context_span(model), batch_size),
                                jnp.float32)
     context_terms = _context_terms(model, weights, context_inputs, step)
   return DecodeState(queues=queues, gate_context=context, step=step,

@@ -10,7 +10,8 @@ from audiojax.sample import wavenet as sampler
 from tests.models.test_wavenet import TINY, random_classes, random_params
 
 HOP = 4
-CONTEXT = dict(context_hop=HOP, context_layers=2, context_width=6)  # R = 4 frames = 16 inputs
+# R = 4 frames of 4 inputs, each frame's spectrum over its last 8 inputs.
+CONTEXT = dict(context_hop=HOP, context_window=8, context_layers=2, context_width=6)
 
 
 def context_model(**kwargs) -> wavenet.Model:
@@ -20,10 +21,13 @@ def context_model(**kwargs) -> wavenet.Model:
 def test_params_and_receptive_frames():
   model = context_model()
   params = random_params(model)
-  assert params["context_stack"]["embed"]["kernel"].shape == (HOP, 6)
+  assert params["context_stack"]["embed"]["kernel"].shape == (8 // 2 + 1, 6)
   assert params["context_stack"]["conv_1"]["kernel"].shape == (2, 6, 6)
   assert params["layer_0"]["context"]["kernel"].shape == (6, TINY["gate_channels"])
-  assert wavenet.context_frames(model) == 4
+  assert wavenet.context_frames(model) == 4 and wavenet.context_span(model) == 3 * HOP + 8
+  # The context's 1x1s start at zero: training starts from the plain WaveNet.
+  init = model.init(jax.random.key(0), jnp.zeros((1, 12), jnp.int32))["params"]
+  assert not np.asarray(init["layer_1"]["context"]["kernel"].value).any()
 
 
 def test_context_is_causal_and_reaches_back_seconds_of_frames():
@@ -39,11 +43,12 @@ def test_context_is_causal_and_reaches_back_seconds_of_frames():
     np.testing.assert_allclose(apply(future)[:, :t + 1], logits[:, :t + 1], atol=1e-6)
   # Output 40 reads positions 26..40 through the WaveNet (receptive field 15), whose gates
   # read the stack's outputs for frames 6..10, each over the R = 4 frames before it: frames
-  # 2..9. Input 8 (frame 2), 32 inputs back, reaches it; input 7 (frame 1) does not.
+  # 2..9, frame 2's spectrum over inputs 4..11 (the periodic Hann window's first tap is 0:
+  # 5..11). Input 5, 35 inputs back, reaches it; inputs 4 and 3 do not.
   def changed(i):  # The input's amplitude flipped in sign (mu-law class 255 - c).
     return np.abs(apply(inputs.at[:, i].set(255 - inputs[:, i]))[:, 40] - logits[:, 40]).max()
 
-  assert changed(8) > 0.0 and changed(7) == 0.0  # (a long path: a small change, ~1e-6)
+  assert changed(5) > 0.0 and changed(4) == changed(3) == 0.0  # (a long path: ~1e-6)
   # Frame 10's steps do not see their own frame through the stack, only through the WaveNet:
   # input 39 changes output 39 but not output 38 (and input 38's change reaches output 39).
   assert np.abs(apply(inputs.at[:, 39].add(77) % 256)[:, 38] - logits[:, 38]).max() < 1e-6
