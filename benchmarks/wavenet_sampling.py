@@ -28,7 +28,13 @@ CONFIGS = {
     # Quick check: 12 layers, receptive field 127 samples.
     "small": dict(residual_channels=32, gate_channels=64, skip_channels=64, head_channels=64,
                   dilation_cycles=2, max_dilation=32),
+    # configs/wavenet.py:music's size (18 layers, receptive field 1023 samples), and with
+    # music_context's context stack (its rerun once per 256 steps is what this costs).
+    "music": dict(residual_channels=32, gate_channels=64, skip_channels=128, head_channels=128,
+                  dilation_cycles=2, max_dilation=256),
 }
+CONFIGS["music_context"] = dict(**CONFIGS["music"], context_hop=256, context_window=1024,
+                                context_layers=7, context_width=64)
 
 _CONFIG = flags.DEFINE_enum("config", "paper", list(CONFIGS), "Model size.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")

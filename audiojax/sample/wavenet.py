@@ -38,6 +38,10 @@ In repeat mode (frames repeated over their samples) each frame's terms are compu
 terms of its steps' frames to those of the sample-rate channels (the excitation's), as
 training does (`wavenet.SamplerCondition`, `wavenet.ConditionProjection`).
 
+A model with a context stack (`context_hop` > 0) needs nothing more: each step keeps its
+input's amplitude in the decoder state, and the last step of a frame reruns the stack over the
+inputs it reads (`wavenet.decode_step`, a `lax.cond`: once per context_hop steps).
+
 `params` is the model's params tree (`variables["params"]`).
 """
 

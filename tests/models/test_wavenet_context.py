@@ -82,6 +82,18 @@ def test_incremental_equals_parallel(output):
   np.testing.assert_allclose(incremental, parallel, atol=1e-5, rtol=1e-5)
 
 
+def test_incremental_equals_parallel_with_local_conditioning():
+  """The context stack's terms add to the features' (repeat mode, hop 3: frames of the two
+  do not line up)."""
+  model = context_model(condition_channels=2, condition_hop=3)
+  params = random_params(model)
+  inputs = random_classes(4, (2, 30))
+  condition = jnp.asarray(np.random.default_rng(2).normal(size=(2, 10, 2)), jnp.float32)
+  parallel = model.apply({"params": params}, inputs, None, condition)
+  incremental = sampler.teacher_forced_logits(model, params, inputs, None, condition)
+  np.testing.assert_allclose(incremental, parallel, atol=1e-5, rtol=1e-5)
+
+
 def test_scan_sampler_equals_naive_sampler_with_speaker():
   model = context_model(num_speakers=3)
   params = random_params(model)

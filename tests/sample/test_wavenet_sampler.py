@@ -131,8 +131,11 @@ from audiojax.sample import wavenet as sampler
 from tests.models.test_wavenet import TINY, random_params
 from audiojax.train import sharding
 from tests.models.test_wavenet import TINY, random_params
-# Conditioned in repeat mode: each device's rows of the frames' terms too.
-model = wavenet.Model(**{**TINY, "num_speakers": 3, "condition_channels": 3, "condition_hop": 4})
+# Conditioned in repeat mode: each device's rows of the frames' terms too; and a context stack:
+# each device's rows of its buffered inputs and terms.
+model = wavenet.Model(**{**TINY, "num_speakers": 3, "condition_channels": 3, "condition_hop": 4,
+                         "context_hop": 4, "context_window": 8, "context_layers": 2,
+                         "context_width": 6})
 params = random_params(model, seed=3)
 speaker = jnp.array([0, 1, 2, 1, 0, 2, 2, 1], jnp.int32)
 condition = jnp.asarray(np.random.default_rng(1).normal(size=(8, 13, 3)), jnp.float32)
