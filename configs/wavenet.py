@@ -300,13 +300,16 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   elif variant in ("music_context", "music_context_tiny"):
     # The music model with a context stack: the last 2 s of audio as 16-ms frames (each the
     # spectrum of its last 64 ms) through 7 dilated layers into every layer's gates. Windows
-    # hold all the stack reads and the crop the WaveNet trains on after it.
+    # hold all the stack reads and the crop the WaveNet trains on after it; some start before
+    # the audio (silence there), as sampling does.
     tiny = variant == "music_context_tiny"
     config = get_config("music_tiny" if tiny else "music")
     hop, window, layers, crop = (16, 32, 2, 64) if tiny else (256, 1024, 7, 2048)
     config.model.update(context_hop=hop, context_window=window, context_layers=layers,
                         context_width=8 if tiny else 64, context_crop=crop)
-    config.data.crop_samples = hop * (2**layers - 1) + window + crop + 1
+    # Some windows start before the audio, so the model also learns to begin from silence.
+    config.data.update(crop_samples=hop * (2**layers - 1) + window + crop + 1,
+                       lead_in_samples=hop * (2**layers - 1) + window)
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("unconditional" if variant == "super_resolution" else "tiny")

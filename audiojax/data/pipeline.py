@@ -475,11 +475,14 @@ def _records_by_speaker(source: Source, indices: Sequence[int]) -> dict[int, lis
 
 
 def crop_at(audio: np.ndarray, start: int, crop_samples: int) -> dict:
-  """audio[start:start + crop_samples], zero-padded past the end, with mask 0 on padding."""
-  window = audio[start:start + crop_samples]
+  """audio[start:start + crop_samples], zero-padded past the end (and before the start, for a
+  negative `start`), with mask 0 on padding."""
+  before = min(max(-start, 0), crop_samples)
+  window = audio[max(start, 0):max(start + crop_samples, 0)]
   mask = np.zeros(crop_samples, np.float32)
-  mask[:window.shape[0]] = 1.0
-  return {"audio": np.pad(window, (0, crop_samples - window.shape[0])), "mask": mask}
+  mask[before:before + window.shape[0]] = 1.0
+  return {"audio": np.pad(window, (before, crop_samples - before - window.shape[0])),
+          "mask": mask}
 
 
 def crop_start(num_samples: int, crop_samples: int, rng: np.random.Generator,
@@ -494,11 +497,16 @@ def crop_start(num_samples: int, crop_samples: int, rng: np.random.Generator,
 def random_crop(audio: np.ndarray, crop_samples: int, rng: np.random.Generator,
                 condition: np.ndarray | None = None, hop: int = 1,
                 labels: tuple[np.ndarray, np.ndarray] | None = None,
-                max_phonemes: int = 0) -> dict:
+                max_phonemes: int = 0, lead_in_samples: int = 0) -> dict:
   """A random window of `crop_samples`; shorter audio is zero-padded with mask 0 on padding.
   With `condition` [frames, C] (one per `hop` samples) the window starts on a frame boundary
-  and brings its frames as 'condition'; with `labels` (`label_fn`) its phones (`crop_labels`)."""
-  start = crop_start(audio.shape[0], crop_samples, rng, hop)
+  and brings its frames as 'condition'; with `labels` (`label_fn`) its phones (`crop_labels`).
+  With `lead_in_samples` the window may start up to that many samples before the audio (silence
+  there, mask 0): a model with a long context (WaveNet's context stack) then also learns to
+  start from the silence its sampler starts from."""
+  if lead_in_samples and (condition is not None or labels is not None):
+    raise ValueError("data.lead_in_samples is for audio alone (no condition or labels)")
+  start = crop_start(audio.shape[0] + lead_in_samples, crop_samples, rng, hop) - lead_in_samples
   cropped = crop_at(audio, start, crop_samples)
   if labels is not None:
     cropped.update(crop_labels(labels, start, crop_samples, max_phonemes))
@@ -561,7 +569,8 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
                           None if features is None else features(example),
                           data_config.get("condition_hop", 1),
                           None if targets is None else targets(example),
-                          data_config.get("max_phonemes", 0))
+                          data_config.get("max_phonemes", 0),
+                          data_config.get("lead_in_samples", 0))
     cropped["speaker"] = np.int32(example["speaker"])
     if reference_samples:  # Another utterance of the speaker (itself if it has no other).
       others = [i for i in by_speaker[example["speaker"]] if i != index] or [index]

@@ -7,11 +7,11 @@ that repeat (a high harmonics-to-noise ratio) and a peaky (harmonic) spectrum; n
 pYIN's voiced flag is all or nothing and drops noisy voicing (a periodic waveform under noise
 ~0-3 dB below it); the HNR grades it.
 
-For music (does a sample hold one tone or move between notes?) the pitch track is also read as
-notes: runs of at least `NOTE_MIN_FRAMES` voiced loud frames whose pitch rounds to one MIDI
-note; `distinct_notes` counts their pitches and `note_changes_per_s` the steps from one note
-to the next of another pitch, per second of the clip. pYIN follows one pitch, the strongest
-line of a chord, so these describe that line.
+For music (does a sample hold one tone or move between notes?) `pitch_range` is the spread of
+the voiced loud frames' pitch, in semitones between its 5th and 95th percentiles: a held tone,
+even one that wavers, spans about one; a melody its ambitus (the built-in chorales' organ
+renderings: 9-10). pYIN follows one pitch, the strongest line of a chord, so this describes
+that line.
 """
 
 import dataclasses
@@ -30,32 +30,14 @@ class Voicing:
   # Median harmonics-to-noise ratio (dB, Praat's cross-correlation method) of the loud frames
   # Praat finds periodic (nan when none): 9-15 dB for the built-in corpus's speech.
   hnr_db: float = float("nan")
-  distinct_notes: int = 0  # Pitches (MIDI) of the clip's notes (module docstring).
-  note_changes_per_s: float = 0.0  # Steps between notes of different pitch per second.
+  pitch_range: float = float("nan")  # Semitones, 5th to 95th percentile (module docstring).
 
   def __str__(self) -> str:
     if not self.loud_fraction:
       return "silent (no frame above -50 dBFS)"
     return (f"{self.loud_fraction:.0%} of frames loud, voiced {self.voiced_fraction:.0%} of "
             f"those, spectral flatness {self.flatness:.3f}, median f0 {self.median_f0_hz:.0f} Hz, "
-            f"HNR {self.hnr_db:.1f} dB, {self.distinct_notes} notes, "
-            f"{self.note_changes_per_s:.2f} note changes/s")
-
-
-NOTE_MIN_FRAMES = 5  # 5 hops of 16 ms: a note lasts at least 80 ms.
-
-
-def notes(f0_hz: np.ndarray, voiced: np.ndarray) -> list[int]:
-  """The notes of a pitch track in time order: the MIDI pitch of each run of at least
-  `NOTE_MIN_FRAMES` voiced frames (f0_hz, voiced: [frames]) whose pitch rounds to it."""
-  midi = np.where(voiced, np.round(librosa.hz_to_midi(np.where(voiced, f0_hz, 1.0))), -1)
-  found, start = [], 0
-  for i in range(1, midi.shape[0] + 1):
-    if i == midi.shape[0] or midi[i] != midi[start]:
-      if midi[start] >= 0 and i - start >= NOTE_MIN_FRAMES:
-        found.append(int(midi[start]))
-      start = i
-  return found
+            f"HNR {self.hnr_db:.1f} dB, pitch range {self.pitch_range:.1f} semitones")
 
 
 def frame_samples(sample_rate_hz: int) -> int:
@@ -93,16 +75,15 @@ def voicing(audio: np.ndarray, sample_rate_hz: int, fmin_hz: float = 60.0,
   if not loud.any():
     return Voicing(0.0, 0.0, float("nan"), float("nan"))
   voiced_loud = voiced & loud
-  melody = notes(f0, voiced_loud)
-  changes = int(np.count_nonzero(np.diff(melody))) if melody else 0
+  midi = librosa.hz_to_midi(f0[voiced_loud])
   return Voicing(loud_fraction=float(loud.mean()),
                  voiced_fraction=float(voiced_loud.sum() / loud.sum()),
                  flatness=float(np.median(flatness[loud])),
                  median_f0_hz=float(np.median(f0[voiced_loud])) if voiced_loud.any()
                  else float("nan"),
                  hnr_db=_harmonics_to_noise_db(audio, sample_rate_hz, loud, hop, fmin_hz),
-                 distinct_notes=len(set(melody)),
-                 note_changes_per_s=changes * sample_rate_hz / audio.shape[0])
+                 pitch_range=float(np.subtract(*np.percentile(midi, [95, 5])))
+                 if midi.size else float("nan"))
 
 
 def _harmonics_to_noise_db(audio: np.ndarray, sample_rate_hz: int, loud: np.ndarray, hop: int,
@@ -131,5 +112,5 @@ def mean_voicing(clips, sample_rate_hz: int) -> dict[str, float]:
           "voiced_fraction": float(np.mean([v.voiced_fraction for v in stats])),
           "flatness": float(np.mean(flatness)) if flatness else float("nan"),
           "hnr_db": float(np.mean(hnr)) if hnr else float("nan"),
-          "distinct_notes": float(np.mean([v.distinct_notes for v in stats])),
-          "note_changes_per_s": float(np.mean([v.note_changes_per_s for v in stats]))}
+          "pitch_range": float(np.nanmean([v.pitch_range for v in stats]))
+          if any(np.isfinite(v.pitch_range) for v in stats) else float("nan")}

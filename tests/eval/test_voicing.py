@@ -22,20 +22,17 @@ def harmonic_tone(seconds: float = 1.0, f0_hz: float = 150.0) -> np.ndarray:
   return 0.1 * sum(np.sin(2 * np.pi * f0_hz * k * t) / k for k in range(1, 12))
 
 
-def test_notes_of_a_melody_and_of_a_held_tone():
-  """C3 E3 G3 C3, 0.4 s each: 3 pitches, 3 changes in 1.6 s; one held tone: 1 pitch, none."""
+def test_pitch_range_of_a_melody_and_of_a_wavering_tone():
+  """C3 E3 G3 C4, 0.4 s each: about an octave; one tone wavering by +-0.5 semitone: about one."""
   melody = np.concatenate([harmonic_tone(0.4, 440 * 2 ** ((midi - 69) / 12))
-                           for midi in (48, 52, 55, 48)])
-  result = voicing.voicing(melody, RATE_HZ)
-  assert result.distinct_notes == 3
-  assert result.note_changes_per_s == pytest.approx(3 / 1.6)
-  held = voicing.voicing(harmonic_tone(1.6), RATE_HZ)
-  assert held.distinct_notes == 1 and held.note_changes_per_s == 0.0
-  assert "1 notes, 0.00 note changes/s" in str(held)
-  # A run shorter than NOTE_MIN_FRAMES frames is no note.
-  assert voicing.notes(np.full(4, 220.0), np.ones(4, bool)) == []
-  assert voicing.notes(np.array([220.0] * 5 + [np.nan] * 2 + [330.0] * 6),
-                       np.array([True] * 5 + [False] * 2 + [True] * 6)) == [57, 64]
+                           for midi in (48, 52, 55, 60)])
+  assert voicing.voicing(melody, RATE_HZ).pitch_range == pytest.approx(12, abs=0.5)
+  t = np.arange(2 * RATE_HZ) / RATE_HZ
+  f0 = 85 * 2 ** (0.5 * np.sin(2 * np.pi * 0.5 * t) / 12)  # A slow glide across E2 / F2.
+  phase = 2 * np.pi * np.cumsum(f0) / RATE_HZ
+  wavering = voicing.voicing(0.1 * sum(np.sin(k * phase) / k for k in range(1, 12)), RATE_HZ)
+  assert 0.5 < wavering.pitch_range < 1.2
+  assert "pitch range" in str(wavering)
 
 
 def test_white_noise_is_not_voiced():
