@@ -229,3 +229,19 @@ def test_is_music_by_name():
   assert pipeline.is_music("espeak_speech+music21_audio")
   assert not pipeline.is_music("espeak_speech")
   assert not pipeline.is_music("tfds:librispeech")
+
+
+def test_lead_in_windows_start_before_the_audio_with_silence_masked():
+  """data.lead_in_samples: starts range over [-lead_in, n - crop]; what lies before the audio
+  is silence with mask 0, and a window wholly before it is all padding."""
+  audio = np.arange(1, 11, dtype=np.float32)
+  before = pipeline.crop_at(audio, -3, 6)
+  np.testing.assert_array_equal(before["audio"], [0, 0, 0, 1, 2, 3])
+  np.testing.assert_array_equal(before["mask"], [0, 0, 0, 1, 1, 1])
+  assert not pipeline.crop_at(audio, -8, 6)["mask"].any()
+  rng = np.random.default_rng(0)
+  firsts = {int(np.argmax(pipeline.random_crop(audio, 6, rng, lead_in_samples=5)["mask"]))
+            for _ in range(300)}
+  assert firsts == {0, 1, 2, 3, 4, 5}  # 5 samples of lead-in at most; or none (start >= 0).
+  with pytest.raises(ValueError, match="lead_in_samples"):
+    pipeline.random_crop(audio, 6, rng, condition=np.zeros((10, 1)), lead_in_samples=5)
