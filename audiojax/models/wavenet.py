@@ -91,15 +91,14 @@ note looks the same frame after frame. The frames go through a Dense (tanh) and
 `context_layers` = K valid dilated causal convs over frames (kernel 2, dilations 1 ..
 2^(K-1), tanh, residual: `ContextStack`), R = 2^K frames per output; each layer adds its own
 1x1 (no bias, initialised to zero: training starts from the plain WaveNet) of the output to its
-gates, like local conditioning. The step
-that consumes input t sees the output over the R frames ending with frame t // hop - 1, the
-last complete one before its own (frames before the audio are silence, so frame 0's steps see
-the stack's output for R frames of silence): nothing of frame t // hop's own inputs, hence
-causal. In training (`context_crop` > 0) the stack runs over the whole window and the WaveNet
-over its last `context_crop` positions only (the paper's "cropped at the end"): seconds of
-context for the cost of a short crop. The incremental decoder keeps the last (R - 1) hop +
-window inputs' amplitudes and reruns the stack over them once per frame
-(`DecodeState.context_inputs`).
+gates, like local conditioning. The step that consumes input t sees the output over the R
+frames ending with frame t // hop - 1, the last complete one before its own (frames before the
+audio are silence, so frame 0's steps see the stack's output for R frames of silence):
+nothing of frame t // hop's own inputs, hence causal. In training (`context_crop` > 0) the
+stack runs over the whole window and the WaveNet over its last `context_crop` positions only
+(the paper's "cropped at the end"): seconds of context for the cost of a short crop. The
+incremental decoder keeps the last (R - 1) hop + window inputs' amplitudes and reruns the
+stack over them once per frame (`DecodeState.context_inputs`).
 
 Incremental (sampling) path, after Fast WaveNet (Paine et al., 2016): every layer keeps a queue of
 its last `(kernel_size - 1) * dilation` inputs, so one new sample costs O(layers), not
@@ -141,9 +140,9 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
                                    [F, E], bias [E]   (only when speaker_embedding_dim > 0)
   layer_{l}/condition/kernel       [C', G]            (only when condition_channels > 0)
-  context_stack/embed/kernel [window / 2 + 1, W], bias [W]; context_stack/conv_{k}/kernel [2, W, W],
-                                   bias [W]; layer_{l}/context/kernel [W, G]  (only with
-                                   context_hop; W = context_width)
+  context_stack/embed/kernel [window / 2 + 1, W], bias [W]; context_stack/conv_{k}/kernel
+                                   [2, W, W], bias [W]; layer_{l}/context/kernel [W, G]
+                                   (only with context_hop; W = context_width)
   layer_{l}/output/kernel          [G // 2, R + S], bias [R + S]  (residual | skip 1x1s)
   head_hidden/kernel [S, H], head_logits/kernel [H, O], with biases.
 """
@@ -827,6 +826,9 @@ class Model(nn.Module):
     num_outputs = self.num_outputs  # Checks `output`.
     _check_period_input(self)
     _check_lpc(self)
+    if self.context_hop and not 0 < self.context_hop <= self.context_window:
+      raise ValueError(f"context_window={self.context_window} < context_hop="
+                       f"{self.context_hop}: each frame's spectrum must cover its hop")
     # The context stack over all the inputs; then the WaveNet over the crop only.
     start = inputs.shape[1] - crop if 0 < crop < inputs.shape[1] else 0
     context = self._context(inputs, start, inputs.shape[1] - start) if self.context_hop else None
@@ -1138,8 +1140,7 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
   step = jnp.zeros((), jnp.int32)
   context_inputs = context_terms = None
   if model.context_hop:  # Silence before the first input, as in `Model.__call__`.
-    context_inputs = jnp.zeros((context_span(model), batch_size),
-                               jnp.float32)
+    context_inputs = jnp.zeros((context_span(model), batch_size), jnp.float32)
     context_terms = _context_terms(model, weights, context_inputs, step)
   return DecodeState(queues=queues, gate_context=context, step=step,
                      history=history, predictions=predictions, prediction=prediction,
@@ -1235,7 +1236,7 @@ def decode_step(model: Model, weights: DecodeWeights, state: DecodeState, inputs
   if condition_t is not None:  # Local conditioning, computed before the loop.
     context = context + condition_t.terms
   context_inputs, context_terms = state.context_inputs, state.context_terms
-  if context_terms is not None:  # The context stack's, once per frame (after the chain).
+  if context_terms is not None:  # The context stack's; rerun for the next frame at its end.
     context = context + context_terms
     context_inputs = context_inputs.at[t % context_inputs.shape[0]].set(
         input_amplitudes(model, inputs_t))

@@ -28,6 +28,8 @@ def test_params_and_receptive_frames():
   # The context's 1x1s start at zero: training starts from the plain WaveNet.
   init = model.init(jax.random.key(0), jnp.zeros((1, 12), jnp.int32))["params"]
   assert not np.asarray(init["layer_1"]["context"]["kernel"].value).any()
+  with pytest.raises(ValueError, match="context_window=2 < context_hop=4"):
+    context_model(context_window=2).init(jax.random.key(0), jnp.zeros((1, 12), jnp.int32))
 
 
 def test_context_is_causal_and_reaches_back_seconds_of_frames():
