@@ -37,11 +37,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by launch.tra
 _SPLIT = flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
 _CROP_SAMPLES = flags.DEFINE_integer(
     "crop_samples", None, "WaveNet: consecutive windows of this many samples (default: the "
-    "run's data.crop_samples).")
+    "run's data.crop_samples).", lower_bound=2)
 _SCORED_SAMPLES = flags.DEFINE_integer(
     "scored_samples", None, "WaveNet: score only each window's last N positions (default: the "
     "run's model.context_crop); with --crop_samples, runs with and without a context stack "
-    "are scored on the same positions.")
+    "are scored on the same positions.", lower_bound=1)
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", None, "Evaluate the first N utterances.")
 _NUM_QUANTIZERS = flags.DEFINE_list(
     "num_quantizers", None, "Codec only: quantizer levels to evaluate, e.g. 1,2,4,8 "
