@@ -9,9 +9,9 @@ pYIN's voiced flag is all or nothing and drops noisy voicing (a periodic wavefor
 
 For music (does a sample hold one tone or move between notes?) `pitch_range` is the spread of
 the voiced loud frames' pitch, in semitones between its 5th and 95th percentiles: a held tone,
-even one that wavers, spans about one; a melody its ambitus (the built-in chorales' organ
-renderings: 9-10). pYIN follows one pitch, the strongest line of a chord, so this describes
-that line.
+even one that wavers, spans about one; a melody its ambitus, more where pYIN jumps between a
+chord's voices (the built-in corpus' organ test clips: 12-19 over their first 6 s). pYIN
+follows one pitch, the strongest line of a chord, so this describes that line.
 """
 
 import dataclasses
