@@ -307,9 +307,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     hop, window, layers, crop = (16, 32, 2, 64) if tiny else (256, 1024, 7, 2048)
     config.model.update(context_hop=hop, context_window=window, context_layers=layers,
                         context_width=8 if tiny else 64, context_crop=crop)
-    # Some windows start before the audio, so the model also learns to begin from silence.
-    config.data.update(crop_samples=hop * (2**layers - 1) + window + crop + 1,
-                       lead_in_samples=hop * (2**layers - 1) + window)
+    span = hop * (2**layers - 1) + window  # What the stack reads (`wavenet.context_span`).
+    config.data.update(crop_samples=span + crop + 1, lead_in_samples=span)
   elif variant in ("super_resolution", "super_resolution_tiny"):
     # Conditioned on the audio's low band at 8 kHz: 32 low-rate samples per 64-sample frame.
     config = get_config("unconditional" if variant == "super_resolution" else "tiny")

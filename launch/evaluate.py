@@ -2,8 +2,8 @@
 
 WaveNet: test-split NLL (bits per sample).
   python -m launch.evaluate --workdir=runs/wavenet [--split=test] [--max_examples=N]
-  On given positions (a context stack's run and a plain one alike: windows of 34,817 samples,
-  each scored on its last 2,048): --crop_samples=34817 --scored_samples=2048
+  On given positions (a context stack's run and a plain one alike: windows of 35,585 samples,
+  each scored on its last 2,048): --crop_samples=35585 --scored_samples=2048
 AudioLM stage: next-token NLL (nats, bits per token), accuracy and perplexity on its targets.
   python -m launch.evaluate --workdir=runs/audiolm/coarse [--split=test]
 SoundStream: the codec at each bitrate against Opus (mel and MR-STFT distance, SI-SNR, PESQ,

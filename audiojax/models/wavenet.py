@@ -159,7 +159,7 @@ from flax import struct
 
 from audiojax import audio
 from audiojax.data import pitch
-from audiojax.models import layers
+from audiojax.models import discriminators, layers
 from audiojax.train import losses
 
 OUTPUTS = ("softmax", "mol")
@@ -337,15 +337,11 @@ def context_span(model: "Model") -> int:
   return (context_frames(model) - 1) * model.context_hop + model.context_window
 
 
-def frame_spectra(model: "Model", amplitudes: jnp.ndarray, count: int) -> jnp.ndarray:
-  """Log power spectra [b, count, window / 2 + 1] of the windows amplitudes[:, k hop : k hop +
-  window] (amplitudes: [b, >= (count - 1) hop + window]), Hann-windowed, scaled to ~[-1, 1]."""
-  hop, window = model.context_hop, model.context_window
-  index = hop * np.arange(count)[:, None] + np.arange(window)[None, :]  # [count, window]
-  frames = amplitudes[:, index] * jnp.asarray(np.hanning(window + 1)[:-1], jnp.float32)
-  spectrum = jnp.fft.rfft(frames, axis=-1)
-  power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
-  return 0.1 * jnp.log(power + 1e-5)
+def frame_spectra(model: "Model", amplitudes: jnp.ndarray) -> jnp.ndarray:
+  """Log power spectra [b, frames, window / 2 + 1] of the windows amplitudes[:, k hop : k hop +
+  window] that fit in amplitudes [b, n] (Hann: `discriminators.complex_stft`), ~[-1, 1]."""
+  stft = discriminators.complex_stft(amplitudes, model.context_window, model.context_hop)
+  return 0.1 * jnp.log(jnp.sum(stft**2, axis=-1) + 1e-5)
 
 
 def _context_stack(model: "Model", **kwargs) -> ContextStack:
@@ -918,13 +914,13 @@ class Model(nn.Module):
     """The context stack's rows of positions start .. start + time - 1 (module docstring):
     spectra of frames of the inputs' amplitudes (silence before them), output j (over the R
     frames ending with frame j - 1) kept at the frame rate for frame j's positions."""
-    hop, frames = self.context_hop, context_frames(self)
+    hop = self.context_hop
     first, last = start // hop, -(-(start + time) // hop)  # the frames positions fall in
     amplitudes = input_amplitudes(self, inputs[:, :max(last - 1, 0) * hop])
     # Silence before: window k of the padded amplitudes (k hop .. k hop + window) ends where
     # frame k - R of the inputs does.
     amplitudes = jnp.pad(amplitudes, ((0, 0), (context_span(self), 0)))
-    spectra = frame_spectra(self, amplitudes[:, first * hop:], frames + last - first - 1)
+    spectra = frame_spectra(self, amplitudes[:, first * hop:])  # [b, R + last - first - 1, .]
     outputs = _context_stack(self, name="context_stack")(spectra)  # [b, last - first, W]
     return FrameRows(outputs, None, hop, start - first * hop)
 
@@ -1110,7 +1106,7 @@ def _context_terms(model: Model, weights: DecodeWeights, context_inputs: jax.Arr
   the context stack over the R frames before it, from the ring buffer [context_span, batch]."""
   size = context_inputs.shape[0]
   window = context_inputs[(step + jnp.arange(size)) % size]  # oldest first: [span, batch]
-  spectra = frame_spectra(model, window.T, context_frames(model))  # [batch, R, bins]
+  spectra = frame_spectra(model, window.T)  # [batch, R, bins]
   outputs = _context_stack(model).apply({"params": weights.context_params}, spectra)[:, 0]
   return jnp.einsum("bw,wlg->lbg", outputs.astype(model.dtype), weights.context_kernel)
 
