@@ -84,6 +84,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from audiojax.kernels import cpu_matmul
 from audiojax.models.wavenet import remat
 
 POSITIONS = ("t5_bias", "rope")
@@ -202,13 +203,35 @@ class Dense(nn.Module):
                                             in_axis=tuple(range(self.contract)),
                                             out_axis=tuple(range(self.contract, len(shape))))
     kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
-    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-    y = jnp.tensordot(x, kernel, axes=self.contract)
+    y = _contract(x, kernel, self.contract, self.dtype)
     if self.use_bias:
       bias = self.param("bias", nn.with_logical_partitioning(
           nn.initializers.zeros, self.axes[self.contract:]), self.features)
       y = y + bias.astype(y.dtype)
     return y
+
+
+def _contract(x: jnp.ndarray, kernel: jnp.ndarray, contract: int, dtype: Any) -> jnp.ndarray:
+  """x [..., *in] . kernel [*in, *out] -> [..., *out] in `dtype`. A bfloat16 kernel of a float32
+  model (weights cast for decoding, `bfloat16_weights`) is multiplied as such by
+  `cpu_matmul.matmul`: the same values as promoting it, half the bytes read on the CPU."""
+  if kernel.dtype == jnp.bfloat16 and dtype is not None and jnp.dtype(dtype) == jnp.float32:
+    lead, out = x.shape[:x.ndim - contract], kernel.shape[contract:]
+    y = cpu_matmul.matmul(x.astype(jnp.float32).reshape(*lead, -1),
+                          kernel.reshape(-1, math.prod(out)))
+    return y.reshape(*lead, *out)
+  x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=dtype)
+  return jnp.tensordot(x, kernel, axes=contract)
+
+
+def bfloat16_weights(params: dict[str, Any]) -> dict[str, Any]:
+  """`params` with every dense kernel stored as bfloat16 (weight-only: a float32 model still
+  computes in float32, see `_contract`); embeddings, norms and biases stay as they are. For
+  sampling: a batch-1 decode step on the CPU streams half the bytes."""
+  def cast(path, leaf):
+    name = getattr(path[-1], "key", None)
+    return leaf.astype(jnp.bfloat16) if name == "kernel" and leaf.ndim >= 2 else leaf
+  return jax.tree_util.tree_map_with_path(cast, params)
 
 
 def _explicit_attention(q, k, v, bias, mask, rate: float, rng: jax.Array, causal: bool = True
@@ -271,8 +294,7 @@ class Attention(nn.Module):
       # larger one on all. The stacked kernel is loop-invariant in a sampler's loop (hoisted).
       params = nn.meta.unbox(self.variables["params"])
       kernel = jnp.stack([params[name]["kernel"] for name in names], axis=1)
-      x_, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-      qkv = jnp.tensordot(x_, kernel, axes=1)  # [b, n, 3, N, H]
+      qkv = _contract(x, kernel, 1, self.dtype)  # [b, n, 3, N, H]
       if self.use_bias:
         qkv = qkv + jnp.stack([params[name]["bias"] for name in names]).astype(qkv.dtype)
       q, k, v = (nn.with_logical_constraint(qkv[:, :, i], qkv_axes) for i in range(3))

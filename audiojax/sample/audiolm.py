@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiojax.data import audio_io, audiolm_tokens, token_dataset
+from audiojax.models import transformer
 from audiojax.sample import lm
 from audiojax.train import trainer
 
@@ -55,13 +56,19 @@ class Stage:
     return vocab.to_global(np.asarray(new))
 
 
-def load_stage(workdir: str, stage: str) -> Stage:
+def load_stage(workdir: str, stage: str, bfloat16_weights: bool = False) -> Stage:
+  """The stage trained in `workdir`; `bfloat16_weights`: its dense kernels stored as bfloat16
+  for sampling (`transformer.bfloat16_weights`: ~1.75x the tokens/s of batch-1 decoding on a
+  CPU, benchmarks/RESULTS.md)."""
   config, model, variables = trainer.restore_model(workdir, "transformer",
                                                    f"an AudioLM {stage} stage")
   if config.data.get("stage") != stage:
     raise ValueError(f"{workdir} holds the AudioLM {config.data.get('stage')!r} stage, not "
                      f"the {stage} stage")
-  return Stage(model, variables["params"], config.data)
+  params = variables["params"]
+  if bfloat16_weights:
+    params = transformer.bfloat16_weights(params)
+  return Stage(model, params, config.data)
 
 
 @dataclasses.dataclass
@@ -97,15 +104,16 @@ def _tokenizer_of(directory: str) -> tuple[str, str]:
 
 
 def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
-                  fine_workdir: str | None = None) -> Pipeline:
-  """The stages and the tokenizers of their training tokens; clear errors on mismatches."""
+                  fine_workdir: str | None = None, bfloat16_weights: bool = False) -> Pipeline:
+  """The stages (`load_stage`) and the tokenizers of their training tokens; clear errors on
+  mismatches."""
   from audiojax.sample import codec, semantic
   from audiojax.train import checkpoint
 
-  coarse = load_stage(coarse_workdir, "coarse")
+  load = lambda workdir, stage: load_stage(workdir, stage, bfloat16_weights) if workdir else None
+  coarse = load(coarse_workdir, "coarse")
   layout = coarse.layout
-  semantic_stage = load_stage(semantic_workdir, "semantic") if semantic_workdir else None
-  fine = load_stage(fine_workdir, "fine") if fine_workdir else None
+  semantic_stage, fine = load(semantic_workdir, "semantic"), load(fine_workdir, "fine")
   if layout.semantic_vocab and semantic_stage is None:
     raise ValueError("this coarse stage reads semantic tokens: pass the semantic stage too")
   if fine is None and layout.coarse_levels < layout.num_levels:

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from audiojax.kernels import cpu_matmul
 from audiojax.models import transformer
 
 # Few buckets and a short max_distance, so 24-token sequences reach the log buckets and the cap.
@@ -107,6 +108,27 @@ def test_cached_decode_equals_forward(overrides):
   expected = forward(model, params, tokens)
   np.testing.assert_allclose(decode_in_chunks(model, params, tokens, (7, 3)), expected,
                              atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_bfloat16_weights_decode_as_their_float32_values(tie_embeddings):
+  """Kernels cast by `bfloat16_weights`: decoding (through the CPU kernel where it applies)
+  gives the float32 model's logits for those rounded weights; embeddings stay float32."""
+  model = transformer.Model(**{**TINY, "embed_dim": 64, "mlp_dim": 128},
+                            tie_embeddings=tie_embeddings)
+  params = transformer.bfloat16_weights(random_params(model, seed=5))
+  kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+             if path[-1].key == "kernel"]
+  assert kernels and all(k.dtype == jnp.bfloat16 for k in kernels)
+  assert params["embed"]["embedding"].dtype == jnp.float32
+  rounded = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), params)
+  tokens = random_tokens(6, (1, 12), vocab=model.vocab_size)
+  np.testing.assert_allclose(decode_in_chunks(model, params, tokens, (5,)),
+                             forward(model, rounded, tokens), atol=1e-5, rtol=0)
+  step = jax.jit(functools.partial(model.apply, method="decode")).lower(
+      {"params": params}, tokens[:, :1], model.init_cache(1, 16), jnp.int32(0))
+  if cpu_matmul.available():
+    assert cpu_matmul.TARGET in step.compile().as_text()
 
 
 @pytest.mark.parametrize("tie_embeddings", [True, False])

@@ -1,0 +1,1 @@
+"""CPU kernels that XLA does not generate well, called through XLA's FFI."""

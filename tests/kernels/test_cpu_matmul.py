@@ -1,0 +1,63 @@
+"""The CPU bfloat16-weight kernel: the same product as XLA's, wherever it is used."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax.kernels import cpu_matmul
+
+needs_kernel = pytest.mark.skipif(not cpu_matmul.available(), reason="no C++ compiler")
+
+
+def operands(rows: int, k: int, n: int, seed: int = 0, lead: tuple[int, ...] = ()):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal((*lead, rows, k)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, n)) / np.sqrt(k), jnp.bfloat16)
+  return x, w
+
+
+def reference(x, w):
+  return np.asarray(x, np.float64) @ np.asarray(w.astype(jnp.float32), np.float64)
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows,k,n", [(1, 512, 1536), (2, 37, 64), (3, 2048, 512),
+                                      (5, 512, 192), (16, 256, 2048)])
+def test_kernel_equals_the_product_of_the_upcast_weights(rows, k, n):
+  x, w = operands(rows, k, n)
+  compiled = jax.jit(cpu_matmul.matmul).lower(x, w).compile().as_text()
+  assert cpu_matmul.TARGET in compiled  # the kernel ran, not the fallback
+  np.testing.assert_allclose(jax.jit(cpu_matmul.matmul)(x, w), reference(x, w),
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,n", [(17, 128), (2, 100)])
+def test_other_shapes_take_the_xla_product(rows, n):
+  """More than MAX_ROWS rows (compute-bound) or columns not a multiple of 64: XLA's product."""
+  x, w = operands(rows, 64, n)
+  assert cpu_matmul.TARGET not in jax.jit(cpu_matmul.matmul).lower(x, w).as_text()
+  np.testing.assert_allclose(cpu_matmul.matmul(x, w), reference(x, w), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_leading_axes_vmap_and_gradients():
+  x, w = operands(2, 96, 128, lead=(3,))  # [3, 2, 96] rows flattened into the kernel's M
+  np.testing.assert_allclose(cpu_matmul.matmul(x, w), reference(x, w), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(jax.vmap(cpu_matmul.matmul, (0, None))(x, w), reference(x, w),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))
+  upcast = lambda x, w: x @ w.astype(jnp.float32)
+  for got, want in zip(jax.grad(loss(cpu_matmul.matmul), (0, 1))(x, w),
+                       jax.grad(loss(upcast), (0, 1))(x, w), strict=True):
+    np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
+                               rtol=2e-2, atol=1e-3)
+
+
+def test_no_compiler_falls_back_with_a_warning(monkeypatch, tmp_path):
+  """No compiler: one warning, then XLA's product (the same values)."""
+  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+  monkeypatch.setenv("AUDIOJAX_KERNEL_CACHE", str(tmp_path / "cache"))
+  monkeypatch.setattr(cpu_matmul, "available", cpu_matmul.available.__wrapped__)
+  with pytest.warns(UserWarning, match="kernel is unavailable"):
+    assert not cpu_matmul.available()
