@@ -10,14 +10,15 @@ before it is timed) and every timing ends with `block_until_ready`.
 cached: `audiojax.sample.lm.sample`, one prefill call then a `lax.scan` of one-token cached
 steps, the cache grown in segments (`lm.cache_sizes`, `--cache_growth`); one cache: the same
 sampler with a single full-length cache from the start (every step attends over all of it),
-its baseline; the time covers the prefill and all `--num_tokens` steps. bf16 weights: the
-cached sampler with the dense kernels stored as bfloat16 (`transformer.bfloat16_weights`;
-float32 compute, on the CPU through `audiojax/kernels/cpu_matmul.py`), against float32
-weights. uncached: `sample_uncached` reruns the full forward over the whole fixed-length
-sequence (prompt + num_tokens - 1 tokens) at every step, so every step costs the same; it is
-timed on `--uncached_steps` steps at that full length (a longer random prompt fills the rest)
-and scaled to tokens/s. A reference that reran only the prefix so far would average about half
-of that cost per step, less for attention.
+its baseline; the time covers the prefill and all `--num_tokens` steps. bf16 / int8 weights:
+the cached sampler with the dense kernels stored as bfloat16 / int8 with per-column scales
+(`transformer.bfloat16_weights`, `int8_weights`; float32 compute, on the CPU through
+`audiojax/kernels/cpu_matmul.py`), against float32 weights. uncached: `sample_uncached`
+reruns the full forward over the whole fixed-length sequence (prompt + num_tokens - 1 tokens)
+at every step, so every step costs the same; it is timed on `--uncached_steps` steps at that
+full length (a longer random prompt fills the rest) and scaled to tokens/s. A reference that
+reran only the prefix so far would average about half of that cost per step, less for
+attention.
 """
 
 import os
@@ -55,13 +56,13 @@ def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict
   tokens = np.random.default_rng(0).integers(
       0, model.vocab_size, (batch_size, _PROMPT.value + _NUM_TOKENS.value)).astype(np.int32)
   prompt = jnp.asarray(tokens[:, :_PROMPT.value])
-  bf16_params = transformer.bfloat16_weights(params)
-  cached, one_cache, bf16 = (
+  cached, one_cache, bf16, int8 = (
       lambda weights=weights, growth=growth: lm.sample(
           model, weights, prompt, _NUM_TOKENS.value, rng, top_k=_TOP_K.value,
           unroll=_UNROLL.value, cache_growth=growth)
       for weights, growth in ((params, _CACHE_GROWTH.value), (params, 0.0),
-                              (bf16_params, _CACHE_GROWTH.value)))
+                              (transformer.bfloat16_weights(params), _CACHE_GROWTH.value),
+                              (transformer.int8_weights(params), _CACHE_GROWTH.value)))
   # The same per-step work as step t of a full uncached run: the sequence is full length.
   long_prompt = jnp.asarray(tokens[:, :_PROMPT.value + _NUM_TOKENS.value - steps])
   uncached = lambda: lm.sample_uncached(model, params, long_prompt, steps, rng,
@@ -70,13 +71,15 @@ def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict
   first = np.asarray(cached())  # compiles
   if (agree := np.mean(first == np.asarray(one_cache()))) < 1:  # compiles
     print(f"  (segmented vs one cache: {agree:.0%} of the draws agree)")
-  if (agree := np.mean(first == np.asarray(bf16()))) < 1:  # compiles
-    print(f"  (bfloat16 vs float32 weights: {agree:.0%} of the draws agree)")
+  for name, low in (("bfloat16", bf16), ("int8", int8)):
+    if (agree := np.mean(first == np.asarray(low()))) < 1:  # compiles
+      print(f"  ({name} vs float32 weights: {agree:.0%} of the draws agree)")
   if (agree := np.mean(first[:, :steps] == np.asarray(check))) < 1:
     print(f"  (cached vs uncached: {agree:.0%} of the first {steps} draws agree)")
   jax.block_until_ready(uncached())  # compiles
   rate = lambda f: batch_size * _NUM_TOKENS.value / best_time(f, _REPEATS.value, warmup=False)
   return {"cached": rate(cached), "one cache": rate(one_cache), "bf16": rate(bf16),
+          "int8": rate(int8),
           "uncached": batch_size * steps / best_time(uncached, 1, warmup=False)}
 
 
@@ -98,13 +101,15 @@ def main(argv):
   sizes = lm.cache_sizes(_PROMPT.value, _NUM_TOKENS.value, growth=_CACHE_GROWTH.value)
   print(f"cache segments (positions): {', '.join(map(str, sizes))}")
   print(f"{'batch':>5} {'cached tok/s':>13} {'one cache tok/s':>16} {'segments/one':>13} "
-        f"{'bf16 weights tok/s':>19} {'bf16/f32':>9} {'uncached tok/s':>15} "
+        f"{'bf16 weights tok/s':>19} {'bf16/f32':>9} {'int8 weights tok/s':>19} "
+        f"{'int8/f32':>9} {'uncached tok/s':>15} "
         f"{'cached/uncached':>16}", flush=True)
   for batch_size in map(int, _BATCH_SIZES.value):
     rates = tokens_per_second(model, params, batch_size)
     print(f"{batch_size:>5} {rates['cached']:>13,.1f} {rates['one cache']:>16,.1f} "
           f"{rates['cached'] / rates['one cache']:>13.2f} {rates['bf16']:>19,.1f} "
-          f"{rates['bf16'] / rates['cached']:>9.2f} {rates['uncached']:>15,.2f} "
+          f"{rates['bf16'] / rates['cached']:>9.2f} {rates['int8']:>19,.1f} "
+          f"{rates['int8'] / rates['cached']:>9.2f} {rates['uncached']:>15,.2f} "
           f"{rates['cached'] / rates['uncached']:>16,.0f}", flush=True)
   print(f"tokens/s summed over the batch; load average now {os.getloadavg()[0]:.1f} (other jobs "
         "on these CPUs slow every column).")

@@ -1,12 +1,14 @@
-"""Weight-only bfloat16 products on the CPU: `matmul(x, w)` = x @ w.astype(float32).
+"""Weight-only low-precision products on the CPU, for decoding:
+  matmul(x, w)              = x @ w.astype(float32)            w bfloat16 [K, N]
+  int8_matmul(x, w, scale)  = (x @ w.astype(float32)) * scale  w int8 [K, N], scale [N]
 
 A batch-1 decode step (AudioLM's stages) is a chain of vector-matrix products that stream every
 weight from memory once per token, so its speed is bytes per weight. XLA:CPU multiplies bfloat16
-weights only after converting them to float32 (hoisted out of a sampler's loop: 4 bytes a weight
-again) or in a loop 10-20x slower. For float32 x with at most `MAX_ROWS` rows and bfloat16 w
-whose columns are a multiple of 64, `matmul` runs `bf16_matmul.cc` instead, which reads 2 bytes
-a weight and accumulates in float32; everywhere else (GPU, TPU, prefill, other shapes) it is the
-XLA product of the same values. Both agree to float32 rounding (the sum order differs).
+or int8 weights only after converting them to float32 (hoisted out of a sampler's loop: 4 bytes
+a weight again) or in a loop 10-20x slower. For float32 x with at most `MAX_ROWS` rows and w
+whose columns are a multiple of 64, these run `cpu_matmul.cc` instead, which reads 2 (1) bytes
+a weight and accumulates in float32; everywhere else (GPU, TPU, prefill, other shapes) they are
+the XLA product of the same values. Both agree to float32 rounding (the sum order differs).
 
 The kernel is compiled on first use by the system C++ compiler ($CXX, else g++ / c++) for this
 machine's CPU, into $AUDIOJAX_KERNEL_CACHE (default ~/.cache/audiojax/kernels), keyed by its
@@ -28,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 
-TARGET = "audiojax_bf16_matmul"
-SOURCE = os.path.join(os.path.dirname(__file__), "bf16_matmul.cc")
+TARGETS = {"bf16": "audiojax_bf16_matmul", "int8": "audiojax_int8_matmul"}
+SOURCE = os.path.join(os.path.dirname(__file__), "cpu_matmul.cc")
 TILE = 64  # columns per weight tile (the kernel's layout: [N / TILE, K, TILE])
 MAX_ROWS = 16  # beyond this the product is compute-bound: XLA's float32 GEMM does better
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
@@ -56,7 +58,7 @@ def _build() -> str:
                                    jaxlib.__version__.encode(), _cpu_signature().encode()]))
   cache = os.environ.get("AUDIOJAX_KERNEL_CACHE") or os.path.join(
       os.path.expanduser("~"), ".cache", "audiojax", "kernels")
-  path = os.path.join(cache, f"bf16_matmul_{key.hexdigest()[:16]}.so")
+  path = os.path.join(cache, f"cpu_matmul_{key.hexdigest()[:16]}.so")
   if os.path.exists(path):
     return path
   os.makedirs(cache, exist_ok=True)
@@ -70,43 +72,83 @@ def _build() -> str:
 
 @functools.cache
 def available() -> bool:
-  """Whether the kernel is built and registered with XLA (builds it on the first call)."""
+  """Whether the kernels are built and registered with XLA (builds them on the first call)."""
   import ctypes  # noqa: PLC0415 (only where the kernel is used)
   try:
     library = ctypes.cdll.LoadLibrary(_build())
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.AudiojaxBf16Matmul),
-                                platform="cpu")
+    for target, symbol in ((TARGETS["bf16"], library.AudiojaxBf16Matmul),
+                           (TARGETS["int8"], library.AudiojaxInt8Matmul)):
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(symbol), platform="cpu")
   except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
     detail = getattr(e, "stderr", "") or e
-    warnings.warn(f"audiojax: the CPU bfloat16 matmul kernel is unavailable, using XLA's "
+    warnings.warn(f"audiojax: the CPU low-precision matmul kernels are unavailable, using XLA's "
                   f"(float32-speed) product instead: {detail}", stacklevel=2)
     return False
   return True
 
 
-def _xla(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-  return jnp.tensordot(x, w.astype(x.dtype), axes=1)
+def _xla(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
+  y = jnp.tensordot(x, w.astype(x.dtype), axes=1)
+  return y * scale[0] if scale else y
 
 
-def _kernel(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+def _kernel(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
   (*lead, k), n = x.shape, w.shape[1]
-  tiles = w.reshape(k, n // TILE, TILE).transpose(1, 0, 2)  # loop-invariant in a sampler: hoisted
+  if w.dtype == jnp.int8:  # Pairs of int8 as one 16-bit element: XLA:CPU hoists the tiling
+    # out of a sampler's loop for 16-bit elements, but (measured) not for 8- or 32-bit ones.
+    w = jax.lax.bitcast_convert_type(w.reshape(k, n // 2, 2), jnp.bfloat16)
+  # Tiles [N / 64, K, 64 weights]: loop-invariant in a sampler, so computed once.
+  tiles = w.reshape(k, n // TILE, -1).transpose(1, 0, 2)
   out = jax.ShapeDtypeStruct((math.prod(lead), n), jnp.float32)
-  y = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")(x.reshape(-1, k), tiles)
+  target = TARGETS["int8" if scale else "bf16"]
+  y = jax.ffi.ffi_call(target, out, vmap_method="sequential")(x.reshape(-1, k), tiles, *scale)
   return y.reshape(*lead, n)
+
+
+def _product(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
+  """The kernel on the CPU where it applies (module docstring), else XLA's product."""
+  # jax.default_backend, not lax.platform_dependent: the latter's branches are inlined into a
+  # sampler's loop after XLA hoists loop-invariant work, so the tiles were rebuilt every step.
+  if (jax.default_backend() != "cpu" or x.dtype != jnp.float32
+      or math.prod(x.shape[:-1]) > MAX_ROWS or w.shape[1] % TILE or not available()):
+    return _xla(x, w, *scale)
+  return _kernel(x, w, *scale)
 
 
 @jax.custom_jvp
 def matmul(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
   """x: [..., K] float32, w: [K, N] bfloat16 -> x @ w in float32 [..., N] (module docstring)."""
-  rows = math.prod(x.shape[:-1])
-  if (x.dtype != jnp.float32 or w.dtype != jnp.bfloat16 or rows > MAX_ROWS
-      or w.shape[1] % TILE or not available()):
-    return _xla(x, w)
-  return jax.lax.platform_dependent(x, w, cpu=_kernel, default=_xla)
+  if w.dtype != jnp.bfloat16:
+    raise TypeError(f"matmul takes bfloat16 weights, not {w.dtype}")
+  return _product(x, w)
 
 
 @matmul.defjvp
 def _matmul_jvp(primals, tangents):
   (x, w), (dx, dw) = primals, tangents
   return matmul(x, w), _xla(dx, w) + _xla(x, dw)
+
+
+@jax.custom_jvp
+def int8_matmul(x: jnp.ndarray, w: jnp.ndarray, scale: jnp.ndarray) -> jnp.ndarray:
+  """x: [..., K] float32, w: [K, N] int8, scale: [N] float32 -> (x @ w) * scale in float32
+  [..., N] (module docstring); `quantize_int8` makes w and scale."""
+  if w.dtype != jnp.int8 or scale.shape != w.shape[1:]:
+    raise TypeError(f"int8_matmul takes int8 weights [K, N] and scales [N], not {w.dtype} "
+                    f"{w.shape} and {scale.shape}")
+  return _product(x, w, scale.astype(jnp.float32))
+
+
+@int8_matmul.defjvp
+def _int8_matmul_jvp(primals, tangents):  # The integer weights have no tangent.
+  (x, w, scale), (dx, _, dscale) = primals, tangents
+  return int8_matmul(x, w, scale), _xla(dx, w, scale) + _xla(x, w) * dscale
+
+
+def quantize_int8(w: jnp.ndarray, axes: tuple[int, ...] = (0,)) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Symmetric per-column int8: w [*in, *out] float -> (q int8 like w, scale float32 [*out]),
+  w ~ q * scale, scale = max |w| over the input `axes` / 127 (a zero column: scale 1)."""
+  peak = jnp.max(jnp.abs(w.astype(jnp.float32)), axis=axes)
+  scale = jnp.where(peak > 0, peak / 127.0, 1.0)
+  q = jnp.clip(jnp.round(w / jnp.expand_dims(scale, axes)), -127, 127).astype(jnp.int8)
+  return q, scale

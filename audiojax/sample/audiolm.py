@@ -56,18 +56,24 @@ class Stage:
     return vocab.to_global(np.asarray(new))
 
 
-def load_stage(workdir: str, stage: str, bfloat16_weights: bool = False) -> Stage:
-  """The stage trained in `workdir`; `bfloat16_weights`: its dense kernels stored as bfloat16
-  for sampling (`transformer.bfloat16_weights`: ~1.75x the tokens/s of batch-1 decoding on a
-  CPU, benchmarks/RESULTS.md)."""
+WEIGHTS = {"float32": None, "bfloat16": transformer.bfloat16_weights,
+           "int8": transformer.int8_weights}
+
+
+def load_stage(workdir: str, stage: str, weights: str = "float32") -> Stage:
+  """The stage trained in `workdir`, its dense kernels stored for sampling as `weights`
+  (`WEIGHTS`: bfloat16 / int8 decode ~1.8x / ~2.4x faster at batch 1 on a CPU, with slightly
+  different draws; benchmarks/RESULTS.md)."""
+  if weights not in WEIGHTS:
+    raise ValueError(f"weights={weights!r}: use one of {', '.join(WEIGHTS)}")
   config, model, variables = trainer.restore_model(workdir, "transformer",
                                                    f"an AudioLM {stage} stage")
   if config.data.get("stage") != stage:
     raise ValueError(f"{workdir} holds the AudioLM {config.data.get('stage')!r} stage, not "
                      f"the {stage} stage")
   params = variables["params"]
-  if bfloat16_weights:
-    params = transformer.bfloat16_weights(params)
+  if WEIGHTS[weights]:
+    params = WEIGHTS[weights](params)
   return Stage(model, params, config.data)
 
 
@@ -104,13 +110,13 @@ def _tokenizer_of(directory: str) -> tuple[str, str]:
 
 
 def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
-                  fine_workdir: str | None = None, bfloat16_weights: bool = False) -> Pipeline:
+                  fine_workdir: str | None = None, weights: str = "float32") -> Pipeline:
   """The stages (`load_stage`) and the tokenizers of their training tokens; clear errors on
   mismatches."""
   from audiojax.sample import codec, semantic
   from audiojax.train import checkpoint
 
-  load = lambda workdir, stage: load_stage(workdir, stage, bfloat16_weights) if workdir else None
+  load = lambda workdir, stage: load_stage(workdir, stage, weights) if workdir else None
   coarse = load(coarse_workdir, "coarse")
   layout = coarse.layout
   semantic_stage, fine = load(semantic_workdir, "semantic"), load(fine_workdir, "fine")

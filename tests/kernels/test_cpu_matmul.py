@@ -27,17 +27,45 @@ def reference(x, w):
 def test_kernel_equals_the_product_of_the_upcast_weights(rows, k, n):
   x, w = operands(rows, k, n)
   compiled = jax.jit(cpu_matmul.matmul).lower(x, w).compile().as_text()
-  assert cpu_matmul.TARGET in compiled  # the kernel ran, not the fallback
+  assert cpu_matmul.TARGETS["bf16"] in compiled  # the kernel ran, not the fallback
   np.testing.assert_allclose(jax.jit(cpu_matmul.matmul)(x, w), reference(x, w),
                              rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows,k,n", [(1, 512, 1536), (4, 300, 128), (9, 2048, 512)])
+def test_int8_kernel_equals_the_scaled_product(rows, k, n):
+  x, w = operands(rows, k, n)
+  q, scale = cpu_matmul.quantize_int8(w.astype(jnp.float32))
+  assert q.dtype == jnp.int8 and scale.shape == (n,) and int(jnp.abs(q).max()) == 127
+  product = jax.jit(cpu_matmul.int8_matmul)
+  assert cpu_matmul.TARGETS["int8"] in product.lower(x, q, scale).compile().as_text()
+  want = reference(x, q) * np.asarray(scale, np.float64)
+  np.testing.assert_allclose(product(x, q, scale), want, rtol=1e-5, atol=1e-5)
+  # The quantization itself: within half a step of each column's scale.
+  error = np.abs(np.asarray(q * scale - w.astype(jnp.float32)))
+  np.testing.assert_array_less(error, np.broadcast_to(np.asarray(scale) / 2 + 1e-7, error.shape))
+
+
+def test_quantize_int8_over_several_input_axes():
+  """[N, H, D] kernels contracting two axes get one scale per output column D."""
+  w = jnp.asarray(np.random.default_rng(1).standard_normal((2, 3, 64)), jnp.float32)
+  w = w.at[:, :, 5].set(0.0)  # a zero column: scale 1, codes 0
+  q, scale = cpu_matmul.quantize_int8(w, (0, 1))
+  assert scale.shape == (64,) and scale[5] == 1.0 and not q[:, :, 5].any()
+  np.testing.assert_allclose(scale[0], np.abs(np.asarray(w[:, :, 0])).max() / 127, rtol=1e-6)
 
 
 @pytest.mark.parametrize("rows,n", [(17, 128), (2, 100)])
 def test_other_shapes_take_the_xla_product(rows, n):
   """More than MAX_ROWS rows (compute-bound) or columns not a multiple of 64: XLA's product."""
   x, w = operands(rows, 64, n)
-  assert cpu_matmul.TARGET not in jax.jit(cpu_matmul.matmul).lower(x, w).as_text()
+  assert "audiojax" not in jax.jit(cpu_matmul.matmul).lower(x, w).as_text()
   np.testing.assert_allclose(cpu_matmul.matmul(x, w), reference(x, w), rtol=1e-5, atol=1e-5)
+  q, scale = cpu_matmul.quantize_int8(w.astype(jnp.float32))
+  assert "audiojax" not in jax.jit(cpu_matmul.int8_matmul).lower(x, q, scale).as_text()
+  np.testing.assert_allclose(cpu_matmul.int8_matmul(x, q, scale),
+                             reference(x, q) * np.asarray(scale, np.float64), rtol=1e-5, atol=1e-5)
 
 
 @needs_kernel
@@ -59,5 +87,5 @@ def test_no_compiler_falls_back_with_a_warning(monkeypatch, tmp_path):
   monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
   monkeypatch.setenv("AUDIOJAX_KERNEL_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(cpu_matmul, "available", cpu_matmul.available.__wrapped__)
-  with pytest.warns(UserWarning, match="kernel is unavailable"):
+  with pytest.warns(UserWarning, match="kernels are unavailable"):
     assert not cpu_matmul.available()

@@ -61,9 +61,10 @@ def test_continuation_writes_the_requested_length(audiolm_root, tmp_path):
   run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
       "--seconds=0.02", f"--output={tmp_path / 'free.wav'}")
   assert sf.info(str(tmp_path / "free.wav")).frames == 320
-  run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
-      "--seconds=0.02", f"--output={tmp_path / 'bf16.wav'}", "--bfloat16_weights")
-  assert sf.info(str(tmp_path / "bf16.wav")).frames == 320
+  for weights in ("bfloat16", "int8"):
+    run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
+        "--seconds=0.02", f"--output={tmp_path / weights}.wav", f"--weights={weights}")
+    assert sf.info(str(tmp_path / f"{weights}.wav")).frames == 320
 
 
 def test_bad_prompts_are_clear_errors(audiolm_root, tmp_path):

@@ -110,25 +110,44 @@ def test_cached_decode_equals_forward(overrides):
                              atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("tie_embeddings", [True, False])
-def test_bfloat16_weights_decode_as_their_float32_values(tie_embeddings):
-  """Kernels cast by `bfloat16_weights`: decoding (through the CPU kernel where it applies)
-  gives the float32 model's logits for those rounded weights; embeddings stay float32."""
+@pytest.mark.parametrize("weights,tie_embeddings", [("bf16", True), ("bf16", False),
+                                                    ("int8", True)])
+def test_low_precision_weights_decode_as_their_float32_values(weights, tie_embeddings):
+  """Kernels cast by `bfloat16_weights` / `int8_weights`: decoding (through the CPU kernels
+  where they apply) gives the float32 model's logits for those rounded weights; embeddings and
+  norms stay float32."""
   model = transformer.Model(**{**TINY, "embed_dim": 64, "mlp_dim": 128},
                             tie_embeddings=tie_embeddings)
-  params = transformer.bfloat16_weights(random_params(model, seed=5))
+  float_params = random_params(model, seed=5)
+  cast = transformer.bfloat16_weights if weights == "bf16" else transformer.int8_weights
+  params = cast(float_params)
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
              if path[-1].key == "kernel"]
-  assert kernels and all(k.dtype == jnp.bfloat16 for k in kernels)
+  assert kernels and {k.dtype for k in kernels} == {jnp.dtype(jnp.bfloat16 if weights == "bf16"
+                                                              else jnp.int8)}
   assert params["embed"]["embedding"].dtype == jnp.float32
-  rounded = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), params)
+  if weights == "bf16":
+    rounded = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), params)
+  else:  # Per output column: the attention output's over both of its input axes.
+    out = params["layer_0"]["attention"]["out"]
+    assert out["kernel_scale"].shape == (64,)
+    assert params["layer_0"]["attention"]["query"]["kernel_scale"].shape == (2, 32)
+
+    def dequantize(tree):
+      if "kernel_scale" in tree:
+        return {"kernel": tree["kernel"] * tree["kernel_scale"]}
+      return {k: dequantize(v) if isinstance(v, dict) else v for k, v in tree.items()}
+    rounded = dequantize(params)
+    wi = lambda tree: tree["layer_0"]["mlp"]["wi"]["kernel"]
+    error = wi(rounded) - wi(float_params)
+    assert 0 < float(jnp.abs(error).max()) < 0.01
   tokens = random_tokens(6, (1, 12), vocab=model.vocab_size)
   np.testing.assert_allclose(decode_in_chunks(model, params, tokens, (5,)),
                              forward(model, rounded, tokens), atol=1e-5, rtol=0)
   step = jax.jit(functools.partial(model.apply, method="decode")).lower(
       {"params": params}, tokens[:, :1], model.init_cache(1, 16), jnp.int32(0))
   if cpu_matmul.available():
-    assert cpu_matmul.TARGET in step.compile().as_text()
+    assert cpu_matmul.TARGETS[weights] in step.compile().as_text()
 
 
 @pytest.mark.parametrize("tie_embeddings", [True, False])

@@ -1,0 +1,182 @@
+// y = x @ w on the CPU with w stored in fewer bytes than float32, everything else float32: the
+// vector-matrix products of batch-1 decoding, which stream the weights from memory once per
+// token. XLA:CPU multiplies such weights only after converting them to float32 (or 10-20x
+// slower), so reading fewer bytes per weight needs these kernels. Registered by
+// audiojax/kernels/cpu_matmul.py as XLA FFI targets:
+//   audiojax_bf16_matmul(x, w)         w bfloat16
+//   audiojax_int8_matmul(x, w, scale)  w int8, y[:, n] scaled by scale[n] (per-column weights),
+//                                      in 16-bit elements of 2 ([N / 64, K, 32], typed bf16)
+//
+// x: [M, K] float32; w: [N / 64, K, 64] (column tiles of 64, each contiguous, so a tile streams
+// from memory in order); scale: [N] float32; y: [M, N] float32. Tiles are shared out over
+// XLA's intra-op thread pool; the calling thread takes tiles too, so nothing waits on a busy
+// pool. Written with GCC vector extensions: the compiler picks the widest registers the machine
+// has.
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int64_t kTile = 64;  // columns per tile: 4 vectors of 16
+constexpr int64_t kRows = 4;   // rows of x per pass over a tile (4 x 4 accumulators)
+constexpr int64_t kAhead = 8;  // tile rows prefetched ahead
+
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+typedef int8_t i8x16 __attribute__((vector_size(16)));
+
+inline f32x16 Load(const uint16_t* p) {  // 16 bfloat16 -> float32: the high half of each
+  u16x16 h;
+  std::memcpy(&h, p, sizeof(h));
+  u32x16 bits = __builtin_convertvector(h, u32x16) << 16;
+  f32x16 out;
+  std::memcpy(&out, &bits, sizeof(out));
+  return out;
+}
+
+inline f32x16 Load(const int8_t* p) {  // 16 int8 -> float32
+#ifdef __AVX512F__  // GCC 12 sign-extends an int8 vector element by element: say it directly
+  __m512 out = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  return reinterpret_cast<f32x16&>(out);
+#else
+  i8x16 q;
+  std::memcpy(&q, p, sizeof(q));
+  return __builtin_convertvector(__builtin_convertvector(q, i32x16), f32x16);
+#endif
+}
+
+// y[0:R, the tile's 64 columns] = x[0:R] . tile (times scale, if any), tile: [K, 64]; R a
+// constant, so the accumulators stay in registers.
+template <int R, typename W>
+void TileRows(const float* x, const W* tile, const float* scale, float* y, int64_t K,
+              int64_t N) {
+  f32x16 acc[R][4] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const W* row = tile + k * kTile;
+    for (int64_t b = 0; b < kTile * int64_t(sizeof(W)); b += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(row + kAhead * kTile) + b);
+    f32x16 w[4];
+    for (int j = 0; j < 4; ++j) w[j] = Load(row + 16 * j);
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < 4; ++j) acc[r][j] += x[r * K + k] * w[j];
+  }
+  if (scale != nullptr) {
+    for (int j = 0; j < 4; ++j) {
+      f32x16 s;
+      std::memcpy(&s, scale + 16 * j, sizeof(s));
+      for (int r = 0; r < R; ++r) acc[r][j] *= s;
+    }
+  }
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * N, acc[r], sizeof(acc[r]));
+}
+
+// y[:, the tile's columns] for one column tile, the rows of x kRows at a time.
+template <typename W>
+void Tile(const float* x, const W* tile, const float* scale, float* y, int64_t M, int64_t K,
+          int64_t N) {
+  for (int64_t m = 0; m < M; m += kRows) {
+    const float* xm = x + m * K;
+    float* ym = y + m * N;
+    switch (M - m < kRows ? M - m : kRows) {
+      case 1: TileRows<1>(xm, tile, scale, ym, K, N); break;
+      case 2: TileRows<2>(xm, tile, scale, ym, K, N); break;
+      case 3: TileRows<3>(xm, tile, scale, ym, K, N); break;
+      default: TileRows<4>(xm, tile, scale, ym, K, N); break;
+    }
+  }
+}
+
+template <typename W>
+struct Work {
+  const float* x;
+  const W* w;
+  const float* scale;
+  float* y;
+  int64_t M, K, N, tiles_per_chunk, num_chunks;
+  std::atomic<int64_t> next{0}, done{0};
+
+  void Run() {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < num_chunks;) {
+      const int64_t first = c * tiles_per_chunk, tiles = N / kTile;
+      for (int64_t t = first; t < first + tiles_per_chunk && t < tiles; ++t)
+        Tile(x, w + t * K * kTile, scale ? scale + t * kTile : nullptr, y + t * kTile, M, K, N);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+template <typename W>
+ffi::Error Matmul(ffi::ThreadPool& pool, const float* x, int64_t x_size, const W* w,
+                  ffi::Span<const int64_t> dims, const float* scale, float* y) {
+  if (dims.size() != 3 || dims[2] != kTile)
+    return ffi::Error::InvalidArgument("audiojax cpu_matmul: w must be [N / 64, K, 64]");
+  auto work = std::make_shared<Work<W>>();
+  work->K = dims[1];
+  work->N = dims[0] * kTile;
+  work->M = work->K ? x_size / work->K : 0;
+  work->x = x;
+  work->w = w;
+  work->scale = scale;
+  work->y = y;
+  const int64_t tiles = dims[0], threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
+  work->tiles_per_chunk = (tiles + threads - 1) / threads;
+  work->num_chunks = tiles ? (tiles + work->tiles_per_chunk - 1) / work->tiles_per_chunk : 0;
+  // Helpers capture the shared state: one that starts after the call returned finds no chunk.
+  for (int64_t i = 1; i < work->num_chunks; ++i) pool.Schedule([work] { work->Run(); });
+  work->Run();
+  while (work->done.load(std::memory_order_acquire) < work->num_chunks) {
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error Bf16Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::BF16> w,
+                      ffi::ResultBuffer<ffi::F32> y) {
+  return Matmul(pool, x.typed_data(), x.element_count(),
+                reinterpret_cast<const uint16_t*>(w.typed_data()), w.dimensions(), nullptr,
+                y->typed_data());
+}
+
+// w arrives as 16-bit elements of 2 int8 weights, [N / 64, K, 32] (cpu_matmul.py: why).
+ffi::Error Int8Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::BF16> w,
+                      ffi::Buffer<ffi::F32> scale, ffi::ResultBuffer<ffi::F32> y) {
+  const auto pairs = w.dimensions();
+  if (pairs.size() != 3 || pairs[2] * 2 != kTile ||
+      scale.element_count() != pairs[0] * kTile)
+    return ffi::Error::InvalidArgument(
+        "audiojax_int8_matmul: w must be [N / 64, K, 32] pairs, scale [N]");
+  const int64_t dims[3] = {pairs[0], pairs[1], kTile};
+  return Matmul(pool, x.typed_data(), x.element_count(),
+                reinterpret_cast<const int8_t*>(w.typed_data()), ffi::Span<const int64_t>(dims, 3),
+                scale.typed_data(), y->typed_data());
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AudiojaxBf16Matmul, Bf16Matmul,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AudiojaxInt8Matmul, Int8Matmul,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
