@@ -13,7 +13,8 @@ sampler with a single full-length cache from the start (every step attends over 
 its baseline; the time covers the prefill and all `--num_tokens` steps. bf16 / int8 weights:
 the cached sampler with the dense kernels stored as bfloat16 / int8 with per-column scales
 (`transformer.bfloat16_weights`, `int8_weights`; float32 compute, on the CPU through
-`audiojax/kernels/cpu_matmul.py`), against float32 weights. uncached: `sample_uncached`
+`audiojax/kernels/cpu_matmul.py`); + bf16 cache: keys and values kept as bfloat16 too
+(`lm.sample(bfloat16_cache=True)`; head_dim a multiple of 64). uncached: `sample_uncached`
 reruns the full forward over the whole fixed-length sequence (prompt + num_tokens - 1 tokens)
 at every step, so every step costs the same; it is timed on `--uncached_steps` steps at that
 full length (a longer random prompt fills the rest) and scaled to tokens/s. A reference that
@@ -50,37 +51,45 @@ _CACHE_GROWTH = flags.DEFINE_float("cache_growth", 1.5, "Growth of the cached sa
                                    "segments (lm.cache_sizes).")
 
 
+# Low-precision variants of the cached sampler: (name, weights cast, bfloat16 KV cache).
+LOW_PRECISION = (("bf16 weights", transformer.bfloat16_weights, False),
+                 ("bf16 weights + bf16 cache", transformer.bfloat16_weights, True),
+                 ("int8 weights", transformer.int8_weights, False),
+                 ("int8 weights + bf16 cache", transformer.int8_weights, True))
+
+
 def tokens_per_second(model: transformer.Model, params, batch_size: int) -> dict[str, float]:
-  """Tokens/s (summed over the batch) of both samplers; checks they agree on their first steps."""
+  """Tokens/s (summed over the batch) of every sampler; checks the float32 ones agree on their
+  first steps and says how many draws each low-precision variant shares with float32."""
   rng, steps = jax.random.key(1), _UNCACHED_STEPS.value
   tokens = np.random.default_rng(0).integers(
       0, model.vocab_size, (batch_size, _PROMPT.value + _NUM_TOKENS.value)).astype(np.int32)
   prompt = jnp.asarray(tokens[:, :_PROMPT.value])
-  cached, one_cache, bf16, int8 = (
-      lambda weights=weights, growth=growth: lm.sample(
-          model, weights, prompt, _NUM_TOKENS.value, rng, top_k=_TOP_K.value,
-          unroll=_UNROLL.value, cache_growth=growth)
-      for weights, growth in ((params, _CACHE_GROWTH.value), (params, 0.0),
-                              (transformer.bfloat16_weights(params), _CACHE_GROWTH.value),
-                              (transformer.int8_weights(params), _CACHE_GROWTH.value)))
+
+  def cached_sampler(weights, growth=_CACHE_GROWTH.value, bfloat16_cache=False):
+    return lambda: lm.sample(model, weights, prompt, _NUM_TOKENS.value, rng, top_k=_TOP_K.value,
+                             unroll=_UNROLL.value, cache_growth=growth,
+                             bfloat16_cache=bfloat16_cache)
+
+  samplers = {"cached": cached_sampler(params), "one cache": cached_sampler(params, 0.0)}
+  if model.layer_head_dim % transformer.TILE == 0:
+    samplers.update({name: cached_sampler(cast(params), bfloat16_cache=cache)
+                     for name, cast, cache in LOW_PRECISION})
   # The same per-step work as step t of a full uncached run: the sequence is full length.
   long_prompt = jnp.asarray(tokens[:, :_PROMPT.value + _NUM_TOKENS.value - steps])
   uncached = lambda: lm.sample_uncached(model, params, long_prompt, steps, rng,
                                         top_k=_TOP_K.value)
   check = lm.sample_uncached(model, params, prompt, steps, rng, top_k=_TOP_K.value)
-  first = np.asarray(cached())  # compiles
-  if (agree := np.mean(first == np.asarray(one_cache()))) < 1:  # compiles
-    print(f"  (segmented vs one cache: {agree:.0%} of the draws agree)")
-  for name, low in (("bfloat16", bf16), ("int8", int8)):
-    if (agree := np.mean(first == np.asarray(low()))) < 1:  # compiles
-      print(f"  ({name} vs float32 weights: {agree:.0%} of the draws agree)")
+  first = np.asarray(samplers["cached"]())  # compiles
+  for name, sampler in samplers.items():
+    if name != "cached" and (agree := np.mean(first == np.asarray(sampler()))) < 1:  # compiles
+      print(f"  ({name} vs cached: {agree:.0%} of the draws agree)")
   if (agree := np.mean(first[:, :steps] == np.asarray(check))) < 1:
     print(f"  (cached vs uncached: {agree:.0%} of the first {steps} draws agree)")
   jax.block_until_ready(uncached())  # compiles
   rate = lambda f: batch_size * _NUM_TOKENS.value / best_time(f, _REPEATS.value, warmup=False)
-  return {"cached": rate(cached), "one cache": rate(one_cache), "bf16": rate(bf16),
-          "int8": rate(int8),
-          "uncached": batch_size * steps / best_time(uncached, 1, warmup=False)}
+  rates = {name: rate(sampler) for name, sampler in samplers.items()}
+  return {**rates, "uncached": batch_size * steps / best_time(uncached, 1, warmup=False)}
 
 
 def main(argv):
@@ -100,19 +109,15 @@ def main(argv):
         f"{os.getloadavg()[0]:.1f}")
   sizes = lm.cache_sizes(_PROMPT.value, _NUM_TOKENS.value, growth=_CACHE_GROWTH.value)
   print(f"cache segments (positions): {', '.join(map(str, sizes))}")
-  print(f"{'batch':>5} {'cached tok/s':>13} {'one cache tok/s':>16} {'segments/one':>13} "
-        f"{'bf16 weights tok/s':>19} {'bf16/f32':>9} {'int8 weights tok/s':>19} "
-        f"{'int8/f32':>9} {'uncached tok/s':>15} "
-        f"{'cached/uncached':>16}", flush=True)
+  print(f"{'batch':>5}  {'sampler':<26} {'tokens/s':>10} {'vs cached':>10}", flush=True)
   for batch_size in map(int, _BATCH_SIZES.value):
     rates = tokens_per_second(model, params, batch_size)
-    print(f"{batch_size:>5} {rates['cached']:>13,.1f} {rates['one cache']:>16,.1f} "
-          f"{rates['cached'] / rates['one cache']:>13.2f} {rates['bf16']:>19,.1f} "
-          f"{rates['bf16'] / rates['cached']:>9.2f} {rates['int8']:>19,.1f} "
-          f"{rates['int8'] / rates['cached']:>9.2f} {rates['uncached']:>15,.2f} "
-          f"{rates['cached'] / rates['uncached']:>16,.0f}", flush=True)
-  print(f"tokens/s summed over the batch; load average now {os.getloadavg()[0]:.1f} (other jobs "
-        "on these CPUs slow every column).")
+    for name, value in rates.items():
+      print(f"{batch_size:>5}  {name:<26} {value:>10,.1f} {value / rates['cached']:>9.2f}x",
+            flush=True)
+  print(f"tokens/s summed over the batch; 'vs cached': against the float32 cached sampler "
+        f"(cached/uncached is the KV cache's gain); load average now {os.getloadavg()[0]:.1f} "
+        "(other jobs on these CPUs slow every row).")
 
 
 if __name__ == "__main__":

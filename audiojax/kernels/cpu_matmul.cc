@@ -8,7 +8,8 @@
 //                                      in 16-bit elements of 2 ([N / 64, K, 32], typed bf16)
 //
 // x: [M, K] float32; w: [N / 64, K, 64] (column tiles of 64, each contiguous, so a tile streams
-// from memory in order); scale: [N] float32; y: [M, N] float32. Tiles are shared out over
+// from memory in order); scale: [N] float32; y: [M, N] float32. The bfloat16 target also takes
+// a batch of products: x [B, M, K], w [B, N / 64, K, 64] -> y [B, M, N] (a tiled KV cache). Tiles are shared out over
 // XLA's intra-op thread pool; the calling thread takes tiles too, so nothing waits on a busy
 // pool. Written with GCC vector extensions: the compiler picks the widest registers the machine
 // has.
@@ -106,35 +107,46 @@ struct Work {
   const W* w;
   const float* scale;
   float* y;
-  int64_t M, K, N, tiles_per_chunk, num_chunks;
+  int64_t M, K, N, tiles, tiles_per_chunk, num_chunks;  // tiles: over all B products
   std::atomic<int64_t> next{0}, done{0};
 
   void Run() {
+    const int64_t per_product = N / kTile;
     for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < num_chunks;) {
-      const int64_t first = c * tiles_per_chunk, tiles = N / kTile;
-      for (int64_t t = first; t < first + tiles_per_chunk && t < tiles; ++t)
-        Tile(x, w + t * K * kTile, scale ? scale + t * kTile : nullptr, y + t * kTile, M, K, N);
+      const int64_t first = c * tiles_per_chunk;
+      for (int64_t i = first; i < first + tiles_per_chunk && i < tiles; ++i) {
+        const int64_t b = i / per_product, t = i % per_product;
+        Tile(x + b * M * K, w + i * K * kTile, scale ? scale + t * kTile : nullptr,
+             y + b * M * N + t * kTile, M, K, N);
+      }
       done.fetch_add(1, std::memory_order_release);
     }
   }
 };
 
+// B independent products (the leading axis of x [B, M, K] and w [B, N / 64, K, 64]; B = 1
+// for w [N / 64, K, 64] and x [M, K]), their column tiles shared out over the threads.
 template <typename W>
 ffi::Error Matmul(ffi::ThreadPool& pool, const float* x, int64_t x_size, const W* w,
                   ffi::Span<const int64_t> dims, const float* scale, float* y) {
-  if (dims.size() != 3 || dims[2] != kTile)
-    return ffi::Error::InvalidArgument("audiojax cpu_matmul: w must be [N / 64, K, 64]");
+  const size_t rank = dims.size();
+  if ((rank != 3 && rank != 4) || dims[rank - 1] != kTile)
+    return ffi::Error::InvalidArgument(
+        "audiojax cpu_matmul: w must be [N / 64, K, 64] or [B, N / 64, K, 64]");
   auto work = std::make_shared<Work<W>>();
-  work->K = dims[1];
-  work->N = dims[0] * kTile;
-  work->M = work->K ? x_size / work->K : 0;
+  const int64_t batch = rank == 4 ? dims[0] : 1;
+  work->K = dims[rank - 2];
+  work->N = dims[rank - 3] * kTile;
+  work->M = work->K && batch ? x_size / batch / work->K : 0;
   work->x = x;
   work->w = w;
   work->scale = scale;
   work->y = y;
-  const int64_t tiles = dims[0], threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
-  work->tiles_per_chunk = (tiles + threads - 1) / threads;
-  work->num_chunks = tiles ? (tiles + work->tiles_per_chunk - 1) / work->tiles_per_chunk : 0;
+  const int64_t threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
+  work->tiles = batch * dims[rank - 3];
+  work->tiles_per_chunk = (work->tiles + threads - 1) / threads;
+  work->num_chunks =
+      work->tiles ? (work->tiles + work->tiles_per_chunk - 1) / work->tiles_per_chunk : 0;
   // Helpers capture the shared state: one that starts after the call returned finds no chunk.
   for (int64_t i = 1; i < work->num_chunks; ++i) pool.Schedule([work] { work->Run(); });
   work->Run();
@@ -143,10 +155,13 @@ ffi::Error Matmul(ffi::ThreadPool& pool, const float* x, int64_t x_size, const W
   return ffi::Error::Success();
 }
 
-ffi::Error Bf16Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::BF16> w,
+// w: bfloat16, or uint16 holding bfloat16 bits (a KV cache kept as bits: see transformer.py).
+ffi::Error Bf16Matmul(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::AnyBuffer w,
                       ffi::ResultBuffer<ffi::F32> y) {
+  if (w.element_type() != ffi::DataType::BF16 && w.element_type() != ffi::DataType::U16)
+    return ffi::Error::InvalidArgument("audiojax_bf16_matmul: w must be bfloat16 or uint16");
   return Matmul(pool, x.typed_data(), x.element_count(),
-                reinterpret_cast<const uint16_t*>(w.typed_data()), w.dimensions(), nullptr,
+                static_cast<const uint16_t*>(w.untyped_data()), w.dimensions(), nullptr,
                 y->typed_data());
 }
 
@@ -170,7 +185,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AudiojaxBf16Matmul, Bf16Matmul,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AudiojaxInt8Matmul, Int8Matmul,

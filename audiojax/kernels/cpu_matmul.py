@@ -145,6 +145,22 @@ def _int8_matmul_jvp(primals, tangents):  # The integer weights have no tangent.
   return int8_matmul(x, w, scale), _xla(dx, w, scale) + _xla(x, w) * dscale
 
 
+def tiled_matmul(x: jnp.ndarray, tiles: jnp.ndarray) -> jnp.ndarray:
+  """B products of bfloat16 weights kept in the kernel's tile layout (a decode step's KV cache):
+  x [B, M, K] float32, tiles [B, T, K, 64] bfloat16 (or uint16 holding bfloat16 bits) -> y [B,
+  M, T * 64] float32 with y[b, m, 64 t + c] = sum_k x[b, m, k] tiles[b, t, k, c]. The kernel
+  where `matmul`'s applies, else the XLA product."""
+  (batch, rows, _), num_tiles = x.shape, tiles.shape[1]
+  if (jax.default_backend() != "cpu" or x.dtype != jnp.float32 or rows > MAX_ROWS
+      or tiles.dtype not in (jnp.bfloat16, jnp.uint16) or not available()):
+    if tiles.dtype == jnp.uint16:
+      tiles = jax.lax.bitcast_convert_type(tiles, jnp.bfloat16)
+    y = jnp.einsum("bmk,btkc->bmtc", x, tiles.astype(jnp.float32))
+    return y.reshape(batch, rows, num_tiles * TILE)
+  out = jax.ShapeDtypeStruct((batch, rows, num_tiles * TILE), jnp.float32)
+  return jax.ffi.ffi_call(TARGETS["bf16"], out, vmap_method="sequential")(x, tiles)
+
+
 def quantize_int8(w: jnp.ndarray, axes: tuple[int, ...] = (0,)) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Symmetric per-column int8: w [*in, *out] float -> (q int8 like w, scale float32 [*out]),
   w ~ q * scale, scale = max |w| over the input `axes` / 127 (a zero column: scale 1)."""

@@ -90,6 +90,8 @@ from audiojax.models.wavenet import remat
 
 POSITIONS = ("t5_bias", "rope")
 
+TILE = cpu_matmul.TILE  # key positions / value channels per tile of a tiled cache
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: fast to compile and run on a CPU.
     "tiny": dict(vocab_size=64, num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64),
@@ -123,9 +125,12 @@ def unstack_layers(params: dict[str, Any]) -> dict[str, Any]:
 
 class LayerCache(struct.PyTreeNode):
   """One layer's keys [batch, heads, head_dim, max_length] (rope: rotated) and values [batch,
-  heads, max_length, head_dim] (module docstring)."""
+  heads, max_length, head_dim] (module docstring); tiled (`init_cache(tiled=True)`): bfloat16
+  bits (uint16) of keys [batch, heads, max_length / 64, head_dim, 64] and values [batch, heads,
+  head_dim / 64, max_length, 64], the layout `cpu_matmul.tiled_matmul` reads."""
   key: jax.Array
   value: jax.Array
+  tiled: bool = struct.field(pytree_node=False, default=False)
 
 
 def relative_position_bucket(distance: jnp.ndarray, num_buckets: int, max_distance: int,
@@ -286,14 +291,58 @@ def _cached_attention(q, k, v, cache: LayerCache, bias, mask) -> jnp.ndarray:
   arithmetic of `jax.nn.dot_product_attention`'s XLA path (float32 logits and softmax), the
   cache read as it was before this chunk (module docstring: why). q, k, v: [b, n, N, H];
   bias, mask: broadcastable to [b, N, n, S + n] (cache slots, then the chunk) -> [b, n, N, H]."""
-  size = cache.value.shape[2]
+  size = cache.value.shape[-2]
+  if cache.tiled:  # bfloat16 tiles through the CPU kernel: [b N, n, H] . [b N, S / 64, H, 64]
+    (b, n, heads, head_dim), rows = q.shape, lambda x: x.reshape(b * heads, n, -1)
+    flat = lambda x: x.reshape(b * heads, *x.shape[2:])
+    cached_logits = cpu_matmul.tiled_matmul(rows(jnp.swapaxes(q, 1, 2).astype(jnp.float32)),
+                                            flat(cache.key)).reshape(b, heads, n, size)
+  else:
+    cached_logits = jnp.einsum("bqnh,bnhs->bnqs", q, cache.key,
+                               preferred_element_type=jnp.float32)
   logits = jnp.concatenate([
-      jnp.einsum("bqnh,bnhs->bnqs", q, cache.key, preferred_element_type=jnp.float32),
+      cached_logits,
       jnp.einsum("bqnh,bknh->bnqk", q, k, preferred_element_type=jnp.float32)], axis=-1)
   logits = logits / math.sqrt(q.shape[-1]) + (0.0 if bias is None else bias)
-  probs = jax.nn.softmax(jnp.where(mask, logits, -1e30), axis=-1).astype(v.dtype)
-  return (jnp.einsum("bnqs,bnsh->bqnh", probs[..., :size], cache.value)
-          + jnp.einsum("bnqk,bknh->bqnh", probs[..., size:], v))
+  probs = jax.nn.softmax(jnp.where(mask, logits, -1e30), axis=-1)
+  if cache.tiled:
+    cached = cpu_matmul.tiled_matmul(rows(probs[..., :size]), flat(cache.value))
+    cached = jnp.swapaxes(cached.reshape(b, heads, n, head_dim), 1, 2).astype(v.dtype)
+  else:
+    cached = jnp.einsum("bnqs,bnsh->bqnh", probs[..., :size].astype(v.dtype), cache.value)
+  return cached + jnp.einsum("bnqk,bknh->bqnh", probs[..., size:].astype(v.dtype), v)
+
+
+def _write(cache: LayerCache, k: jnp.ndarray, v: jnp.ndarray, at: jnp.ndarray,
+           dependency: jnp.ndarray) -> LayerCache:
+  """The cache with a chunk's keys and values k, v [b, n, N, H] written at positions at...
+  at + n - 1. `dependency` (zeros [b, n, N, H] computed from the attention's output) is added
+  to what is written: exact, but it makes the writes depend on the reads, which is what lets
+  XLA update the cache in place in a loop (module docstring)."""
+  if not cache.tiled:
+    k, v = k + dependency, v + dependency
+    return cache.replace(
+        key=jax.lax.dynamic_update_slice(
+            cache.key, jnp.transpose(k, (0, 2, 3, 1)).astype(cache.key.dtype), (0, 0, 0, at)),
+        value=jax.lax.dynamic_update_slice(
+            cache.value, jnp.swapaxes(v, 1, 2).astype(cache.value.dtype), (0, 0, at, 0)))
+  # Tiled: bfloat16 bits as uint16, added as integers (|dependency|'s bits: 0; -0.0's would
+  # flip the sign). XLA:CPU computes bfloat16 in float32, and would convert the whole cache
+  # around a bfloat16 update.
+  bits = lambda x: jax.lax.bitcast_convert_type(x.astype(jnp.bfloat16), jnp.uint16)
+  zero = bits(jnp.abs(dependency))
+  k, v = bits(k) + zero, bits(v) + zero
+  b, n, heads, head_dim = v.shape
+  v = jnp.transpose(v.reshape(b, n, heads, head_dim // TILE, TILE), (0, 2, 3, 1, 4))
+  value = jax.lax.dynamic_update_slice(cache.value, v, (0, 0, 0, at, 0))  # [b, N, H/64, S, 64]
+  if n == 1:  # one position: one column of one key tile
+    key = jax.lax.dynamic_update_slice(cache.key, jnp.transpose(k, (0, 2, 1, 3))[..., None],
+                                       (0, 0, at // TILE, 0, at % TILE))
+  else:  # a chunk may straddle tiles (a prefill): scattered
+    positions = at + jnp.arange(n)
+    key = cache.key.at[:, :, positions // TILE, :, positions % TILE].set(
+        jnp.transpose(k, (1, 0, 2, 3)))  # [n, b, N, H]
+  return cache.replace(key=key, value=value)
 
 
 class Attention(nn.Module):
@@ -342,12 +391,7 @@ class Attention(nn.Module):
       out = _cached_attention(q, k, v, cache, context.bias, context.mask)
       # + 0 * out: exact, but it makes the writes depend on the reads, which is what lets
       # XLA update the cache in place in a loop (module docstring).
-      k, v, at = k + 0.0 * out, v + 0.0 * out, context.positions[0]
-      cache = LayerCache(
-          key=jax.lax.dynamic_update_slice(
-              cache.key, jnp.transpose(k, (0, 2, 3, 1)).astype(cache.key.dtype), (0, 0, 0, at)),
-          value=jax.lax.dynamic_update_slice(
-              cache.value, jnp.swapaxes(v, 1, 2).astype(cache.value.dtype), (0, 0, at, 0)))
+      cache = _write(cache, k, v, context.positions[0], dependency=0.0 * out)
     elif self.dropout_rate > 0.0 and not self.deterministic:
       out = _explicit_attention(q, k, v, context.bias, context.mask, self.dropout_rate,
                                 self.make_rng("dropout"), self.causal)
@@ -461,17 +505,26 @@ class Model(nn.Module):
   def layer_head_dim(self) -> int:
     return self.head_dim or self.embed_dim // self.num_heads
 
-  def init_cache(self, batch: int, max_length: int) -> tuple[LayerCache, ...] | LayerCache:
+  def init_cache(self, batch: int, max_length: int, tiled: bool = False
+                 ) -> tuple[LayerCache, ...] | LayerCache:
     """Zero keys [batch, heads, head_dim, max_length] and values [batch, heads, max_length,
     head_dim] for `decode`, per layer; one LayerCache with a leading [num_layers] axis on both
-    when scan_layers."""
+    when scan_layers. `tiled`: bfloat16 (its bits as uint16) in `LayerCache`'s tiled layout,
+    which a CPU decode step reads in half the bytes (max_length and head_dim multiples of
+    64)."""
     lead = (self.num_layers,) if self.scan_layers else ()
     heads, head_dim = self.num_heads, self.layer_head_dim
-    zeros = lambda *shape: jnp.zeros((*lead, batch, heads, *shape), self.dtype)
-    if self.scan_layers:
-      return LayerCache(key=zeros(head_dim, max_length), value=zeros(max_length, head_dim))
-    return tuple(LayerCache(key=zeros(head_dim, max_length), value=zeros(max_length, head_dim))
-                 for _ in range(self.num_layers))
+    zeros = lambda *shape: jnp.zeros((*lead, batch, heads, *shape),
+                                     jnp.uint16 if tiled else self.dtype)
+    if tiled:
+      if max_length % TILE or head_dim % TILE:
+        raise ValueError(f"a tiled cache needs max_length ({max_length}) and head_dim "
+                         f"({head_dim}) to be multiples of {TILE}")
+      shapes = (max_length // TILE, head_dim, TILE), (head_dim // TILE, max_length, TILE)
+    else:
+      shapes = (head_dim, max_length), (max_length, head_dim)
+    layer = lambda: LayerCache(key=zeros(*shapes[0]), value=zeros(*shapes[1]), tiled=tiled)
+    return layer() if self.scan_layers else tuple(layer() for _ in range(self.num_layers))
 
   def __call__(self, tokens: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     """tokens: int32 [b, t] -> logits float32 [b, t, vocab]; logits[:, i] predicts token i + 1

@@ -41,6 +41,7 @@ class Stage:
   model: object
   params: dict
   data: object  # The stage's config.data: layout, window sizes, deduplication.
+  bfloat16_cache: bool = False  # lm.sample's
 
   @property
   def layout(self) -> audiolm_tokens.Layout:
@@ -52,7 +53,8 @@ class Stage:
     `allowed_range` (global [lo, hi), or [num_tokens, 2] of them); the model sees its own."""
     vocab = audiolm_tokens.stage_vocab(self.data)
     new = lm.sample(self.model, self.params, jnp.asarray(vocab.to_model(prompt)), num_tokens,
-                    rng, temperature=temperature, allowed_range=vocab.model_range(allowed_range))
+                    rng, temperature=temperature, allowed_range=vocab.model_range(allowed_range),
+                    bfloat16_cache=self.bfloat16_cache)
     return vocab.to_global(np.asarray(new))
 
 
@@ -60,10 +62,12 @@ WEIGHTS = {"float32": None, "bfloat16": transformer.bfloat16_weights,
            "int8": transformer.int8_weights}
 
 
-def load_stage(workdir: str, stage: str, weights: str = "float32") -> Stage:
+def load_stage(workdir: str, stage: str, weights: str = "float32",
+               bfloat16_cache: bool = False) -> Stage:
   """The stage trained in `workdir`, its dense kernels stored for sampling as `weights`
-  (`WEIGHTS`: bfloat16 / int8 decode ~1.8x / ~2.4x faster at batch 1 on a CPU, with slightly
-  different draws; benchmarks/RESULTS.md)."""
+  (`WEIGHTS`) and, with `bfloat16_cache`, its KV cache as bfloat16 (`lm.sample`). Batch-1
+  decoding on a CPU: bfloat16 / int8 weights ~1.7x / ~2.3x the tokens/s of float32, int8 with
+  the bfloat16 cache ~3.5x, each with slightly different draws (benchmarks/RESULTS.md)."""
   if weights not in WEIGHTS:
     raise ValueError(f"weights={weights!r}: use one of {', '.join(WEIGHTS)}")
   config, model, variables = trainer.restore_model(workdir, "transformer",
@@ -71,10 +75,14 @@ def load_stage(workdir: str, stage: str, weights: str = "float32") -> Stage:
   if config.data.get("stage") != stage:
     raise ValueError(f"{workdir} holds the AudioLM {config.data.get('stage')!r} stage, not "
                      f"the {stage} stage")
+  if bfloat16_cache and model.layer_head_dim % transformer.TILE:
+    raise ValueError(f"a bfloat16 cache needs a head_dim that is a multiple of "
+                     f"{transformer.TILE}; the {stage} stage in {workdir} has "
+                     f"{model.layer_head_dim}")
   params = variables["params"]
   if WEIGHTS[weights]:
     params = WEIGHTS[weights](params)
-  return Stage(model, params, config.data)
+  return Stage(model, params, config.data, bfloat16_cache)
 
 
 @dataclasses.dataclass
@@ -110,13 +118,15 @@ def _tokenizer_of(directory: str) -> tuple[str, str]:
 
 
 def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
-                  fine_workdir: str | None = None, weights: str = "float32") -> Pipeline:
+                  fine_workdir: str | None = None, weights: str = "float32",
+                  bfloat16_cache: bool = False) -> Pipeline:
   """The stages (`load_stage`) and the tokenizers of their training tokens; clear errors on
   mismatches."""
   from audiojax.sample import codec, semantic
   from audiojax.train import checkpoint
 
-  load = lambda workdir, stage: load_stage(workdir, stage, weights) if workdir else None
+  load = lambda workdir, stage: (load_stage(workdir, stage, weights, bfloat16_cache)
+                                 if workdir else None)
   coarse = load(coarse_workdir, "coarse")
   layout = coarse.layout
   semantic_stage, fine = load(semantic_workdir, "semantic"), load(fine_workdir, "fine")

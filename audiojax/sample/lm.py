@@ -106,6 +106,7 @@ def _check(model: transformer.Model, prompt: jnp.ndarray, num_tokens: int, top_k
 
 
 _STATIC = ("model", "num_tokens", "temperature", "top_k", "top_p")
+TILE = transformer.TILE
 
 
 def cache_sizes(prompt_length: int, num_tokens: int, smallest: int = 128, growth: float = 1.5,
@@ -123,15 +124,19 @@ def cache_sizes(prompt_length: int, num_tokens: int, smallest: int = 128, growth
 
 
 def _grow(cache: tuple[transformer.LayerCache, ...], size: int):
-  """Per-layer caches (keys [b, N, H, S], values [b, N, S, H]) -> zero padded to S = size."""
-  pad = lambda x, axis: jnp.pad(x, [(0, size - x.shape[axis]) if a == axis else (0, 0)
-                                    for a in range(x.ndim)])
-  return tuple(transformer.LayerCache(key=pad(c.key, 3), value=pad(c.value, 2)) for c in cache)
+  """Per-layer caches (keys [b, N, H, S], values [b, N, S, H]; tiled: keys [b, N, S / 64, H,
+  64], values [b, N, H / 64, S, 64]) -> zero padded to S = size."""
+  def pad(x, axis, length):
+    return jnp.pad(x, [(0, length - x.shape[axis]) if a == axis else (0, 0)
+                       for a in range(x.ndim)])
+  return tuple(c.replace(key=pad(c.key, 2, size // transformer.TILE) if c.tiled else
+                         pad(c.key, 3, size), value=pad(c.value, c.value.ndim - 2, size))
+               for c in cache)
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll", "growth"))
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "unroll", "growth", "tiled"))
 def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_k, top_p,
-            unroll, growth):
+            unroll, growth, tiled):
   batch, length = prompt.shape
   if model.scan_layers:  # Per-layer caches update in place; a scanned stack copies them.
     model, params = model.clone(scan_layers=False), transformer.unstack_layers(params)
@@ -139,7 +144,9 @@ def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_
                            ranges=ranges)
   decode = functools.partial(model.apply, {"params": params}, method="decode")
   sizes = cache_sizes(length, num_tokens, growth=growth)
-  cache = model.init_cache(batch, sizes[0])
+  if tiled:  # Whole tiles: the last segment rounded up (its extra slots stay masked).
+    sizes = tuple(sorted({-(-size // TILE) * TILE for size in sizes}))
+  cache = model.init_cache(batch, sizes[0], tiled=tiled)
   logits, cache = decode(prompt.astype(jnp.int32), cache, 0)  # prefill, one call
   token = draw(jnp.int32(0), logits[:, -1])
 
@@ -165,14 +172,20 @@ def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_
 def sample(model: transformer.Model, params, prompt: jnp.ndarray, num_tokens: int,
            rng: jax.Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
            allowed_range: AllowedRange = None, unroll: int = 1,
-           cache_growth: float = 1.5) -> jnp.ndarray:
+           cache_growth: float = 1.5, bfloat16_cache: bool = False) -> jnp.ndarray:
   """Continues prompt: int32 [b, p] (p >= 1) by num_tokens tokens -> int32 [b, num_tokens],
   with the KV cache (module docstring for the filters; top_k 0 and top_p 1 are off).
-  cache_growth: of the cache's segments (`cache_sizes`; 0: one full-length cache)."""
+  cache_growth: of the cache's segments (`cache_sizes`; 0: one full-length cache).
+  bfloat16_cache: keys and values rounded to bfloat16 in the tiled layout that a CPU decode
+  step reads in half the bytes (`Model.init_cache(tiled=True)`; head_dim a multiple of 64)."""
   _check(model, prompt, num_tokens, top_k, top_p)
+  if bfloat16_cache and model.layer_head_dim % TILE:
+    raise ValueError(f"bfloat16_cache needs head_dim a multiple of {TILE}, not "
+                     f"{model.layer_head_dim}")
   return _sample(model, params, jnp.asarray(prompt), rng, step_ranges(allowed_range, num_tokens),
                  num_tokens=num_tokens, temperature=float(temperature), top_k=int(top_k),
-                 top_p=float(top_p), unroll=unroll, growth=float(cache_growth))
+                 top_p=float(top_p), unroll=unroll, growth=float(cache_growth),
+                 tiled=bool(bfloat16_cache))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)

@@ -65,6 +65,9 @@ def test_continuation_writes_the_requested_length(audiolm_root, tmp_path):
     run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
         "--seconds=0.02", f"--output={tmp_path / weights}.wav", f"--weights={weights}")
     assert sf.info(str(tmp_path / f"{weights}.wav")).frames == 320
+  proc = run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
+             "--seconds=0.02", f"--output={tmp_path / 'x.wav'}", "--bfloat16_cache", check=False)
+  assert proc.returncode != 0 and "head_dim that is a multiple of 64" in proc.stderr
 
 
 def test_bad_prompts_are_clear_errors(audiolm_root, tmp_path):

@@ -150,6 +150,42 @@ def test_low_precision_weights_decode_as_their_float32_values(weights, tie_embed
     assert cpu_matmul.TARGETS[weights] in step.compile().as_text()
 
 
+@pytest.mark.parametrize("prefill", [5, 70])
+def test_tiled_bfloat16_cache_decodes_as_the_float32_cache(prefill):
+  """A tiled bfloat16 cache (`init_cache(tiled=True)`; through the CPU kernel for single steps,
+  XLA's product for a 70-token prefill that also straddles a key tile): the float32 cache's
+  logits up to bfloat16 rounding of keys and values."""
+  model = transformer.Model(**{**TINY, "embed_dim": 128, "mlp_dim": 128})  # head_dim 64
+  params = random_params(model, seed=7)
+  tokens = random_tokens(8, (2, 100), vocab=model.vocab_size)
+  decode = jax.jit(functools.partial(model.apply, method="decode"))
+
+  def run(cache):
+    position, logits = 0, []
+    for size in [prefill] + [1] * (tokens.shape[1] - prefill):
+      out, cache = decode({"params": params}, tokens[:, position:position + size], cache,
+                          jnp.int32(position))
+      logits.append(out)
+      position += size
+    return jnp.concatenate(logits, axis=1), cache
+
+  exact, _ = run(model.init_cache(2, 128))
+  tiled, cache = run(model.init_cache(2, 128, tiled=True))
+  assert cache[0].tiled and cache[0].key.shape == (2, 2, 2, 64, 64)
+  assert cache[0].key.dtype == jnp.uint16 and cache[0].value.shape == (2, 2, 1, 128, 64)
+  error = np.abs(np.asarray(tiled - exact))
+  assert 0 < error.max() < 0.03 and error.mean() < 0.005, (error.max(), error.mean())
+  np.testing.assert_allclose(exact, forward(model, params, tokens), atol=1e-5, rtol=0)
+
+
+def test_tiled_cache_needs_whole_tiles():
+  model = transformer.Model(**{**TINY, "embed_dim": 128, "mlp_dim": 128})
+  with pytest.raises(ValueError, match="multiples of 64"):
+    model.init_cache(1, 100, tiled=True)
+  with pytest.raises(ValueError, match="multiples of 64"):
+    transformer.Model(**TINY).init_cache(1, 128, tiled=True)  # head_dim 16
+
+
 @pytest.mark.parametrize("tie_embeddings", [True, False])
 def test_vocab_multiple_pads_the_table_not_the_logits(tie_embeddings):
   """61 tokens with vocab_multiple=16: a 64-row table, 61 logits, the same 61 as a model whose

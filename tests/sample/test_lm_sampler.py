@@ -11,7 +11,7 @@ from tests.models.test_transformer import TINY, random_params, random_tokens
 
 
 def model_and_params(**overrides):
-  model = transformer.Model(**TINY, **overrides)
+  model = transformer.Model(**{**TINY, **overrides})
   return model, random_params(model, seed=1)
 
 
@@ -59,6 +59,22 @@ def test_segmented_cache_samples_like_one_cache_and_the_uncached_reference():
   segmented = lm.sample(*args, temperature=0.9)
   np.testing.assert_array_equal(segmented, lm.sample(*args, temperature=0.9, cache_growth=0))
   np.testing.assert_array_equal(segmented, lm.sample_uncached(*args, temperature=0.9))
+
+
+def test_bfloat16_cache_and_low_precision_weights_sample_nearly_alike():
+  """int8 weights and a bfloat16 cache over three growing segments (rounded to whole tiles):
+  most draws equal float32's (the logits differ by rounding); a head_dim the tiles do not fit
+  is a clear error."""
+  model, params = model_and_params(embed_dim=128, mlp_dim=128)  # head_dim 64
+  prompt = random_tokens(4, (2, 5))
+  args = (model, params, prompt, 260, jax.random.key(3))
+  exact = np.asarray(lm.sample(*args, temperature=0.9))
+  for weights in (params, transformer.int8_weights(params)):
+    low = lm.sample(model, weights, *args[2:], temperature=0.9, bfloat16_cache=True)
+    assert low.shape == exact.shape and np.mean(np.asarray(low) == exact) > 0.8
+  small, small_params = model_and_params()
+  with pytest.raises(ValueError, match="head_dim a multiple of 64"):
+    lm.sample(small, small_params, prompt, 4, jax.random.key(0), bfloat16_cache=True)
 
 
 def test_scan_layers_model_samples_like_the_unrolled_one():
