@@ -246,7 +246,7 @@ def _dense_kernels(params: dict[str, Any], cast) -> dict[str, Any]:
       return tree
     tree = {key: walk(value, key) for key, value in tree.items()}
     kernel = tree.get("kernel")
-    if kernel is not None and not isinstance(kernel, dict) and kernel.ndim >= 2:
+    if kernel is not None and not isinstance(kernel, Mapping) and kernel.ndim >= 2:
       tree.update(cast(kernel, 2 if name == "out" else 1))
     return tree
   return walk(dict(params), None)
@@ -389,8 +389,6 @@ class Attention(nn.Module):
       k = rope(k, context.positions, self.rope_max_wavelength)
     if cache is not None:  # Attend first, then write this chunk in place (module docstring).
       out = _cached_attention(q, k, v, cache, context.bias, context.mask)
-      # + 0 * out: exact, but it makes the writes depend on the reads, which is what lets
-      # XLA update the cache in place in a loop (module docstring).
       cache = _write(cache, k, v, context.positions[0], dependency=0.0 * out)
     elif self.dropout_rate > 0.0 and not self.deterministic:
       out = _explicit_attention(q, k, v, context.bias, context.mask, self.dropout_rate,

@@ -6,8 +6,12 @@ instead of a full forward. The cache grows in segments (`cache_sizes`): each ste
 over the current segment's length, not the whole run's, and a segment's cache is padded into
 the next one once (a few static shapes: one compiled step per segment). A `scan_layers`
 model decodes unrolled, its params unstacked (`transformer.unstack_layers`; the module
-docstring there says why). `sample_uncached` reruns the full forward over the whole (fixed
-length, zero padded) sequence at every step: the slow reference it must agree with.
+docstring there says why). On a CPU, params from `transformer.bfloat16_weights` /
+`int8_weights` and `bfloat16_cache=True` (keys and values as bfloat16 in the layout of
+`audiojax/kernels/cpu_matmul.cc`, segments rounded up to whole tiles of 64 positions) read
+fewer bytes per token (benchmarks/RESULTS.md), with slightly different logits. `sample_uncached`
+reruns the full forward over the whole (fixed length, zero padded) sequence at every step: the
+slow reference it must agree with.
 
 Token t of the continuation is drawn from the logits at position p + t - 1 (p = prompt length)
 by `next_tokens`, in this order:
