@@ -85,14 +85,24 @@ def filter_logits(logits: jnp.ndarray, temperature: float, top_k: int, top_p: fl
   return logits
 
 
+def gumbel_noise(rng: jax.Array, steps: jnp.ndarray, shape: tuple[int, ...]) -> jnp.ndarray:
+  """The Gumbel noise `jax.random.categorical` adds at each of `steps` (key fold_in(rng, t)),
+  float32 [len(steps), *shape]: drawn for many steps at once, outside a sampler's loop."""
+  return jax.vmap(lambda t: jax.random.gumbel(jax.random.fold_in(rng, t), shape))(steps)
+
+
 def next_tokens(rng: jax.Array, step: jnp.ndarray, logits: jnp.ndarray, temperature: float,
-                top_k: int, top_p: float, ranges: jnp.ndarray | None) -> jnp.ndarray:
+                top_k: int, top_p: float, ranges: jnp.ndarray | None,
+                noise: jnp.ndarray | None = None) -> jnp.ndarray:
   """Draws token `step` of the continuation, int32 [b], from logits [b, V] (module docstring);
-  ranges: int32 [num_tokens, 2] from `step_ranges`, or None."""
+  ranges: int32 [num_tokens, 2] from `step_ranges`, or None; noise: this step's
+  `gumbel_noise` [b, V] if drawn already (the same draw)."""
   allowed = None if ranges is None else ranges[step]
   logits = filter_logits(logits, temperature, top_k, top_p, allowed)
   if temperature == 0.0:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  if noise is not None:  # categorical's own arithmetic: argmax(noise + logits)
+    return jnp.argmax(noise + logits, axis=-1).astype(jnp.int32)
   return jax.random.categorical(jax.random.fold_in(rng, step), logits).astype(jnp.int32)
 
 
@@ -111,6 +121,9 @@ def _check(model: transformer.Model, prompt: jnp.ndarray, num_tokens: int, top_k
 
 _STATIC = ("model", "num_tokens", "temperature", "top_k", "top_p")
 TILE = transformer.TILE
+# A segment's Gumbel noise is drawn before its loop up to this size, else step by step: in the
+# loop, XLA:CPU runs the draw's threefry hash as a loop of its own (~10% of a batch-1 step).
+NOISE_BYTES = 1 << 27
 
 
 def cache_sizes(prompt_length: int, num_tokens: int, smallest: int = 128, growth: float = 1.5,
@@ -154,10 +167,11 @@ def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_
   logits, cache = decode(prompt.astype(jnp.int32), cache, 0)  # prefill, one call
   token = draw(jnp.int32(0), logits[:, -1])
 
-  def step(carry, t):
+  def step(carry, xs):
     cache, token = carry  # token t - 1, at position length + t - 1
+    t, noise = xs
     logits, cache = decode(token[:, None], cache, length + t - 1)
-    token = draw(t, logits[:, 0])
+    token = draw(t, logits[:, 0], noise=noise)
     return (cache, token), token
 
   drawn, first_step = [token[:, None]], 1
@@ -165,9 +179,11 @@ def _sample(model, params, prompt, rng, ranges, *, num_tokens, temperature, top_
     cache = _grow(cache, size)
     last_step = min(size - length, num_tokens - 1)
     if last_step >= first_step:
-      (cache, token), rest = jax.lax.scan(
-          step, (cache, token), jnp.arange(first_step, last_step + 1, dtype=jnp.int32),
-          unroll=unroll)
+      steps = jnp.arange(first_step, last_step + 1, dtype=jnp.int32)
+      noise = None
+      if temperature and steps.size * batch * model.vocab_size * 4 <= NOISE_BYTES:
+        noise = gumbel_noise(rng, steps, (batch, model.vocab_size))
+      (cache, token), rest = jax.lax.scan(step, (cache, token), (steps, noise), unroll=unroll)
       drawn.append(rest.T)
     first_step = last_step + 1
   return jnp.concatenate(drawn, axis=1)

@@ -77,6 +77,18 @@ def test_bfloat16_cache_and_low_precision_weights_sample_nearly_alike():
     lm.sample(small, small_params, prompt, 4, jax.random.key(0), bfloat16_cache=True)
 
 
+def test_noise_drawn_before_the_loop_or_in_it_gives_the_same_tokens(monkeypatch):
+  """Gumbel noise drawn for a whole segment up front (`gumbel_noise`) is categorical's own, so
+  the draws equal those with the noise drawn step by step (a segment over NOISE_BYTES)."""
+  model, params = model_and_params()
+  args = (model, params, random_tokens(6, (3, 4)), 150, jax.random.key(9))
+  up_front = lm.sample(*args, temperature=0.8, top_k=20)
+  monkeypatch.setattr(lm, "NOISE_BYTES", 0)
+  lm._sample.clear_cache()
+  np.testing.assert_array_equal(up_front, lm.sample(*args, temperature=0.8, top_k=20))
+  lm._sample.clear_cache()
+
+
 def test_scan_layers_model_samples_like_the_unrolled_one():
   scanned, params = model_and_params(scan_layers=True)
   unrolled = transformer.Model(**TINY)
