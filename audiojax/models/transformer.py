@@ -235,7 +235,8 @@ def _contract(x: jnp.ndarray, kernel: jnp.ndarray, contract: int, dtype: Any,
       y = cpu_matmul.matmul(x, kernel)
     return y.reshape(*lead, *out)
   x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=dtype)
-  return jnp.tensordot(x, kernel, axes=contract)
+  y = jnp.tensordot(x, kernel, axes=contract)
+  return y if scale is None else y * scale.astype(y.dtype)  # int8 under another compute dtype
 
 
 def _dense_kernels(params: dict[str, Any], cast) -> dict[str, Any]:

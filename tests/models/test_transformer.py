@@ -150,6 +150,16 @@ def test_low_precision_weights_decode_as_their_float32_values(weights, tie_embed
     assert cpu_matmul.TARGETS[weights] in step.compile().as_text()
 
 
+def test_int8_weights_under_bfloat16_compute_keep_their_scales():
+  """A bfloat16-compute model takes XLA's product for int8 kernels, scaled all the same."""
+  model = transformer.Model(**{**TINY, "embed_dim": 64, "mlp_dim": 128}, dtype=jnp.bfloat16)
+  float_params = random_params(model, seed=5)
+  params = transformer.int8_weights(float_params)
+  tokens = random_tokens(6, (1, 12), vocab=model.vocab_size)
+  error = np.abs(np.asarray(forward(model, params, tokens) - forward(model, float_params, tokens)))
+  assert error.max() < 0.1, error.max()
+
+
 @pytest.mark.parametrize("prefill", [5, 70])
 def test_tiled_bfloat16_cache_decodes_as_the_float32_cache(prefill):
   """A tiled bfloat16 cache (`init_cache(tiled=True)`; through the CPU kernel for single steps,
