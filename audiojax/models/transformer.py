@@ -240,17 +240,20 @@ def _contract(x: jnp.ndarray, kernel: jnp.ndarray, contract: int, dtype: Any,
 
 
 def _dense_kernels(params: dict[str, Any], cast) -> dict[str, Any]:
-  """`params` with each dense layer's {"kernel": k, ...} replaced by {**cast(k, contract), ...}
-  (contract: the kernel's input axes, 2 for the attention output's [N, H, D])."""
-  def walk(tree, name):
+  """`params` with each dense layer's {"kernel": k, ...} replaced by {**cast(k, axes), ...}
+  (axes: the kernel's input axes, two for the attention output's [N, H, D], after the leading
+  [num_layers] axis of a `scan_layers` stack)."""
+  def walk(tree, name, stacked):
     if not isinstance(tree, Mapping):
       return tree
-    tree = {key: walk(value, key) for key, value in tree.items()}
+    stacked = stacked or name == "layers"
+    tree = {key: walk(value, key, stacked) for key, value in tree.items()}
     kernel = tree.get("kernel")
     if kernel is not None and not isinstance(kernel, Mapping) and kernel.ndim >= 2:
-      tree.update(cast(kernel, 2 if name == "out" else 1))
+      lead, contract = int(stacked), 2 if name == "out" else 1
+      tree.update(cast(kernel, tuple(range(lead, lead + contract))))
     return tree
-  return walk(dict(params), None)
+  return walk(dict(params), None, False)
 
 
 def bfloat16_weights(params: dict[str, Any]) -> dict[str, Any]:
@@ -264,8 +267,8 @@ def int8_weights(params: dict[str, Any]) -> dict[str, Any]:
   """`params` with every dense kernel stored as int8 with a float32 scale per output column
   ("kernel_scale" beside it, `cpu_matmul.quantize_int8`: symmetric, max |w| / 127); float32
   compute as `bfloat16_weights`. A quarter of the bytes of float32 per decode step."""
-  def cast(kernel, contract):
-    q, scale = cpu_matmul.quantize_int8(kernel, tuple(range(contract)))
+  def cast(kernel, axes):
+    q, scale = cpu_matmul.quantize_int8(kernel, axes)
     return {"kernel": q, "kernel_scale": scale}
   return _dense_kernels(params, cast)
 

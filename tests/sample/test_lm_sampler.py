@@ -89,13 +89,17 @@ def test_noise_drawn_before_the_loop_or_in_it_gives_the_same_tokens(monkeypatch)
   lm._sample.clear_cache()
 
 
-def test_scan_layers_model_samples_like_the_unrolled_one():
+@pytest.mark.parametrize("cast", [None, transformer.int8_weights])
+def test_scan_layers_model_samples_like_the_unrolled_one(cast):
+  """Also with int8 weights: a stack's scales are per layer, as the unrolled layers' are."""
   scanned, params = model_and_params(scan_layers=True)
   unrolled = transformer.Model(**TINY)
   prompt = random_tokens(9, (2, 3))
+  cast = cast or (lambda params: params)
   np.testing.assert_array_equal(
-      lm.sample(scanned, params, prompt, 12, jax.random.key(5)),
-      lm.sample(unrolled, transformer.unstack_layers(params), prompt, 12, jax.random.key(5)))
+      lm.sample(scanned, cast(params), prompt, 12, jax.random.key(5)),
+      lm.sample(unrolled, cast(transformer.unstack_layers(params)), prompt, 12,
+                jax.random.key(5)))
 
 
 def test_greedy_picks_the_argmax():
