@@ -253,7 +253,7 @@ def _dense_kernels(params: dict[str, Any], cast) -> dict[str, Any]:
       lead, contract = int(stacked), 2 if name == "out" else 1
       tree.update(cast(kernel, tuple(range(lead, lead + contract))))
     return tree
-  return walk(dict(params), None, False)
+  return walk(nn.meta.unbox(params), None, False)
 
 
 def bfloat16_weights(params: dict[str, Any]) -> dict[str, Any]:
