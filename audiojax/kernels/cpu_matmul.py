@@ -107,12 +107,10 @@ def _kernel(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
 
 def _product(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
   """The kernel on the CPU where it applies (module docstring), else XLA's product."""
-  # jax.default_backend, not lax.platform_dependent: the latter's branches are inlined into a
-  # sampler's loop after XLA hoists loop-invariant work, so the tiles were rebuilt every step.
-  if (jax.default_backend() != "cpu" or x.dtype != jnp.float32
-      or math.prod(x.shape[:-1]) > MAX_ROWS or w.shape[1] % TILE or not available()):
+  if (x.dtype != jnp.float32 or math.prod(x.shape[:-1]) > MAX_ROWS or w.shape[1] % TILE
+      or not available()):
     return _xla(x, w, *scale)
-  return _kernel(x, w, *scale)
+  return jax.lax.platform_dependent(x, w, *scale, cpu=_kernel, default=_xla)
 
 
 @jax.custom_jvp
@@ -151,14 +149,21 @@ def tiled_matmul(x: jnp.ndarray, tiles: jnp.ndarray) -> jnp.ndarray:
   M, T * 64] float32 with y[b, m, 64 t + c] = sum_k x[b, m, k] tiles[b, t, k, c]. The kernel
   where `matmul`'s applies, else the XLA product."""
   (batch, rows, _), num_tiles = x.shape, tiles.shape[1]
-  if (jax.default_backend() != "cpu" or x.dtype != jnp.float32 or rows > MAX_ROWS
-      or tiles.dtype not in (jnp.bfloat16, jnp.uint16) or not available()):
+
+  def xla(x, tiles):
     if tiles.dtype == jnp.uint16:
       tiles = jax.lax.bitcast_convert_type(tiles, jnp.bfloat16)
     y = jnp.einsum("bmk,btkc->bmtc", x, tiles.astype(jnp.float32))
     return y.reshape(batch, rows, num_tiles * TILE)
-  out = jax.ShapeDtypeStruct((batch, rows, num_tiles * TILE), jnp.float32)
-  return jax.ffi.ffi_call(TARGETS["bf16"], out, vmap_method="sequential")(x, tiles)
+
+  def kernel(x, tiles):
+    out = jax.ShapeDtypeStruct((batch, rows, num_tiles * TILE), jnp.float32)
+    return jax.ffi.ffi_call(TARGETS["bf16"], out, vmap_method="sequential")(x, tiles)
+
+  if (x.dtype != jnp.float32 or rows > MAX_ROWS or tiles.dtype not in (jnp.bfloat16, jnp.uint16)
+      or not available()):
+    return xla(x, tiles)
+  return jax.lax.platform_dependent(x, tiles, cpu=kernel, default=xla)
 
 
 def quantize_int8(w: jnp.ndarray, axes: tuple[int, ...] = (0,)) -> tuple[jnp.ndarray, jnp.ndarray]:
