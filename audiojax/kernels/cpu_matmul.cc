@@ -9,10 +9,10 @@
 //
 // x: [M, K] float32; w: [N / 64, K, 64] (column tiles of 64, each contiguous, so a tile streams
 // from memory in order); scale: [N] float32; y: [M, N] float32. The bfloat16 target also takes
-// a batch of products: x [B, M, K], w [B, N / 64, K, 64] -> y [B, M, N] (a tiled KV cache). Tiles are shared out over
-// XLA's intra-op thread pool; the calling thread takes tiles too, so nothing waits on a busy
-// pool. Written with GCC vector extensions: the compiler picks the widest registers the machine
-// has.
+// a batch of products: x [B, M, K], w [B, N / 64, K, 64] -> y [B, M, N] (a tiled KV cache).
+// Tiles are shared out over XLA's intra-op thread pool; the calling thread takes tiles too, so
+// nothing waits on a busy pool. Written with GCC vector extensions: the compiler picks the
+// widest registers the machine has.
 
 #include <atomic>
 #include <cstdint>
@@ -50,9 +50,11 @@ inline f32x16 Load(const uint16_t* p) {  // 16 bfloat16 -> float32: the high hal
 
 inline f32x16 Load(const int8_t* p) {  // 16 int8 -> float32
 #ifdef __AVX512F__  // GCC 12 sign-extends an int8 vector element by element: say it directly
-  __m512 out = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+  const __m512 wide = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  return reinterpret_cast<f32x16&>(out);
+  f32x16 out;
+  std::memcpy(&out, &wide, sizeof(out));
+  return out;
 #else
   i8x16 q;
   std::memcpy(&q, p, sizeof(q));
