@@ -66,8 +66,8 @@ def load_stage(workdir: str, stage: str, weights: str = "float32",
                bfloat16_cache: bool = False) -> Stage:
   """The stage trained in `workdir`, its dense kernels stored for sampling as `weights`
   (`WEIGHTS`) and, with `bfloat16_cache`, its KV cache as bfloat16 (`lm.sample`). Batch-1
-  decoding on a CPU: bfloat16 / int8 weights ~1.7x / ~2.3x the tokens/s of float32, int8 with
-  the bfloat16 cache ~3.5x, each with slightly different draws (benchmarks/RESULTS.md)."""
+  decoding on a CPU: bfloat16 / int8 weights ~1.8x / ~2.4x the tokens/s of float32, int8 with
+  the bfloat16 cache ~3.7x, each with slightly different draws (benchmarks/RESULTS.md)."""
   if weights not in WEIGHTS:
     raise ValueError(f"weights={weights!r}: use one of {', '.join(WEIGHTS)}")
   config, model, variables = trainer.restore_model(workdir, "transformer",
