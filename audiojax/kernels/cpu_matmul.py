@@ -105,10 +105,14 @@ def _kernel(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
   return y.reshape(*lead, n)
 
 
+def _applies(x: jnp.ndarray, rows: int) -> bool:
+  """Whether the kernel may take float32 x's `rows` rows (module docstring), once built."""
+  return x.dtype == jnp.float32 and rows <= MAX_ROWS and available()
+
+
 def _product(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:
   """The kernel on the CPU where it applies (module docstring), else XLA's product."""
-  if (x.dtype != jnp.float32 or math.prod(x.shape[:-1]) > MAX_ROWS or w.shape[1] % TILE
-      or not available()):
+  if w.shape[1] % TILE or not _applies(x, math.prod(x.shape[:-1])):
     return _xla(x, w, *scale)
   return jax.lax.platform_dependent(x, w, *scale, cpu=_kernel, default=_xla)
 
@@ -160,8 +164,7 @@ def tiled_matmul(x: jnp.ndarray, tiles: jnp.ndarray) -> jnp.ndarray:
     out = jax.ShapeDtypeStruct((batch, rows, num_tiles * TILE), jnp.float32)
     return jax.ffi.ffi_call(TARGETS["bf16"], out, vmap_method="sequential")(x, tiles)
 
-  if (x.dtype != jnp.float32 or rows > MAX_ROWS or tiles.dtype not in (jnp.bfloat16, jnp.uint16)
-      or not available()):
+  if tiles.dtype not in (jnp.bfloat16, jnp.uint16) or not _applies(x, rows):
     return xla(x, tiles)
   return jax.lax.platform_dependent(x, tiles, cpu=kernel, default=xla)
 

@@ -146,7 +146,7 @@ def _grow(cache: tuple[transformer.LayerCache, ...], size: int):
   def pad(x, axis, length):
     return jnp.pad(x, [(0, length - x.shape[axis]) if a == axis else (0, 0)
                        for a in range(x.ndim)])
-  return tuple(c.replace(key=pad(c.key, 2, size // transformer.TILE) if c.tiled else
+  return tuple(c.replace(key=pad(c.key, 2, size // TILE) if c.tiled else
                          pad(c.key, 3, size), value=pad(c.value, c.value.ndim - 2, size))
                for c in cache)
 

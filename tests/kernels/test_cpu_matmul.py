@@ -1,4 +1,5 @@
-"""The CPU bfloat16-weight kernel: the same product as XLA's, wherever it is used."""
+"""The CPU kernels for bfloat16 / int8 weights and tiled bfloat16 caches: the same products as
+XLA's, wherever they are used."""
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,22 @@ def test_quantize_int8_over_several_input_axes():
   q, scale = cpu_matmul.quantize_int8(w, (0, 1))
   assert scale.shape == (64,) and scale[5] == 1.0 and not q[:, :, 5].any()
   np.testing.assert_allclose(scale[0], np.abs(np.asarray(w[:, :, 0])).max() / 127, rtol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize("bits", [False, True])
+def test_tiled_products_equal_the_einsum_over_tiles(bits):
+  """B products over [B, T, K, 64] tiles (a KV cache: bfloat16, or its bits as uint16)."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((8, 3, 64)), jnp.float32)
+  tiles = jnp.asarray(rng.standard_normal((8, 5, 64, 64)), jnp.bfloat16)
+  want = np.einsum("bmk,btkc->bmtc", np.asarray(x, np.float64),
+                   np.asarray(tiles.astype(jnp.float32), np.float64)).reshape(8, 3, 320)
+  if bits:
+    tiles = jax.lax.bitcast_convert_type(tiles, jnp.uint16)
+  product = jax.jit(cpu_matmul.tiled_matmul)
+  assert cpu_matmul.TARGETS["bf16"] in product.lower(x, tiles).compile().as_text()
+  np.testing.assert_allclose(product(x, tiles), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("rows,n", [(17, 128), (2, 100)])
