@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+CACHES = ("JAX_COMPILATION_CACHE_DIR", "NUMBA_CACHE_DIR")
+
 
 def pytest_configure(config):
   """Compile fast: the tests' tiny models spend far longer in XLA's CPU compiler than running,
@@ -19,28 +21,36 @@ def pytest_configure(config):
   Each xdist worker gets its own cache directory, shared only with the CLI subprocesses it
   starts and waits for: JAX writes cache entries in place (`write_bytes`, no lock unless an
   eviction size is set), so two processes compiling the same model at once could read each
-  other's half-written entries."""
+  other's half-written entries.
+
+  The same holds for numba's cache, which librosa's compiled functions (pyin, localmin...)
+  write on first use next to librosa's sources: processes that compile them at once can leave
+  an index naming another process's data, and every later process loading it segfaults
+  (numba/numba#10128; reproduced here with 3 concurrent `librosa.pyin` calls on an empty cache,
+  and seen in CI as 8 CLI tests dying with SIGSEGV inside `pyin`). So each worker also gets its
+  own numba cache directory."""
   if hasattr(config, "workerinput"):
-    base = os.environ.get("AUDIOJAX_TESTS_XLA_CACHE")
-    if base:
-      worker_dir = os.path.join(base, config.workerinput["workerid"])
+    for variable in CACHES:
+      worker_dir = os.path.join(os.environ[f"AUDIOJAX_TESTS_{variable}"],
+                                config.workerinput["workerid"])
       os.makedirs(worker_dir, exist_ok=True)
-      os.environ["JAX_COMPILATION_CACHE_DIR"] = worker_dir
+      os.environ[variable] = worker_dir
     return
   os.environ["XLA_FLAGS"] = " ".join(
       [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
-  if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # The caller's own cache.
-    return
-  config.jax_cache_dir = tempfile.mkdtemp(prefix="audiojax-tests-xla-cache-")
-  os.environ["AUDIOJAX_TESTS_XLA_CACHE"] = config.jax_cache_dir
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = config.jax_cache_dir  # without xdist
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+  config.temporary_caches = []
+  for variable in CACHES:  # The caller's own directory if set (workers use subdirectories).
+    if variable not in os.environ:
+      os.environ[variable] = tempfile.mkdtemp(prefix=f"audiojax-tests-{variable.lower()}-")
+      config.temporary_caches.append(os.environ[variable])
+    os.environ[f"AUDIOJAX_TESTS_{variable}"] = os.environ[variable]
 
 
 def pytest_unconfigure(config):
-  if getattr(config, "jax_cache_dir", None):
-    shutil.rmtree(config.jax_cache_dir, ignore_errors=True)
+  for path in getattr(config, "temporary_caches", []):
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_tone(path: str, seconds: float, sample_rate_hz: int, level: float) -> None:
