@@ -1,7 +1,7 @@
 r"""SoundStream encode + decode speed as a real-time factor (audio seconds per wall second).
 
   python -m benchmarks.codec_speed [--configs=paper16k,paper24k] [--seconds=4]
-      [--stream_frames=1,2,4,8,16]
+      [--stream_frames=1,2,4,8,16] [--dtypes=float32,bfloat16]
 
 Randomly initialised codecs (speed does not depend on the weights), batch 1. Offline: the
 whole clip through jitted encode then decode. Streaming, for each chunk size in
@@ -30,13 +30,18 @@ _STREAM_FRAMES = flags.DEFINE_list("stream_frames", ["1", "2", "4", "8", "16"],
                                    "Frames per streaming chunk, one row each.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs; the fastest counts.")
 _BITRATE = flags.DEFINE_float("bitrate_kbps", 6.0, "Levels used (paper24k: 6 kbps = 8).")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes, rows for each "
+                            "(bfloat16: weights cast once; convolutions through "
+                            "audiojax.kernels.amx_conv on a CPU with AMX).")
 
 
-def real_time_factors(variant: str) -> tuple[float, int, float, dict[int, tuple[float, float]]]:
+def real_time_factors(variant: str, dtype: str
+                      ) -> tuple[float, int, float, dict[int, tuple[float, float]]]:
   """(params in millions, levels used, offline x real time,
   {frames per chunk: (latency in ms, streaming x real time)})."""
   config = common.load_config_file(f"configs/soundstream.py:{variant}")
-  model = soundstream.Model(**{k: v for k, v in config.model.items() if k != "name"})
+  model = soundstream.Model(**{**{k: v for k, v in config.model.items() if k != "name"},
+                               "dtype": jnp.dtype(dtype)})
   hop, rate = model.hop_samples, model.sample_rate_hz
   frames = int(_SECONDS.value * rate) // hop
   audio = jnp.asarray(np.random.default_rng(0).uniform(-0.5, 0.5, (1, frames * hop)),
@@ -44,7 +49,8 @@ def real_time_factors(variant: str) -> tuple[float, int, float, dict[int, tuple[
   rngs = {"params": jax.random.key(0), "quantizer": jax.random.key(1)}
   variables = jax.jit(lambda a: model.init(rngs, a))(audio[:, :hop])
   codec = {k: v for k, v in variables["params"].items() if k not in soundstream.DISCRIMINATORS}
-  variables = {"params": codec, "codebooks": variables["codebooks"]}
+  variables = {"params": jax.tree.map(lambda x: x.astype(dtype), codec),
+               "codebooks": variables["codebooks"]}
   nq = min(model.num_quantizers, max(1, round(
       _BITRATE.value * 1000 / (rate / hop * np.log2(model.codebook_size)))))
 
@@ -86,13 +92,14 @@ def main(argv):
   print(f"{jax.devices()[0].device_kind}, {len(os.sched_getaffinity(0))} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}; {_SECONDS.value} s clips, batch 1, best of "
         f"{_REPEATS.value}; chunk: frames per streaming call")
-  print(f"{'config':>10} {'params':>8} {'nq':>3} {'offline x RT':>13} {'chunk':>6} "
+  print(f"{'config':>10} {'dtype':>8} {'params':>8} {'nq':>3} {'offline x RT':>13} {'chunk':>6} "
         f"{'latency ms':>11} {'stream x RT':>12} {'offline/stream':>15}")
   for variant in _CONFIGS.value:
-    params, nq, offline, streaming = real_time_factors(variant)
-    for frames, (latency, speed) in streaming.items():
-      print(f"{variant:>10} {params:>7.2f}M {nq:>3} {offline:>13.1f} {frames:>6} "
-            f"{latency:>11.1f} {speed:>12.1f} {offline / speed:>15.2f}", flush=True)
+    for dtype in _DTYPES.value:
+      params, nq, offline, streaming = real_time_factors(variant, dtype)
+      for frames, (latency, speed) in streaming.items():
+        print(f"{variant:>10} {dtype:>8} {params:>7.2f}M {nq:>3} {offline:>13.1f} {frames:>6} "
+              f"{latency:>11.1f} {speed:>12.1f} {offline / speed:>15.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,72 +10,32 @@ whose columns are a multiple of 64, these run `cpu_matmul.cc` instead, which rea
 a weight and accumulates in float32; everywhere else (GPU, TPU, prefill, other shapes) they are
 the XLA product of the same values. Both agree to float32 rounding (the sum order differs).
 
-The kernel is compiled on first use by the system C++ compiler ($CXX, else g++ / c++) for this
-machine's CPU, into $AUDIOJAX_KERNEL_CACHE (default ~/.cache/audiojax/kernels), keyed by its
-source, the compiler flags, jaxlib's version and the CPU; with no compiler (or a failed build)
-the XLA product runs, after one warning.
+The kernel is compiled on first use for this machine's CPU (`build.load`); with no compiler
+(or a failed build) the XLA product runs, after one warning.
 """
 
 import functools
-import hashlib
 import math
 import os
-import platform
-import shutil
 import subprocess
-import tempfile
 import warnings
 
 import jax
 import jax.numpy as jnp
-import jaxlib
+
+from audiojax.kernels import build
 
 TARGETS = {"bf16": "audiojax_bf16_matmul", "int8": "audiojax_int8_matmul"}
 SOURCE = os.path.join(os.path.dirname(__file__), "cpu_matmul.cc")
 TILE = 64  # columns per weight tile (the kernel's layout: [N / TILE, K, TILE])
 MAX_ROWS = 16  # beyond this the product is compute-bound: XLA's float32 GEMM does better
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
-
-
-def _cpu_signature() -> str:
-  """What -march=native compiles for: the model name and feature flags of this CPU."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
-    return "".join(lines)
-  except OSError:
-    return platform.processor() or platform.machine()
-
-
-def _build() -> str:
-  """The compiled kernel's path (compiled now unless cached); raises on any failure."""
-  compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-  if not compiler:
-    raise RuntimeError("no C++ compiler (set $CXX, or install g++)")
-  with open(SOURCE, "rb") as f:
-    source = f.read()
-  key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(),
-                                   jaxlib.__version__.encode(), _cpu_signature().encode()]))
-  cache = os.environ.get("AUDIOJAX_KERNEL_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "audiojax", "kernels")
-  path = os.path.join(cache, f"cpu_matmul_{key.hexdigest()[:16]}.so")
-  if os.path.exists(path):
-    return path
-  os.makedirs(cache, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=cache) as tmp:  # then renamed: concurrent builds race safely
-    built = os.path.join(tmp, "kernel.so")
-    subprocess.run([compiler, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", built],
-                   check=True, capture_output=True, text=True)
-    os.replace(built, path)
-  return path
 
 
 @functools.cache
 def available() -> bool:
   """Whether the kernels are built and registered with XLA (builds them on the first call)."""
-  import ctypes  # noqa: PLC0415 (only where the kernel is used)
   try:
-    library = ctypes.cdll.LoadLibrary(_build())
+    library = build.load(SOURCE)
     for target, symbol in ((TARGETS["bf16"], library.AudiojaxBf16Matmul),
                            (TARGETS["int8"], library.AudiojaxInt8Matmul)):
       jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(symbol), platform="cpu")

@@ -57,12 +57,10 @@ class CausalConv(nn.Module):
                              (x.shape[0], self.context, x.shape[-1]), x.dtype)
       x = jnp.concatenate([buffer.value, x], axis=1)
       buffer.value = x[:, x.shape[1] - self.context:]
-    else:
-      x = jnp.pad(x, ((0, 0), (self.context, 0), (0, 0)))
     y = layers.Conv(self.features, self.kernel_size, self.stride, self.dilation, self.dtype,
                     kernel_init=layers.logical_init(("conv_taps", self.in_axis, self.out_axis)),
                     bias_init=layers.logical_init((self.out_axis,), nn.initializers.zeros),
-                    name="conv")(x)
+                    padding=0 if streaming else self.context, name="conv")(x)
     return layers.constrain(y, ("batch", "time", None))
 
 

@@ -26,10 +26,21 @@ def test_conv_equals_nn_conv(kernel_size, stride, dilation, impl):
   np.testing.assert_allclose(ours.apply(params, x), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("impl", ["taps", "xla"])
+@pytest.mark.parametrize("kernel_size,stride,padding", [(7, 1, 6), (8, 4, 4), (5, 2, 3)])
+def test_conv_padding_is_zeros_before_the_input(kernel_size, stride, padding, impl):
+  x = jax.random.normal(jax.random.key(0), (2, 40, 6))
+  ours = layers.Conv(5, kernel_size, stride, impl=impl, padding=padding)
+  params = ours.init(jax.random.key(1), x)
+  reference = nn.Conv(5, (kernel_size,), strides=(stride,), padding=((padding, 0),))
+  np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), atol=1e-5,
+                             rtol=1e-5)
+
+
 def test_conv_rejects_short_inputs_and_unknown_impls():
   with pytest.raises(ValueError, match="shorter than the kernel"):
     layers.Conv(4, 7, dilation=3, impl="taps").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
-  with pytest.raises(ValueError, match="expected auto, taps or xla"):
+  with pytest.raises(ValueError, match="expected auto, taps, amx or xla"):
     layers.Conv(4, 3, impl="cudnn").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
 
 

@@ -1,0 +1,54 @@
+"""Compiling the kernels' C++ sources on first use, for this machine's CPU.
+
+A kernel is compiled by the system C++ compiler ($CXX, else g++ / c++) into
+$AUDIOJAX_KERNEL_CACHE (default ~/.cache/audiojax/kernels), keyed by its source, the compiler
+flags, jaxlib's version and the CPU, and loaded from there afterwards.
+"""
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jaxlib
+
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+
+
+def cpu_signature() -> str:
+  """What -march=native compiles for: the model name and feature flags of this CPU."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    return "".join(lines)
+  except OSError:
+    return platform.processor() or platform.machine()
+
+
+def load(source_path: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+  """The compiled library of `source_path` (compiled now unless cached). Raises OSError,
+  RuntimeError (no compiler) or subprocess.CalledProcessError (its stderr says why)."""
+  compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+  if not compiler:
+    raise RuntimeError("no C++ compiler (set $CXX, or install g++)")
+  flags = (*FLAGS, *extra_flags)
+  with open(source_path, "rb") as f:
+    source = f.read()
+  key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), compiler.encode(),
+                                   jaxlib.__version__.encode(), cpu_signature().encode()]))
+  cache = os.environ.get("AUDIOJAX_KERNEL_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "audiojax", "kernels")
+  name = os.path.splitext(os.path.basename(source_path))[0]
+  path = os.path.join(cache, f"{name}_{key.hexdigest()[:16]}.so")
+  if not os.path.exists(path):
+    os.makedirs(cache, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:  # then renamed: concurrent builds race
+      built = os.path.join(tmp, "kernel.so")              # safely
+      subprocess.run([compiler, *flags, "-I", jax.ffi.include_dir(), source_path, "-o", built],
+                     check=True, capture_output=True, text=True)
+      os.replace(built, path)
+  return ctypes.cdll.LoadLibrary(path)

@@ -1,0 +1,103 @@
+"""The AMX convolution kernel: XLA's convolution of the same bfloat16 values, wherever used."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax.kernels import amx_conv
+from audiojax.models import layers
+
+needs_amx = pytest.mark.skipif(not amx_conv.available(), reason="no AMX on this CPU")
+
+
+def operands(batch, steps, channels, features, taps, seed=0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal((batch, steps, channels)), jnp.bfloat16)
+  kernel = jnp.asarray(rng.standard_normal((taps, channels, features)) / np.sqrt(taps * channels),
+                       jnp.bfloat16)
+  return x, kernel
+
+
+def float32_conv(x, kernel, stride=1, dilation=1, padding=0):
+  return jax.lax.conv_general_dilated(
+      x.astype(jnp.float32), kernel.astype(jnp.float32), (stride,), [(padding, 0)],
+      rhs_dilation=(dilation,), dimension_numbers=("NWC", "WIO", "NWC"),
+      precision=jax.lax.Precision.HIGHEST)
+
+
+@needs_amx
+@pytest.mark.parametrize("batch,steps,channels,features,taps,stride,dilation", [
+    (1, 100, 32, 32, 7, 1, 1),     # a length that is not a whole number of blocks
+    (2, 257, 64, 96, 7, 1, 9),     # dilated, batched, 3 output tiles
+    (1, 300, 256, 512, 7, 1, 1),   # many channel groups and output pairs
+    (3, 45, 32, 64, 1, 1, 1),      # pointwise
+    (1, 96, 32, 64, 4, 2, 1),      # strided: frames of 2 steps
+    (2, 803, 64, 128, 16, 8, 1),   # strided, a length that is not a whole number of frames
+    (1, 50, 32, 32, 10, 5, 1),     # 5 x 32 frame channels
+])
+def test_kernel_equals_xla_conv(batch, steps, channels, features, taps, stride, dilation):
+  x, kernel = operands(batch, steps, channels, features, taps)
+  conv = jax.jit(lambda x, k: amx_conv.conv(x, k, stride, dilation))
+  assert amx_conv.TARGET in conv.lower(x, kernel).compile().as_text()  # the kernel ran
+  got, want = conv(x, kernel), float32_conv(x, kernel, stride, dilation)
+  assert got.dtype == jnp.float32 and got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@needs_amx
+@pytest.mark.parametrize("channels,features,stride,dilation,taps", [
+    (16, 32, 1, 1, 7), (32, 48, 1, 1, 7), (32, 32, 2, 1, 3), (32, 32, 2, 2, 4)])
+def test_other_shapes_fall_back_to_xla(channels, features, stride, dilation, taps):
+  """Widths not a multiple of 32, strides that do not divide the taps, dilated strided convs."""
+  x, kernel = operands(1, 64, channels, features, taps)
+  conv = jax.jit(lambda x, k: amx_conv.conv(x, k, stride, dilation))
+  assert amx_conv.TARGET not in conv.lower(x, kernel).compile().as_text()
+  np.testing.assert_allclose(conv(x, kernel), float32_conv(x, kernel, stride, dilation),
+                             rtol=1e-5, atol=1e-5)
+
+
+@needs_amx
+def test_gradients_and_vmap():
+  x, kernel = operands(2, 70, 32, 64, 7)
+  probe = jnp.asarray(np.random.default_rng(1).standard_normal((2, 64, 64)), jnp.float32)
+  loss = lambda conv: lambda x, k: jnp.sum(conv(x, k) * probe)
+  got = jax.grad(loss(lambda x, k: amx_conv.conv(x, k)), argnums=(0, 1))(x, kernel)
+  want = jax.grad(loss(lambda x, k: amx_conv._xla(x, k, 1, 1)), argnums=(0, 1))(x, kernel)
+  for g, w in zip(got, want, strict=True):
+    np.testing.assert_allclose(g.astype(jnp.float32), w.astype(jnp.float32), rtol=1e-2,
+                               atol=1e-2)
+  batched = jax.vmap(amx_conv.conv, in_axes=(0, None))(x[:, None], kernel)
+  np.testing.assert_allclose(batched[:, 0], float32_conv(x, kernel), rtol=1e-5, atol=1e-5)
+
+
+@needs_amx
+@pytest.mark.parametrize("stride,padding", [(1, 6), (4, 4), (4, 2)])
+def test_bfloat16_conv_layer_runs_the_kernel_with_padding(stride, padding):
+  """layers.Conv in bfloat16 picks the kernel on this CPU: float32 sums of the bfloat16 values
+  (padding as zeros before the input, whole frames or not)."""
+  x = jnp.asarray(np.random.default_rng(2).standard_normal((1, 96, 32)), jnp.float32)
+  conv = layers.Conv(64, 8 if stride > 1 else 7, stride, dtype=jnp.bfloat16, padding=padding)
+  params = conv.init(jax.random.key(0), x)
+  apply = jax.jit(conv.apply)
+  assert amx_conv.TARGET in apply.lower(params, x).compile().as_text()
+  kernel, bias = params["params"]["kernel"], params["params"]["bias"]
+  want = float32_conv(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), stride,
+                      padding=padding) + bias
+  np.testing.assert_allclose(apply(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+@needs_amx
+def test_bfloat16_frame_upsample_runs_the_kernel():
+  """The transposed conv's two products as one 2-tap kernel conv == the float32 products."""
+  x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 64)), jnp.float32)
+  previous = jnp.asarray(np.random.default_rng(4).standard_normal((2, 1, 64)), jnp.float32)
+  upsample = layers.FrameUpsample(32, 4, dtype=jnp.bfloat16)
+  params = upsample.init(jax.random.key(0), x, previous)
+  apply = jax.jit(upsample.apply)
+  assert amx_conv.TARGET in apply.lower(params, x, previous).compile().as_text()
+  rounded = jax.tree.map(lambda p: p.astype(jnp.bfloat16).astype(jnp.float32), params)
+  want = layers.FrameUpsample(32, 4).apply(
+      rounded, x.astype(jnp.bfloat16).astype(jnp.float32),
+      previous.astype(jnp.bfloat16).astype(jnp.float32))
+  np.testing.assert_allclose(apply(params, x, previous), want, rtol=1e-4, atol=1e-4)
