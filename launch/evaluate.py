@@ -50,6 +50,7 @@ _DATASET = flags.DEFINE_string("dataset", None, "Codec: evaluate on this dataset
                                "the training one; AudioLM: the prompts' dataset (default "
                                "espeak_speech).")
 _OPUS = flags.DEFINE_bool("opus", True, "Codec only: add Opus at the same bitrates.")
+_CODEC_DTYPE = common.define_codec_dtype_flag()
 _SPEECH_METRICS = flags.DEFINE_bool(
     "speech_metrics", None, "Codec only: PESQ and STOI (default: unless the dataset is music).")
 _RECOGNIZER = flags.DEFINE_string("recognizer", None, "AudioLM continuations: a phone "
@@ -114,7 +115,7 @@ def main(argv):
       raise ValueError(f"--num_quantizers={','.join(levels)}: expected levels like 1,2,4,8")
     result = codec_eval.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value,
                                  [int(n) for n in levels], _DATASET.value, _OPUS.value,
-                                 _SPEECH_METRICS.value)
+                                 _SPEECH_METRICS.value, dtype=_CODEC_DTYPE.value)
     print(codec_eval.markdown(result))
     return
   result = trainer.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value,

@@ -25,6 +25,7 @@ import numpy as np
 from audiojax.data import pipeline
 from audiojax.eval import codec_metrics, opus
 from audiojax.models import rvq
+from audiojax.sample import codec
 from audiojax.train import trainer
 
 COLUMNS = (("kbps", "kbps"), ("mel_distance", "mel"), ("mr_stft", "MR-STFT"),
@@ -102,18 +103,20 @@ def _check_levels(levels: Sequence[int] | None, num_quantizers: int) -> list[int
 def evaluate(workdir: str, split: str = "test", max_examples: int | None = None,
              num_quantizers: Sequence[int] | None = None, dataset: str | None = None,
              opus_baseline: bool = True, speech_metrics: bool | None = None,
-             batch_size: int = 8) -> dict:
+             batch_size: int = 8, dtype: str | None = None) -> dict:
   """The codec-vs-Opus table of a soundstream workdir's latest checkpoint (see the module
   docstring); also written to WORKDIR/eval_<split>.json and .md.
 
   num_quantizers: the levels to evaluate (default 1 ... all). dataset: another dataset name
   than the training one (`pipeline.get_source` names). speech_metrics: PESQ and STOI (default:
-  unless the dataset's name says music).
+  unless the dataset's name says music). dtype: the codec's compute dtype (None: as trained;
+  `codec.with_dtype`); another than float32 names the files eval_<split>_<dtype>.*.
   """
   config = trainer.load_config(workdir)
   if config.model.name != "soundstream":
     raise ValueError(f"{workdir} holds a {config.model.name} model, not a soundstream codec")
   model, _, variables, step = trainer.restore_variables(config, workdir)
+  model, variables = codec.with_dtype(model, variables, dtype)
   levels = _check_levels(num_quantizers, model.num_quantizers)
   data_config = config.data.copy_and_resolve_references()
   data_config.sample_rate_hz = model.sample_rate_hz
@@ -144,10 +147,12 @@ def evaluate(workdir: str, split: str = "test", max_examples: int | None = None,
 
   result = {"split": split, "step": step, "dataset": data_config.name, "sample_rate_hz": rate,
             "num_utterances": len(utterances), "seconds": seconds,
-            "speech_metrics": speech, "rows": rows}
-  with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
+            "speech_metrics": speech, "dtype": jnp.dtype(model.dtype).name, "rows": rows}
+  stem = os.path.join(workdir, f"eval_{split}" + ("" if dtype in (None, "float32")
+                                                  else f"_{dtype}"))
+  with open(stem + ".json", "w") as f:
     json.dump(_nan_to_none(result), f, indent=2)
-  with open(os.path.join(workdir, f"eval_{split}.md"), "w") as f:
+  with open(stem + ".md", "w") as f:
     f.write(markdown(result) + "\n")
   return result
 
