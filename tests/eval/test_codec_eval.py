@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -73,3 +74,12 @@ def test_levels_out_of_range_are_a_clear_error(untrained_codec_workdir):
   with pytest.raises(ValueError, match="this codec has 1 to 3 levels"):
     codec_eval.evaluate(untrained_codec_workdir, num_quantizers=[2, 5])
 
+
+
+def test_codec_dtype_casts_the_weights_not_the_codebooks(untrained_codec_workdir):
+  _, model, variables = codec.load(untrained_codec_workdir, "bfloat16")
+  assert model.dtype == jnp.bfloat16
+  assert {x.dtype for x in jax.tree.leaves(variables["params"])} == {jnp.dtype(jnp.bfloat16)}
+  assert jnp.dtype(jnp.bfloat16) not in {x.dtype for x in jax.tree.leaves(variables["codebooks"])}
+  with pytest.raises(ValueError, match="expected one of float32, bfloat16"):
+    codec.load(untrained_codec_workdir, "float16")

@@ -48,6 +48,14 @@ def test_round_trip_at_a_bitrate(codec_workdir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   audio, rate = sf.read(out)
   assert rate == 16000 and audio.shape == (16000,)
+  # The same tokens decoded in bfloat16: the same audio to bfloat16's precision.
+  half = str(tmp_path / "half.wav")
+  result = run("launch.decompress", f"--input={ajt}", f"--output={half}", "--codec_dtype=bfloat16")
+  assert result.returncode == 0, result.stderr[-3000:]
+  audio_half, _ = sf.read(half)
+  assert np.linalg.norm(audio_half - audio) <= 0.05 * np.linalg.norm(audio) + 1e-3
+  result = run("launch.decompress", f"--input={ajt}", f"--output={half}", "--codec_dtype=int4")
+  assert result.returncode != 0 and "codec_dtype" in result.stderr
 
 
 @pytest.mark.parametrize("samples", [3, 16000])
