@@ -1,7 +1,7 @@
 r"""SoundStream encode + decode speed as a real-time factor (audio seconds per wall second).
 
   python -m benchmarks.codec_speed [--configs=paper16k,paper24k] [--seconds=4]
-      [--stream_frames=1,2,4,8,16] [--dtypes=float32,bfloat16]
+      [--stream_frames=1,2,4,8,16] [--dtypes=float32,float32_3x,bfloat16]
 
 Randomly initialised codecs (speed does not depend on the weights), batch 1. Offline: the
 whole clip through jitted encode then decode. Streaming, for each chunk size in
@@ -30,9 +30,11 @@ _STREAM_FRAMES = flags.DEFINE_list("stream_frames", ["1", "2", "4", "8", "16"],
                                    "Frames per streaming chunk, one row each.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs; the fastest counts.")
 _BITRATE = flags.DEFINE_float("bitrate_kbps", 6.0, "Levels used (paper24k: 6 kbps = 8).")
-_DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes, rows for each "
-                            "(bfloat16: weights cast once; convolutions through "
-                            "audiojax.kernels.amx_conv on a CPU with AMX).")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32", "float32_3x", "bfloat16"],
+                            "Compute dtypes, rows for each. float32_3x: float32 under "
+                            "jax.default_matmul_precision('high'); on a CPU with AMX its convs "
+                            "run audiojax.kernels.amx_conv in three bfloat16 passes, bfloat16's "
+                            "(weights cast once) in one.")
 
 
 def real_time_factors(variant: str, dtype: str
@@ -40,6 +42,7 @@ def real_time_factors(variant: str, dtype: str
   """(params in millions, levels used, offline x real time,
   {frames per chunk: (latency in ms, streaming x real time)})."""
   config = common.load_config_file(f"configs/soundstream.py:{variant}")
+  dtype = dtype.removesuffix("_3x")
   model = soundstream.Model(**{**{k: v for k, v in config.model.items() if k != "name"},
                                "dtype": jnp.dtype(dtype)})
   hop, rate = model.hop_samples, model.sample_rate_hz
@@ -92,13 +95,14 @@ def main(argv):
   print(f"{jax.devices()[0].device_kind}, {len(os.sched_getaffinity(0))} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}; {_SECONDS.value} s clips, batch 1, best of "
         f"{_REPEATS.value}; chunk: frames per streaming call")
-  print(f"{'config':>10} {'dtype':>8} {'params':>8} {'nq':>3} {'offline x RT':>13} {'chunk':>6} "
+  print(f"{'config':>10} {'dtype':>10} {'params':>8} {'nq':>3} {'offline x RT':>13} {'chunk':>6} "
         f"{'latency ms':>11} {'stream x RT':>12} {'offline/stream':>15}")
   for variant in _CONFIGS.value:
     for dtype in _DTYPES.value:
-      params, nq, offline, streaming = real_time_factors(variant, dtype)
+      with jax.default_matmul_precision("high" if dtype.endswith("_3x") else None):
+        params, nq, offline, streaming = real_time_factors(variant, dtype)
       for frames, (latency, speed) in streaming.items():
-        print(f"{variant:>10} {dtype:>8} {params:>7.2f}M {nq:>3} {offline:>13.1f} {frames:>6} "
+        print(f"{variant:>10} {dtype:>10} {params:>7.2f}M {nq:>3} {offline:>13.1f} {frames:>6} "
               f"{latency:>11.1f} {speed:>12.1f} {offline / speed:>15.2f}", flush=True)
 
 

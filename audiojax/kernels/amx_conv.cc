@@ -3,14 +3,18 @@
 // bfloat16 convolutions no faster than float32 ones, and a matmul over stacked taps spends its
 // time building the stacked input; AMX tile loads take a row stride, so here each tap's input
 // rows are read in place. Registered by audiojax/kernels/amx_conv.py as the XLA FFI target
-//   audiojax_amx_conv(x, w; stride, dilation) -> y
+//   audiojax_amx_conv(x, x_lo, w, w_lo; stride, dilation) -> y
 // x: [B, T_in, C] bfloat16 (already padded), seen as frames of `stride` steps: [B, T_in /
 // stride, stride * C] (a stride-s conv whose taps are a multiple of s is a stride-1 conv over
 // such frames; the caller reshapes the kernel); below, C and T_in count frame channels and
-// frames. w: [taps, C / 32, N / 16, 16, 16, 2] bfloat16 (for each tap, 32 input channels and
-// 16 outputs, one AMX B tile: pairs of consecutive channels per output); y: [B, T_out, N]
-// float32, T_out = T_in - (taps - 1) * dilation, a multiple of 32;
-//   y[b, t, n] = sum_{j, c} x[b, t + j * dilation, c] * w_unpacked[j, c, n].
+// frames. w: [taps, C / 2, N, 2] bfloat16, the kernel's consecutive input channels paired per
+// output (AMX's layout for B tiles, loaded 16 pairs x 16 outputs at a time with a row stride).
+// y: [B, T_out, N] float32, T_out = T_in - (taps - 1) * dilation, a multiple of 32;
+//   y[b, t, n] = sum_{j, c} x[b, t + j * dilation, c] * w[j, c / 2, n, c % 2].
+// x_lo and w_lo empty: one bfloat16 pass. Else float32 operands were split into bfloat16 high
+// and low parts, x + x_lo and w + w_lo, and y = x w + x w_lo + x_lo w (three passes, as XLA's
+// BF16_BF16_F32_X3: the dropped x_lo w_lo and the parts' rounding leave errors ~5e-6 of the
+// output's scale, against float32's ~1e-7 and one pass's ~2.5e-3).
 // Output blocks of 32 steps x 32 channels (4 accumulator tiles) are shared out over XLA's
 // intra-op thread pool; the calling thread takes blocks too.
 
@@ -51,28 +55,45 @@ void ConfigureTiles() {  // tmm0-3 accumulators, tmm4-5 inputs, tmm6-7 weights: 
 }
 
 struct Work {
-  const uint16_t* x;
-  const uint16_t* w;
+  const uint16_t *x, *x_lo, *w, *w_lo;  // the _lo parts: nullptr for one bfloat16 pass
   float* y;
   int64_t batch, t_in, t_out, C, N, taps, dilation;
   int64_t blocks, blocks_per_chunk, num_chunks;
   std::atomic<int64_t> next{0}, done{0};
 
-  // y[b, 32 steps from t, 32 outputs from n]: 4 accumulators over every tap and channel group.
+  // y[b, 32 steps from t, 32 outputs from n]: 4 accumulators over every tap and channel group,
+  // of x . w, or of x . w + x . w_lo + x_lo . w with the low parts.
   void Block(int64_t b, int64_t t, int64_t n) {
-    const int64_t x_stride = C * 2, w_tile = kRows * 64 / 2, groups = C / kChannels;
+    const int64_t x_stride = C * 2, w_stride = N * 4, groups = C / kChannels;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
     for (int64_t j = 0; j < taps; ++j) {
-      const uint16_t* rows = x + (b * t_in + t + j * dilation) * C;
+      const int64_t row = (b * t_in + t + j * dilation) * C;
       for (int64_t g = 0; g < groups; ++g) {
-        const uint16_t* weights = w + ((j * groups + g) * (N / kOutputs) + n / kOutputs) * w_tile;
-        _tile_loadd(4, rows + g * kChannels, x_stride);
-        _tile_loadd(5, rows + kRows * C + g * kChannels, x_stride);
-        _tile_loadd(6, weights, 64);
-        _tile_loadd(7, weights + w_tile, 64);
+        const int64_t at = ((j * C / 2 + g * kChannels / 2) * N + n) * 2;  // 16 pairs x 16
+        const int64_t next = at + kOutputs * 2;                           // the next 16 outputs
+        const int64_t first = row + g * kChannels, second = first + kRows * C;
+        _tile_loadd(4, x + first, x_stride);
+        _tile_loadd(5, x + second, x_stride);
+        _tile_loadd(6, w + at, w_stride);
+        _tile_loadd(7, w + next, w_stride);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        if (x_lo == nullptr) continue;
+        _tile_loadd(6, w_lo + at, w_stride);
+        _tile_loadd(7, w_lo + next, w_stride);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, x_lo + first, x_stride);
+        _tile_loadd(5, x_lo + second, x_stride);
+        _tile_loadd(6, w + at, w_stride);
+        _tile_loadd(7, w + next, w_stride);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -107,30 +128,37 @@ struct Work {
   }
 };
 
-ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x, ffi::Buffer<ffi::BF16> w,
+ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x, ffi::Buffer<ffi::BF16> x_lo,
+                ffi::Buffer<ffi::BF16> w, ffi::Buffer<ffi::BF16> w_lo,
                 ffi::ResultBuffer<ffi::F32> y, int64_t stride, int64_t dilation) {
   const auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
-  if (xd.size() != 3 || wd.size() != 6 || yd.size() != 3 || wd[3] != kRows ||
-      wd[4] != kOutputs || wd[5] != 2 || stride < 1 || xd[1] % stride)
+  const bool split = x_lo.element_count() > 0;
+  if (xd.size() != 3 || wd.size() != 4 || yd.size() != 3 || wd[3] != 2 || stride < 1 ||
+      xd[1] % stride || (split && (x_lo.element_count() != x.element_count() ||
+                                   w_lo.element_count() != w.element_count())))
     return ffi::Error::InvalidArgument(
         "audiojax_amx_conv: x must be [B, T, C] with T a multiple of the stride, w [taps, "
-        "stride C / 32, N / 16, 16, 16, 2], y [B, T / stride - (taps - 1) dilation, N]");
+        "stride C / 2, N, 2], x_lo and w_lo empty or shaped as x and w, y [B, T / stride - "
+        "(taps - 1) dilation, N]");
   auto work = std::make_shared<Work>();
   work->x = reinterpret_cast<const uint16_t*>(x.typed_data());
   work->w = reinterpret_cast<const uint16_t*>(w.typed_data());
+  work->x_lo = split ? reinterpret_cast<const uint16_t*>(x_lo.typed_data()) : nullptr;
+  work->w_lo = split ? reinterpret_cast<const uint16_t*>(w_lo.typed_data()) : nullptr;
   work->y = y->typed_data();
   work->batch = xd[0];
   work->t_in = xd[1] / stride;
   work->C = xd[2] * stride;
   work->taps = wd[0];
-  work->N = wd[2] * kOutputs;
+  work->N = wd[2];
   work->dilation = dilation;
   work->t_out = work->t_in - (work->taps - 1) * dilation;
-  if (work->C != wd[1] * kChannels || work->N % (2 * kOutputs) || yd[0] != work->batch ||
-      yd[1] != work->t_out || yd[2] != work->N || work->t_out % (2 * kRows) || work->t_out < 0)
+  if (work->C != wd[1] * 2 || work->C % kChannels || work->N % (2 * kOutputs) ||
+      yd[0] != work->batch || yd[1] != work->t_out || yd[2] != work->N ||
+      work->t_out % (2 * kRows) || work->t_out < 0)
     return ffi::Error::InvalidArgument(
-        "audiojax_amx_conv: shapes disagree (C = 32 w[1], N = 16 w[2] a multiple of 32, "
-        "T_out = T_in - (taps - 1) dilation a multiple of 32)");
+        "audiojax_amx_conv: shapes disagree (C = 2 w[1] a multiple of 32, N = w[2] a multiple "
+        "of 32, T_out = T_in - (taps - 1) dilation a multiple of 32)");
   work->blocks = work->batch * (work->t_out / (2 * kRows)) * (work->N / (2 * kOutputs));
   const int64_t threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
   const int64_t chunks = 4 * threads;  // a few per thread: blocks take unequal times
@@ -156,6 +184,8 @@ extern "C" int AudiojaxAmxInit() {
 XLA_FFI_DEFINE_HANDLER_SYMBOL(AudiojaxAmxConv, Conv,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()

@@ -1,7 +1,12 @@
 """1-D convolutions in bfloat16 with float32 results on Intel AMX, for codec inference on CPUs:
 
   conv(x, kernel, stride, dilation) = lax.conv_general_dilated(x, kernel, stride, VALID,
-      rhs_dilation): x [b, t, C], kernel [taps, C, F] bfloat16 -> float32 [b, t', F]
+      rhs_dilation): x [b, t, C], kernel [taps, C, F] -> float32 [b, t', F]
+
+bfloat16 operands take one pass of the tile unit. float32 operands are split into bfloat16 high
+and low parts and take three (x0 w0 + x0 w1 + x1 w0, as XLA's BF16_BF16_F32_X3 algorithm on
+TPUs): errors ~1e-5 of the operands' size instead of float32's ~1e-7, at ~3x one pass's time,
+still several times faster than XLA's float32 convolution here.
 
 XLA:CPU's bfloat16 convolutions run no faster than its float32 ones, and a product over stacked
 taps spends its time building the stacked input (benchmarks/RESULTS.md, codec speed). On a CPU
@@ -60,17 +65,26 @@ def available() -> bool:
 def applies(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1) -> bool:
   """Whether `conv` runs the kernel on a CPU for these operands (module docstring)."""
   taps, channels, features = kernel.shape
-  return (x.dtype == kernel.dtype == jnp.bfloat16 and not (stride * channels) % WIDTH
+  return (x.dtype == kernel.dtype and x.dtype in (jnp.bfloat16, jnp.float32)
+          and not (stride * channels) % WIDTH
           and not features % WIDTH and (stride == 1 or (taps % stride == 0 and dilation == 1))
           and available())
 
 
 def pack(kernel: jnp.ndarray) -> jnp.ndarray:
-  """[taps, C, F] -> the kernel's AMX weight tiles [taps, C / 32, F / 16, 16, 16, 2]: per tap,
-  32 input channels and 16 outputs, rows of channel pairs (2i, 2i + 1) for each output."""
+  """[taps, C, F] -> the kernel's weight layout [taps, C / 2, F, 2]: consecutive input
+  channels paired per output, as AMX's B tiles take them."""
   taps, channels, features = kernel.shape
-  tiles = kernel.reshape(taps, channels // WIDTH, WIDTH // 2, 2, features // 16, 16)
-  return tiles.transpose(0, 1, 4, 2, 5, 3)
+  return kernel.reshape(taps, channels // 2, 2, features).transpose(0, 1, 3, 2)
+
+
+def parts(v: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The kernel's operand parts, bfloat16: (v, empty) if v is bfloat16, else float32 v's high
+  and low bfloat16 parts, v ~ high + low."""
+  if v.dtype == jnp.bfloat16:
+    return v, jnp.zeros((0,), jnp.bfloat16)
+  high = v.astype(jnp.bfloat16)
+  return high, (v - high.astype(jnp.float32)).astype(jnp.bfloat16)
 
 
 def _xla(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, dilation: int) -> jnp.ndarray:
@@ -80,8 +94,9 @@ def _xla(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, dilation: int) -> jnp
 
 
 def conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1) -> jnp.ndarray:
-  """x: [b, t, C], kernel: [taps, C, F], both bfloat16 -> the VALID convolution [b, (t - (taps
-  - 1) * dilation - 1) // stride + 1, F] in float32 (the kernel where `applies`, else XLA's).
+  """x: [b, t, C], kernel: [taps, C, F], both bfloat16 (one pass) or both float32 (three) -> the
+  VALID convolution [b, (t - (taps - 1) * dilation - 1) // stride + 1, F] in float32 (the kernel
+  where `applies`, else XLA's).
 
   With stride s > 1 (taps a multiple of s, no dilation), the kernel sees x as frames of s steps
   [b, t / s, s * C] and the kernel as [taps / s, s * C, F]: the same conv, stride 1, over
@@ -109,8 +124,9 @@ def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, dilation: int) -> jn
     x = x[:, :steps] if x.shape[1] >= steps else jnp.pad(
         x, ((0, 0), (0, steps - x.shape[1]), (0, 0)))
     out = jax.ShapeDtypeStruct((x.shape[0], blocks, features), jnp.float32)
+    weights = [pack(part) if part.size else part for part in parts(kernel)]
     y = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")(
-        x, pack(kernel), stride=np.int64(stride), dilation=np.int64(dilation))
+        *parts(x), *weights, stride=np.int64(stride), dilation=np.int64(dilation))
     return y[:, :length]
 
   return jax.lax.platform_dependent(x, kernel, cpu=amx,

@@ -7,8 +7,10 @@ one [b*t, k*C] x [k*C, F] matmul does the rest. On a CPU the XLA convolution is 
 than that for long inputs (seconds of audio, kernel 7), and the taps only win on inputs of a few
 hundred steps. In bfloat16 on a CPU with Intel AMX, `audiojax.kernels.amx_conv` runs them
 8-10x faster than XLA's float32 (or bfloat16) convolution, for channel counts that are
-multiples of 32. `impl="auto"` picks taps on GPUs, AMX where it applies and the XLA convolution
-elsewhere.
+multiples of 32; in float32 too, as three bfloat16 passes (errors ~1e-5 instead of ~1e-7),
+when asked for as on TPUs: `jax.default_matmul_precision("high")` or the environment's
+JAX_DEFAULT_MATMUL_PRECISION=high (XLA:CPU itself ignores it). `impl="auto"` picks taps on
+GPUs, AMX where it applies and the XLA convolution elsewhere.
 
 Sharding: `logical_init` gives an initialiser the logical axis names of its output and
 `constrain` names an activation's axes (`audiojax.train.sharding`); conv kernels [taps, in, out]
@@ -70,17 +72,25 @@ def conv_taps(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
   return stacked @ kernel.reshape(taps * channels, features)  # [b, length, F]
 
 
+THREE_PASS = ("high", "BF16_BF16_F32_X3")  # jax_default_matmul_precision: bfloat16 x 3 on TPUs
+
+
 def _amx_applies(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
                  dilation: int = 1) -> bool:
-  """Whether `conv1d`'s "auto" picks the AMX kernel (module docstring)."""
-  return jax.default_backend() != "gpu" and amx_conv.applies(x, kernel, stride, dilation)
+  """Whether `conv1d`'s "auto" picks the AMX kernel: bfloat16 convs, and float32 ones under
+  jax.default_matmul_precision("high") (three bfloat16 passes; module docstring)."""
+  if jax.default_backend() == "gpu" or (
+      x.dtype == jnp.float32 and jax.config.jax_default_matmul_precision not in THREE_PASS):
+    return False
+  return amx_conv.applies(x, kernel, stride, dilation)
 
 
 def conv1d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1,
            impl: str = "auto", padding: int = 0) -> jnp.ndarray:
   """`conv_taps` (impl "taps"), the same conv through `lax.conv_general_dilated` ("xla") or,
-  bfloat16 on a CPU with AMX, through `amx_conv` ("amx": float32 results, so what follows the
-  conv, up to the next one, runs in float32 without rounding every step to bfloat16);
+  on a CPU with AMX, through `amx_conv` ("amx": bfloat16 operands, or float32 in three passes;
+  float32 results, so what follows the conv, up to the next one, runs in float32 without
+  rounding every step to bfloat16);
   "auto": taps on GPUs, amx where it applies, xla elsewhere (see the module docstring).
   padding: zero steps before x's first (a causal conv's left context)."""
   if impl == "auto":

@@ -11,11 +11,11 @@ from audiojax.models import layers
 needs_amx = pytest.mark.skipif(not amx_conv.available(), reason="no AMX on this CPU")
 
 
-def operands(batch, steps, channels, features, taps, seed=0):
+def operands(batch, steps, channels, features, taps, seed=0, dtype=jnp.bfloat16):
   rng = np.random.default_rng(seed)
-  x = jnp.asarray(rng.standard_normal((batch, steps, channels)), jnp.bfloat16)
+  x = jnp.asarray(rng.standard_normal((batch, steps, channels)), dtype)
   kernel = jnp.asarray(rng.standard_normal((taps, channels, features)) / np.sqrt(taps * channels),
-                       jnp.bfloat16)
+                       dtype)
   return x, kernel
 
 
@@ -37,12 +37,16 @@ def float32_conv(x, kernel, stride=1, dilation=1, padding=0):
     (1, 50, 32, 32, 10, 5, 1),     # 5 x 32 frame channels
 ])
 def test_kernel_equals_xla_conv(batch, steps, channels, features, taps, stride, dilation):
-  x, kernel = operands(batch, steps, channels, features, taps)
-  conv = jax.jit(lambda x, k: amx_conv.conv(x, k, stride, dilation))
-  assert amx_conv.TARGET in conv.lower(x, kernel).compile().as_text()  # the kernel ran
-  got, want = conv(x, kernel), float32_conv(x, kernel, stride, dilation)
-  assert got.dtype == jnp.float32 and got.shape == want.shape
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  """bfloat16 operands: float32 sums of their products. float32 operands (three passes):
+  within ~5e-6 of the output's scale (measured), where one pass would be ~2.5e-3 off."""
+  for dtype, tolerance in ((jnp.bfloat16, 1e-5), (jnp.float32, 3e-5)):
+    x, kernel = operands(batch, steps, channels, features, taps, dtype=dtype)
+    conv = jax.jit(lambda x, k: amx_conv.conv(x, k, stride, dilation))
+    assert amx_conv.TARGET in conv.lower(x, kernel).compile().as_text()  # the kernel ran
+    got, want = conv(x, kernel), float32_conv(x, kernel, stride, dilation)
+    assert got.dtype == jnp.float32 and got.shape == want.shape
+    scale = float(jnp.max(jnp.abs(want)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * scale)
 
 
 @needs_amx
@@ -101,3 +105,17 @@ def test_bfloat16_frame_upsample_runs_the_kernel():
       rounded, x.astype(jnp.bfloat16).astype(jnp.float32),
       previous.astype(jnp.bfloat16).astype(jnp.float32))
   np.testing.assert_allclose(apply(params, x, previous), want, rtol=1e-4, atol=1e-4)
+
+
+@needs_amx
+def test_float32_conv_layer_takes_the_kernel_only_when_asked_for_three_passes():
+  x = jnp.asarray(np.random.default_rng(5).standard_normal((1, 80, 32)), jnp.float32)
+  conv = layers.Conv(32, 7, padding=6)
+  params = conv.init(jax.random.key(0), x)
+  assert amx_conv.TARGET not in jax.jit(conv.apply).lower(params, x).compile().as_text()
+  want = conv.apply(params, x)
+  with jax.default_matmul_precision("high"):
+    apply = jax.jit(conv.apply)
+    assert amx_conv.TARGET in apply.lower(params, x).compile().as_text()
+    got = apply(params, x)
+  np.testing.assert_allclose(got, want, rtol=0, atol=3e-5 * float(jnp.max(jnp.abs(want))))

@@ -127,3 +127,21 @@ def test_bfloat16_on_amx_streams_as_offline_and_tracks_float32():
   assert error < 0.02, error  # measured 0.0056
   agree = float(jnp.mean(encode(model, audio) == codes))
   assert agree > 0.9, agree  # measured 1.0
+
+
+@pytest.mark.skipif(not amx_conv.available(), reason="no AMX on this CPU")
+def test_float32_in_three_amx_passes_matches_float32():
+  """Under jax.default_matmul_precision("high") the float32 codec's convs take three bfloat16
+  passes on AMX: the same codes and, on them, the same audio to ~1e-5."""
+  model, variables, audio = setup_model(channels=32, strides=(2, 4), embedding_dim=32)
+  encode = jax.jit(lambda a: model.apply(variables, a, 3, method=model.encode))
+  decode = jax.jit(lambda c: model.apply(variables, c, method=model.decode))
+  codes = encode(audio)
+  full = decode(codes)
+  with jax.default_matmul_precision("high"):
+    encode_3x = jax.jit(lambda a: model.apply(variables, a, 3, method=model.encode))
+    decode_3x = jax.jit(lambda c: model.apply(variables, c, method=model.decode))
+    assert amx_conv.TARGET in decode_3x.lower(codes).compile().as_text()
+    np.testing.assert_array_equal(encode_3x(audio), codes)
+    error = float(jnp.linalg.norm(decode_3x(codes) - full) / jnp.linalg.norm(full))
+  assert error < 1e-4, error
