@@ -13,8 +13,8 @@ taps spends its time building the stacked input (benchmarks/RESULTS.md, codec sp
 with AMX (Xeon 4th gen and later) whose Linux lets a process use it, `amx_conv.cc` multiplies
 each tap's rows in place, 32 channels and 32 steps a tile pair, accumulating in float32. It
 applies to C and F multiples of 32 and strides that divide the taps (`applies`); elsewhere
-(GPU, TPU, other CPUs, other shapes) `conv` is XLA's convolution of the same values. The two
-agree to float32 rounding of the sums.
+(GPU, TPU, other CPUs, other shapes) `conv` is XLA's convolution of the same values; for
+bfloat16 operands the two agree to float32 rounding of the sums.
 
 Compiled on first use for this CPU (`build.load`); a failed build or a refusal by Linux falls
 back to XLA after one warning.

@@ -6,8 +6,8 @@ every tap is a (strided) slice of the input, the taps are concatenated on the ch
 one [b*t, k*C] x [k*C, F] matmul does the rest. On a CPU the XLA convolution is 2-7x faster
 than that for long inputs (seconds of audio, kernel 7), and the taps only win on inputs of a few
 hundred steps. In bfloat16 on a CPU with Intel AMX, `audiojax.kernels.amx_conv` runs them
-8-10x faster than XLA's float32 (or bfloat16) convolution, for channel counts that are
-multiples of 32; in float32 too, as three bfloat16 passes (errors ~1e-5 instead of ~1e-7),
+5-10x faster than XLA's float32 (or bfloat16) convolution, for channel counts that are
+multiples of 32; in float32 too, as three bfloat16 passes (errors ~5e-6 instead of ~1e-7),
 when asked for as on TPUs: `jax.default_matmul_precision("high")` or the environment's
 JAX_DEFAULT_MATMUL_PRECISION=high (XLA:CPU itself ignores it). `impl="auto"` picks taps on
 GPUs, AMX where it applies and the XLA convolution elsewhere.
