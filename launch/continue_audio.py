@@ -2,7 +2,7 @@ r"""Continue a prompt with AudioLM: semantic -> coarse -> fine tokens -> codec a
 
   python -m launch.continue_audio --workdir=runs/audiolm --prompt=prompt.wav \
       --prompt_seconds=3 --seconds=10 --output=out.wav [--num_samples=N --seed=S] \
-      [--weights=int8 --bfloat16_cache]
+      [--weights=int8 --bfloat16_cache --codec_dtype=bfloat16]
   python -m launch.continue_audio --workdir=runs/audiolm --mode=unconditional --seconds=4 \
       --output=free.wav
   python -m launch.continue_audio --workdir=runs/audiolm --mode=acoustic --prompt=voice.wav \
@@ -44,6 +44,7 @@ _WEIGHTS = flags.DEFINE_enum(
 _BF16_CACHE = flags.DEFINE_bool(
     "bfloat16_cache", False, "Keep the stages' KV caches as bfloat16 (head_dim a multiple of "
     "64): with --weights=int8 ~3.7x the float32 decoding speed at batch 1 on a CPU.")
+_CODEC_DTYPE = common.define_codec_dtype_flag()
 _TEMPERATURES = {stage: flags.DEFINE_float(f"{stage}_temperature", value,
                                            f"Sampling temperature of the {stage} stage.")
                  for stage, value in audiolm.TEMPERATURES.items()}
@@ -84,7 +85,7 @@ def main(argv):
   semantic_dir, coarse_dir, fine_dir = audiolm.stage_workdirs(
       _WORKDIR.value, _SEMANTIC.value, _COARSE.value, _FINE.value)
   pipe = audiolm.load_pipeline(coarse_dir, semantic_dir, fine_dir, _WEIGHTS.value,
-                               _BF16_CACHE.value)
+                               _BF16_CACHE.value, _CODEC_DTYPE.value)
   if mode == "acoustic" and not pipe.layout.semantic_vocab:
     raise ValueError("--mode=acoustic needs stages trained with semantic tokens")
   seconds = _SECONDS.value

@@ -119,9 +119,9 @@ def _tokenizer_of(directory: str) -> tuple[str, str]:
 
 def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
                   fine_workdir: str | None = None, weights: str = "float32",
-                  bfloat16_cache: bool = False) -> Pipeline:
-  """The stages (`load_stage`) and the tokenizers of their training tokens; clear errors on
-  mismatches."""
+                  bfloat16_cache: bool = False, codec_dtype: str | None = None) -> Pipeline:
+  """The stages (`load_stage`) and the tokenizers of their training tokens, the codec computing
+  in `codec_dtype` (`codec.with_dtype`); clear errors on mismatches."""
   from audiojax.sample import codec, semantic
   from audiojax.train import checkpoint
 
@@ -146,7 +146,7 @@ def load_pipeline(coarse_workdir: str, semantic_workdir: str | None = None,
       fine.data.acoustic_dir) != (codec_dir, acoustic_fingerprint)):
     raise ValueError("the fine and coarse stages were trained on different acoustic tokens")
 
-  codec_config, codec_model, codec_variables = codec.load(codec_dir)
+  codec_config, codec_model, codec_variables = codec.load(codec_dir, codec_dtype)
   if checkpoint.model_fingerprint(codec_config.model) != acoustic_fingerprint:
     raise ValueError(f"the codec in {codec_dir} is not the one that made the coarse stage's "
                      "acoustic tokens")

@@ -61,9 +61,10 @@ def test_continuation_writes_the_requested_length(audiolm_root, tmp_path):
   run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
       "--seconds=0.02", f"--output={tmp_path / 'free.wav'}")
   assert sf.info(str(tmp_path / "free.wav")).frames == 320
-  for weights in ("bfloat16", "int8"):
+  for weights in ("bfloat16", "int8"):  # the codec in bfloat16 too
     run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
-        "--seconds=0.02", f"--output={tmp_path / weights}.wav", f"--weights={weights}")
+        "--seconds=0.02", f"--output={tmp_path / weights}.wav", f"--weights={weights}",
+        "--codec_dtype=bfloat16")
     assert sf.info(str(tmp_path / f"{weights}.wav")).frames == 320
   proc = run("launch.continue_audio", f"--workdir={audiolm_root}", "--mode=unconditional",
              "--seconds=0.02", f"--output={tmp_path / 'x.wav'}", "--bfloat16_cache", check=False)
