@@ -54,6 +54,25 @@ void ConfigureTiles() {  // tmm0-3 accumulators, tmm4-5 inputs, tmm6-7 weights: 
   _tile_loadconfig(&config);
 }
 
+// Tiles 4-5: 16 rows of 32 input channels each, the block's two halves of steps.
+inline void LoadInputs(const uint16_t* first, const uint16_t* second, int64_t stride) {
+  _tile_loadd(4, first, stride);
+  _tile_loadd(5, second, stride);
+}
+
+// Tiles 6-7: 16 channel pairs x 16 outputs each, the block's two halves of outputs.
+inline void LoadWeights(const uint16_t* first, const uint16_t* second, int64_t stride) {
+  _tile_loadd(6, first, stride);
+  _tile_loadd(7, second, stride);
+}
+
+inline void Accumulate() {  // tiles 0-3 (steps x outputs halves) += inputs . weights
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
 struct Work {
   const uint16_t *x, *x_lo, *w, *w_lo;  // the _lo parts: nullptr for one bfloat16 pass
   float* y;
@@ -72,32 +91,19 @@ struct Work {
     for (int64_t j = 0; j < taps; ++j) {
       const int64_t row = (b * t_in + t + j * dilation) * C;
       for (int64_t g = 0; g < groups; ++g) {
-        const int64_t at = ((j * C / 2 + g * kChannels / 2) * N + n) * 2;  // 16 pairs x 16
-        const int64_t next = at + kOutputs * 2;                           // the next 16 outputs
-        const int64_t first = row + g * kChannels, second = first + kRows * C;
-        _tile_loadd(4, x + first, x_stride);
-        _tile_loadd(5, x + second, x_stride);
-        _tile_loadd(6, w + at, w_stride);
-        _tile_loadd(7, w + next, w_stride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        // Weight tiles: 16 channel pairs x the first and the second 16 outputs.
+        const int64_t w_first = ((j * C / 2 + g * kChannels / 2) * N + n) * 2;
+        const int64_t w_second = w_first + kOutputs * 2;
+        const int64_t x_first = row + g * kChannels, x_second = x_first + kRows * C;
+        LoadInputs(x + x_first, x + x_second, x_stride);
+        LoadWeights(w + w_first, w + w_second, w_stride);
+        Accumulate();
         if (x_lo == nullptr) continue;
-        _tile_loadd(6, w_lo + at, w_stride);
-        _tile_loadd(7, w_lo + next, w_stride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(4, x_lo + first, x_stride);
-        _tile_loadd(5, x_lo + second, x_stride);
-        _tile_loadd(6, w + at, w_stride);
-        _tile_loadd(7, w + next, w_stride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        LoadWeights(w_lo + w_first, w_lo + w_second, w_stride);
+        Accumulate();
+        LoadInputs(x_lo + x_first, x_lo + x_second, x_stride);
+        LoadWeights(w + w_first, w + w_second, w_stride);
+        Accumulate();
       }
     }
     float* out = y + (b * t_out + t) * N + n;

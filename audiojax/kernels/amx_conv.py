@@ -22,8 +22,6 @@ back to XLA after one warning.
 
 import functools
 import os
-import subprocess
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -46,20 +44,13 @@ def has_amx() -> bool:
 @functools.cache
 def available() -> bool:
   """Whether the kernel is built, allowed by Linux and registered with XLA (first call builds)."""
-  if not has_amx():
-    return False
-  try:
-    library = build.load(SOURCE, FLAGS)
-    if library.AudiojaxAmxInit() != 0:
-      raise OSError("Linux refused this process AMX tile data (arch_prctl XCOMP_PERM)")
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.AudiojaxAmxConv),
-                                platform="cpu")
-  except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
-    detail = getattr(e, "stderr", "") or e
-    warnings.warn(f"audiojax: the AMX convolution kernel is unavailable, using XLA's "
-                  f"convolution instead: {detail}", stacklevel=2)
-    return False
-  return True
+  return has_amx() and build.register(SOURCE, {TARGET: "AudiojaxAmxConv"},
+                                      "the AMX convolution kernel is", FLAGS, _allow_amx)
+
+
+def _allow_amx(library) -> None:
+  if library.AudiojaxAmxInit() != 0:
+    raise OSError("Linux refused this process AMX tile data (arch_prctl XCOMP_PERM)")
 
 
 def applies(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1) -> bool:

@@ -12,6 +12,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
+from collections.abc import Callable
 
 import jax
 import jaxlib
@@ -52,3 +54,25 @@ def load(source_path: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
                      check=True, capture_output=True, text=True)
       os.replace(built, path)
   return ctypes.cdll.LoadLibrary(path)
+
+
+def register(source_path: str, targets: dict[str, str], description: str,
+             extra_flags: tuple[str, ...] = (),
+             prepare: Callable[[ctypes.CDLL], None] | None = None) -> bool:
+  """Builds `source_path` (`load`), runs `prepare(library)` if given, and registers its
+  {XLA FFI target: exported handler symbol} for the CPU. On any failure (no compiler, a failed
+  build, `prepare` raising OSError) warns once, naming `description`, and returns False: the
+  callers then use XLA's own ops."""
+  try:
+    library = load(source_path, extra_flags)
+    if prepare is not None:
+      prepare(library)
+    for target, symbol in targets.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                  platform="cpu")
+  except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+    detail = getattr(e, "stderr", "") or e
+    warnings.warn(f"audiojax: {description} unavailable, using XLA's instead: {detail}",
+                  stacklevel=3)
+    return False
+  return True

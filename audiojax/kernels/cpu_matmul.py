@@ -17,8 +17,6 @@ The kernel is compiled on first use for this machine's CPU (`build.load`); with 
 import functools
 import math
 import os
-import subprocess
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -34,17 +32,9 @@ MAX_ROWS = 16  # beyond this the product is compute-bound: XLA's float32 GEMM do
 @functools.cache
 def available() -> bool:
   """Whether the kernels are built and registered with XLA (builds them on the first call)."""
-  try:
-    library = build.load(SOURCE)
-    for target, symbol in ((TARGETS["bf16"], library.AudiojaxBf16Matmul),
-                           (TARGETS["int8"], library.AudiojaxInt8Matmul)):
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(symbol), platform="cpu")
-  except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
-    detail = getattr(e, "stderr", "") or e
-    warnings.warn(f"audiojax: the CPU low-precision matmul kernels are unavailable, using XLA's "
-                  f"(float32-speed) product instead: {detail}", stacklevel=2)
-    return False
-  return True
+  return build.register(SOURCE, {TARGETS["bf16"]: "AudiojaxBf16Matmul",
+                                 TARGETS["int8"]: "AudiojaxInt8Matmul"},
+                        "the CPU low-precision matmul kernels are")
 
 
 def _xla(x: jnp.ndarray, w: jnp.ndarray, *scale: jnp.ndarray) -> jnp.ndarray:

@@ -119,3 +119,26 @@ def test_float32_conv_layer_takes_the_kernel_only_when_asked_for_three_passes():
     assert amx_conv.TARGET in apply.lower(params, x).compile().as_text()
     got = apply(params, x)
   np.testing.assert_allclose(got, want, rtol=0, atol=3e-5 * float(jnp.max(jnp.abs(want))))
+
+
+@pytest.mark.skipif(not amx_conv.has_amx(), reason="no AMX on this CPU")
+def test_no_compiler_falls_back_with_a_warning(monkeypatch, tmp_path):
+  """A CPU with AMX but no compiler: one warning, then XLA's convolution (the same values)."""
+  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+  monkeypatch.setenv("AUDIOJAX_KERNEL_CACHE", str(tmp_path / "cache"))
+  monkeypatch.setattr(amx_conv, "available", amx_conv.available.__wrapped__)
+  with pytest.warns(UserWarning, match="AMX convolution kernel is unavailable"):
+    assert not amx_conv.available()
+  x, kernel = operands(1, 64, 32, 32, 7)
+  with pytest.warns(UserWarning, match="unavailable"):
+    got = amx_conv.conv(x, kernel)
+  np.testing.assert_allclose(got, float32_conv(x, kernel), rtol=1e-5, atol=1e-5)
+
+
+def test_cpus_without_amx_use_xla(monkeypatch):
+  monkeypatch.setattr(amx_conv, "has_amx", lambda: False)
+  monkeypatch.setattr(amx_conv, "available", amx_conv.available.__wrapped__)
+  x, kernel = operands(1, 64, 32, 32, 7)
+  assert not amx_conv.applies(x, kernel)
+  np.testing.assert_allclose(amx_conv.conv(x, kernel), float32_conv(x, kernel), rtol=1e-5,
+                             atol=1e-5)
