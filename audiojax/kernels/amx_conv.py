@@ -63,10 +63,11 @@ def applies(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int 
 
 
 def pack(kernel: jnp.ndarray) -> jnp.ndarray:
-  """[taps, C, F] -> the kernel's weight layout [taps, C / 2, F, 2]: consecutive input
-  channels paired per output, as AMX's B tiles take them."""
+  """[taps, C, F] -> the kernel's weight tiles [taps, C / 32, F / 16, 16, 16, 2]: per tap, 32
+  input channels x 16 outputs, rows of channel pairs (2i, 2i + 1) per output (AMX's B tiles)."""
   taps, channels, features = kernel.shape
-  return kernel.reshape(taps, channels // 2, 2, features).transpose(0, 1, 3, 2)
+  tiles = kernel.reshape(taps, channels // WIDTH, WIDTH // 2, 2, features // 16, 16)
+  return tiles.transpose(0, 1, 4, 2, 5, 3)
 
 
 def parts(v: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
