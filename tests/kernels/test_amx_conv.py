@@ -122,10 +122,8 @@ def test_float32_conv_layer_takes_the_kernel_only_when_asked_for_three_passes():
 
 
 @pytest.mark.skipif(not amx_conv.has_amx(), reason="no AMX on this CPU")
-def test_no_compiler_falls_back_with_a_warning(monkeypatch, tmp_path):
+def test_no_compiler_falls_back_with_a_warning(monkeypatch, no_compiler):
   """A CPU with AMX but no compiler: one warning, then XLA's convolution (the same values)."""
-  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-  monkeypatch.setenv("AUDIOJAX_KERNEL_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(amx_conv, "available", amx_conv.available.__wrapped__)
   with pytest.warns(UserWarning, match="AMX convolution kernel is unavailable"):
     assert not amx_conv.available()

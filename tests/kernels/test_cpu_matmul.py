@@ -99,10 +99,8 @@ def test_leading_axes_vmap_and_gradients():
                                rtol=2e-2, atol=1e-3)
 
 
-def test_no_compiler_falls_back_with_a_warning(monkeypatch, tmp_path):
+def test_no_compiler_falls_back_with_a_warning(monkeypatch, no_compiler):
   """No compiler: one warning, then XLA's product (the same values)."""
-  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-  monkeypatch.setenv("AUDIOJAX_KERNEL_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(cpu_matmul, "available", cpu_matmul.available.__wrapped__)
   with pytest.warns(UserWarning, match="kernels are unavailable"):
     assert not cpu_matmul.available()
