@@ -48,8 +48,9 @@ def load(source_path: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
   path = os.path.join(cache, f"{name}_{key.hexdigest()[:16]}.so")
   if not os.path.exists(path):
     os.makedirs(cache, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:  # then renamed: concurrent builds race
-      built = os.path.join(tmp, "kernel.so")              # safely
+    # Built aside, then renamed into place: concurrent builds race safely.
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+      built = os.path.join(tmp, "kernel.so")
       subprocess.run([compiler, *flags, "-I", jax.ffi.include_dir(), source_path, "-o", built],
                      check=True, capture_output=True, text=True)
       os.replace(built, path)
