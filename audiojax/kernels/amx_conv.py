@@ -12,7 +12,7 @@ XLA:CPU's bfloat16 convolutions run no faster than its float32 ones, and a produ
 taps spends its time building the stacked input (benchmarks/RESULTS.md, codec speed). On a CPU
 with AMX (Xeon 4th gen and later) whose Linux lets a process use it, `amx_conv.cc` multiplies
 each tap's rows in place, 32 channels and 32 steps a tile pair, accumulating in float32. It
-applies to C and F multiples of 32 and strides that divide the taps (`applies`); elsewhere
+applies to C and F multiples of 32, strided convs undilated (`applies`); elsewhere
 (GPU, TPU, other CPUs, other shapes) `conv` is XLA's convolution of the same values; for
 bfloat16 operands the two agree to float32 rounding of the sums.
 
@@ -58,7 +58,7 @@ def applies(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int 
   taps, channels, features = kernel.shape
   return (x.dtype == kernel.dtype and x.dtype in (jnp.bfloat16, jnp.float32)
           and not (stride * channels) % WIDTH
-          and not features % WIDTH and (stride == 1 or (taps % stride == 0 and dilation == 1))
+          and not features % WIDTH and (stride == 1 or dilation == 1)
           and available())
 
 
@@ -90,11 +90,11 @@ def conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1, dilation: int = 1
   VALID convolution [b, (t - (taps - 1) * dilation - 1) // stride + 1, F] in float32 (the kernel
   where `applies`, else XLA's).
 
-  With stride s > 1 (taps a multiple of s, no dilation), the kernel sees x as frames of s steps
-  [b, t / s, s * C] and the kernel as [taps / s, s * C, F]: the same conv, stride 1, over
-  frames, without a reshape in XLA (XLA:CPU computes a reshape fused with a pad element by
-  element, measured 3x slower than the pad alone). Differentiable: the tangents are XLA's
-  convolutions."""
+  With stride s > 1 (no dilation), the kernel sees x as frames of s steps [b, t / s, s * C] and
+  the kernel, with zero taps up to a multiple of s, as [ceil(taps / s), s * C, F]: the same
+  conv, stride 1, over frames, without a reshape in XLA (XLA:CPU computes a reshape fused with
+  a pad element by element, measured 3x slower than the pad alone). Differentiable: the
+  tangents are XLA's convolutions."""
   taps = kernel.shape[0]
   if x.shape[1] < (taps - 1) * dilation + 1:
     raise ValueError(f"input of {x.shape[1]} steps is shorter than the kernel's span "
@@ -110,7 +110,10 @@ def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, dilation: int) -> jn
   length = (x.shape[1] - (taps - 1) * dilation - 1) // stride + 1
 
   def amx(x, kernel):
-    kernel = kernel.reshape(taps // stride, stride * channels, features)  # over frames
+    # Zero taps up to a multiple of the stride (the same conv), then taps over frames.
+    frames_taps = -(-taps // stride)
+    kernel = jnp.pad(kernel, ((0, frames_taps * stride - taps), (0, 0), (0, 0)))
+    kernel = kernel.reshape(frames_taps, stride * channels, features)
     blocks = -(-length // STEPS) * STEPS  # whole blocks of output steps, the extra cut off
     steps = (blocks + (kernel.shape[0] - 1) * dilation) * stride  # input steps they read
     x = x[:, :steps] if x.shape[1] >= steps else jnp.pad(
