@@ -40,8 +40,12 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       num_quantizers=12,
       codebook_size=1024,
       quantizer_dropout=True,
+      quantizer_dropout_rate=1.0,  # The paper: every example draws its levels.
       codebook_decay=0.99,
-      dead_code_threshold=2.0,
+      # Restart codes used under a tenth as often as the mean (the absolute threshold of 2
+      # vectors per batch used before 2026-12-07 restarted nearly every code at every step:
+      # the quick start's batch holds 80 frames for 256 codes; paper16k's 480 for 1024).
+      dead_code_fraction=0.1,
       wave_discriminator_channels=16,
       wave_discriminator_downsamples=4,
       stft_discriminator_channels=32,

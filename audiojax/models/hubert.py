@@ -421,6 +421,7 @@ class Model(nn.Module):
       else:
         quantized, codes, aux = rvq.ResidualVQ(
             1, self.num_targets, z.shape[-1], decay=self.codebook_decay,
+            dead_code_threshold=2.0,  # The measured recipe's rule (3 vectors per code here).
             quantizer_dropout=False, name="quantizer")(z, train=train, mask=real)
         codes, aux["perplexity"] = codes[..., 0], aux["perplexity"][0]
         quantizer_losses = {"commitment_loss": aux["commitment_loss"],

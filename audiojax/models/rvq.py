@@ -8,10 +8,17 @@ Training (`train=True` with the `codebooks` collection mutable):
     Laplace-smoothed counts); no gradient reaches them;
   - on the first training batch each level's codebook is initialised by k-means (k-means++
     seeding, then Lloyd iterations) on that level's residuals;
-  - a code whose usage EMA falls below `dead_code_threshold` is restarted from a random
-    residual of the current batch;
+  - a code whose usage EMA falls below `dead_code_fraction` of the mean usage per code (the
+    level's vectors per batch / K) is restarted from a random residual of the current batch,
+    with the mean usage, so it has ~log(fraction) / log(decay) steps to attract vectors; a
+    threshold relative to the batch suits every batch size and every level under quantizer
+    dropout (the deeper levels see fewer vectors). `dead_code_threshold` (absolute usage, in
+    vectors per batch) is the older rule, kept so runs configured with it resume as trained:
+    with fewer vectors per batch than threshold x K, every code is restarted at every step;
   - quantizer dropout: each example uses only its first nq ~ U{1..Nq} levels, so one model
-    serves every bitrate.
+    serves every bitrate; with `quantizer_dropout_rate` < 1 only that share of the examples
+    draws nq and the others use every level (DAC, Kumar et al. 2023: 0.5 keeps the full
+    bitrate's quality, which dropping levels on every example costs).
 The commitment loss sum_q |r_q - sg(e_q[c_q])|^2 (mean over active frames) is returned for
 the encoder; the caller weights it.
 
@@ -85,9 +92,11 @@ class ResidualVQ(nn.Module):
   codebook_size: int
   dim: int
   decay: float = 0.99
-  dead_code_threshold: float = 2.0
+  dead_code_fraction: float = 0.1
+  dead_code_threshold: float | None = None  # The older absolute rule: overrides the fraction.
   kmeans_iters: int = 10
   quantizer_dropout: bool = True
+  quantizer_dropout_rate: float = 1.0
   epsilon: float = 1e-5
 
   def setup(self):
@@ -138,6 +147,10 @@ class ResidualVQ(nn.Module):
     if train and self.quantizer_dropout:
       active_levels = jax.random.randint(self.make_rng("quantizer"), (b,), 1,
                                          self.num_quantizers + 1)
+      if self.quantizer_dropout_rate < 1:
+        dropped = jax.random.uniform(self.make_rng("quantizer"), (b,)) < (
+            self.quantizer_dropout_rate)
+        active_levels = jnp.where(dropped, active_levels, self.num_quantizers)
     else:
       active_levels = jnp.full((b,), num_quantizers or self.num_quantizers)
     update = train and self.is_mutable_collection("codebooks") and not self.is_initializing()
@@ -192,15 +205,22 @@ class ResidualVQ(nn.Module):
     embed_sum = self.decay * total.value + (1 - self.decay) * sums
     n = cluster_size.sum()
     smoothed = (cluster_size + self.epsilon) / (n + self.codebook_size * self.epsilon) * n
-    embedding = embed_sum / smoothed[:, None]
-    # Dead codes: restart from random active vectors of this batch (usage EMA reset to the
-    # threshold, so a restarted code has a few steps to attract vectors).
-    dead = cluster_size < self.dead_code_threshold
+    # Codes of zero smoothed usage stay as they are (a level no vector has reached yet, as
+    # under quantizer dropout a batch of fewer levels, has n = 0).
+    embedding = jnp.where((smoothed > 0)[:, None],
+                          embed_sum / jnp.maximum(smoothed, 1e-30)[:, None], embed.value)
+    # Dead codes: restart from random active vectors of this batch (module docstring).
+    if self.dead_code_threshold is None:
+      restart_size = n / self.codebook_size
+      threshold = self.dead_code_fraction * restart_size
+    else:
+      threshold = restart_size = self.dead_code_threshold
+    dead = (cluster_size < threshold) & (weights.sum() > 0)  # Only from this level's vectors.
     probs = weights / jnp.maximum(weights.sum(), 1.0)
     picks = jax.random.choice(self.make_rng("quantizer"), flat.shape[0], (self.codebook_size,),
                               p=probs)
     embedding = jnp.where(dead[:, None], flat[picks], embedding)
-    cluster_size = jnp.where(dead, self.dead_code_threshold, cluster_size)
+    cluster_size = jnp.where(dead, restart_size, cluster_size)
     embed.value = embedding
     size.value = cluster_size
     total.value = embedding * cluster_size[:, None]

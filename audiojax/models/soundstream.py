@@ -163,8 +163,10 @@ class Model(nn.Module):
   num_quantizers: int = 12
   codebook_size: int = 1024
   quantizer_dropout: bool = True
+  quantizer_dropout_rate: float = 1.0  # Share of examples that drop levels (`rvq.ResidualVQ`).
   codebook_decay: float = 0.99
-  dead_code_threshold: float = 2.0
+  dead_code_fraction: float = 0.1
+  dead_code_threshold: float | None = None  # Configs before 2026-12-07: 2.0 (`rvq.ResidualVQ`).
   wave_discriminator_channels: int = 16
   wave_discriminator_downsamples: int = 4
   stft_discriminator_channels: int = 32
@@ -185,8 +187,10 @@ class Model(nn.Module):
     self.encoder = Encoder(self.channels, tuple(self.strides), self.embedding_dim, self.dtype)
     self.quantizer = rvq.ResidualVQ(self.num_quantizers, self.codebook_size, self.embedding_dim,
                                     decay=self.codebook_decay,
+                                    dead_code_fraction=self.dead_code_fraction,
                                     dead_code_threshold=self.dead_code_threshold,
-                                    quantizer_dropout=self.quantizer_dropout)
+                                    quantizer_dropout=self.quantizer_dropout,
+                                    quantizer_dropout_rate=self.quantizer_dropout_rate)
     self.decoder = Decoder(self.channels, tuple(self.strides), self.dtype)
     self.wave_discriminator = discriminators.MultiScaleWaveDiscriminator(
         self.wave_discriminator_channels, num_downsamples=self.wave_discriminator_downsamples,

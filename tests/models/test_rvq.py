@@ -50,7 +50,7 @@ def test_residual_norm_shrinks_with_each_level():
 
 def test_kmeans_init_finds_the_clusters():
   model = rvq.ResidualVQ(num_quantizers=1, codebook_size=6, dim=8, quantizer_dropout=False,
-                         dead_code_threshold=0.0, kmeans_iters=20)
+                         dead_code_fraction=0.0, kmeans_iters=20)
   x = clustered(1, batch=8)
   variables = init(model, x)
   assert not variables["codebooks"]["initialized"]
@@ -62,7 +62,7 @@ def test_kmeans_init_finds_the_clusters():
 
 def test_ema_update_on_a_toy_case():
   model = rvq.ResidualVQ(num_quantizers=1, codebook_size=2, dim=1, decay=0.5,
-                         dead_code_threshold=0.0, quantizer_dropout=False, epsilon=0.0)
+                         dead_code_fraction=0.0, quantizer_dropout=False, epsilon=0.0)
   x = jnp.array([[[0.9], [1.1], [-2.0]]])  # Codes: 1, 1, 0.
   variables = init(model, x)
   book = {"level_0_embedding": jnp.array([[-1.0], [1.0]]),
@@ -79,20 +79,78 @@ def test_ema_update_on_a_toy_case():
   np.testing.assert_allclose(new["level_0_embedding"][:, 0], [-2.0 / 1.5, 1.0], rtol=1e-6)
 
 
-def test_dead_codes_restart_from_batch_vectors():
+def _dead_code_case(**rule):
+  """Code 2 of three is barely used; one step on 4 vectors (two per live code), decay 0.9:
+  usage EMA 0.9 * [5, 5, 0.1] + 0.1 * [2, 2, 0] = [4.7, 4.7, 0.09], mean 3.163."""
   model = rvq.ResidualVQ(num_quantizers=1, codebook_size=3, dim=2, decay=0.9,
-                         dead_code_threshold=2.0, quantizer_dropout=False)
+                         quantizer_dropout=False, **rule)
   x = jnp.array([[[1.0, 1.0], [1.1, 0.9], [-1.0, -1.0], [-0.9, -1.1]]])
   variables = init(model, x)
   book = {"level_0_embedding": jnp.array([[1.0, 1.0], [-1.0, -1.0], [50.0, 50.0]]),
-          "level_0_cluster_size": jnp.array([5.0, 5.0, 1.0]),  # Code 2 is dead.
-          "level_0_embed_sum": jnp.array([[5.0, 5.0], [-5.0, -5.0], [50.0, 50.0]]),
+          "level_0_cluster_size": jnp.array([5.0, 5.0, 0.1]),
+          "level_0_embed_sum": jnp.array([[5.0, 5.0], [-5.0, -5.0], [5.0, 5.0]]),
           "initialized": jnp.array(True)}
-  variables = {**variables, "codebooks": book}
-  _, variables = train_step(model, variables, x)
-  restarted = np.asarray(variables["codebooks"]["level_0_embedding"][2])
-  assert any(np.allclose(restarted, v) for v in np.asarray(x[0])), restarted
-  assert float(variables["codebooks"]["level_0_cluster_size"][2]) == 2.0
+  _, variables = train_step(model, {**variables, "codebooks": book}, x)
+  return np.asarray(x[0]), variables["codebooks"]
+
+
+def test_dead_codes_restart_from_batch_vectors():
+  # Below a tenth of the mean usage (0.316): restarted at a batch vector with the mean usage.
+  x, book = _dead_code_case(dead_code_fraction=0.1)
+  restarted = np.asarray(book["level_0_embedding"][2])
+  assert any(np.allclose(restarted, v) for v in x), restarted
+  np.testing.assert_allclose(book["level_0_cluster_size"], [4.7, 4.7, 9.49 / 3], rtol=1e-5)
+  np.testing.assert_allclose(book["level_0_embedding"][0], [1.0, 1.0], atol=0.02)
+  # Above a hundredth (0.0316): kept.
+  _, book = _dead_code_case(dead_code_fraction=0.01)
+  np.testing.assert_allclose(book["level_0_cluster_size"][2], 0.09, rtol=1e-5)
+  # The older absolute rule (usage below 2 vectors per batch; reset to 2).
+  x, book = _dead_code_case(dead_code_threshold=2.0)
+  assert any(np.allclose(book["level_0_embedding"][2], v) for v in x)
+  assert float(book["level_0_cluster_size"][2]) == 2.0
+
+
+def test_small_batches_keep_their_codes():
+  """16 vectors per batch for 32 codes: the relative rule keeps the codebook (k-means
+  quality), where the absolute rule of 2 vectors per batch restarts every code at every
+  step (each code's expected usage is 0.5), leaving the codes where the last batch was."""
+  dim, k = 8, 32
+  centres = 4.0 * np.random.default_rng(7).standard_normal((k, dim))
+
+  def batch(seed):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(centres[rng.integers(0, k, (1, 16))]
+                       + 0.1 * rng.standard_normal((1, 16, dim)), jnp.float32)
+
+  def quantization_error(**rule):
+    model = rvq.ResidualVQ(num_quantizers=1, codebook_size=k, dim=dim, decay=0.9,
+                           quantizer_dropout=False, **rule)
+    variables = init(model, batch(0))
+    for step in range(60):
+      _, variables = train_step(model, variables, batch(step), seed=step)
+    test = jnp.asarray(centres[None] + 0.1 * np.random.default_rng(99).standard_normal(
+        (1, k, dim)), jnp.float32)  # Every centre once.
+    _, _, aux = model.apply(variables, test)
+    return float(aux["residual_norms"][-1])
+
+  relative, absolute = quantization_error(), quantization_error(dead_code_threshold=2.0)
+  assert relative < 0.5 * absolute, (relative, absolute)
+
+
+def test_a_level_with_no_vectors_yet_stays_finite():
+  """The first batches may reach no example's deeper levels (quantizer dropout): a level
+  that has seen no vector keeps its codes (no 0 / 0) until vectors come."""
+  model = rvq.ResidualVQ(num_quantizers=2, codebook_size=8, dim=8, quantizer_dropout=False)
+  x = clustered(3)
+  nothing = jnp.zeros(x.shape[:2])
+  _, variables = train_step(model, init(model, x), x, mask=nothing)  # k-means of no vector
+  book = variables["codebooks"]
+  assert all(np.isfinite(v).all() for v in jax.tree.leaves(book))
+  (_, _, aux), variables = train_step(model, variables, x, seed=1)
+  assert all(np.isfinite(v).all() for v in jax.tree.leaves(variables["codebooks"]))
+  for _ in range(10):
+    (_, _, aux), variables = train_step(model, variables, x, seed=2)
+  assert float(aux["residual_norms"][-1]) < 0.5 * float(aux["residual_norms"][0])
 
 
 def test_quantizer_dropout_uses_only_the_first_levels():
@@ -131,3 +189,15 @@ def test_straight_through_gradient_and_padding():
 def test_bitrate():
   assert rvq.bitrate_bps(75, 8, 1024) == 6000  # SoundStream 24 kHz at 6 kbps.
   assert rvq.bitrate_bps(50, 12, 1024) == 6000  # AudioLM's acoustic tokens.
+
+
+def test_quantizer_dropout_rate_drops_levels_on_that_share_of_examples():
+  model = rvq.ResidualVQ(num_quantizers=4, codebook_size=8, dim=8, quantizer_dropout_rate=0.5)
+  x = clustered(4, batch=400, frames=2)
+  _, variables = train_step(model, init(model, x), x)
+  (_, codes, aux), _ = train_step(model, variables, x, seed=5)
+  levels = np.asarray(aux["active_levels"])
+  # Half the examples use all 4 levels; the other half draw 1..4 (a quarter of them 4 too).
+  assert 0.55 < np.mean(levels == 4) < 0.70, np.mean(levels == 4)
+  assert all(0.08 < np.mean(levels == n) < 0.17 for n in (1, 2, 3)), np.bincount(levels)
+  assert ((np.asarray(codes) >= 0).sum(-1) == levels[:, None]).all()
