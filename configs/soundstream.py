@@ -40,7 +40,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       num_quantizers=12,
       codebook_size=1024,
       quantizer_dropout=True,
-      quantizer_dropout_rate=1.0,  # The paper: every example draws its levels.
+      full_levels_share=0.0,  # The paper: every example draws its levels (DAC: 0.5).
       codebook_decay=0.99,
       # Restart codes used under a tenth as often as the mean (the absolute threshold of 2
       # vectors per batch used before 2026-12-07 restarted nearly every code at every step:

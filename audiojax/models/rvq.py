@@ -16,9 +16,9 @@ Training (`train=True` with the `codebooks` collection mutable):
     vectors per batch) is the older rule, kept so runs configured with it resume as trained:
     with fewer vectors per batch than threshold x K, every code is restarted at every step;
   - quantizer dropout: each example uses only its first nq ~ U{1..Nq} levels, so one model
-    serves every bitrate; with `quantizer_dropout_rate` < 1 only that share of the examples
-    draws nq and the others use every level (DAC, Kumar et al. 2023: 0.5 keeps the full
-    bitrate's quality, which dropping levels on every example costs).
+    serves every bitrate; with `full_levels_share` > 0 that share of the examples uses every
+    level instead (DAC, Kumar et al. 2023, drops levels on half the examples: the full
+    bitrate's quality suffers when every example draws nq).
 The commitment loss sum_q |r_q - sg(e_q[c_q])|^2 (mean over active frames) is returned for
 the encoder; the caller weights it.
 
@@ -96,7 +96,7 @@ class ResidualVQ(nn.Module):
   dead_code_threshold: float | None = None  # The older absolute rule: overrides the fraction.
   kmeans_iters: int = 10
   quantizer_dropout: bool = True
-  quantizer_dropout_rate: float = 1.0
+  full_levels_share: float = 0.0
   epsilon: float = 1e-5
 
   def setup(self):
@@ -147,10 +147,9 @@ class ResidualVQ(nn.Module):
     if train and self.quantizer_dropout:
       active_levels = jax.random.randint(self.make_rng("quantizer"), (b,), 1,
                                          self.num_quantizers + 1)
-      if self.quantizer_dropout_rate < 1:
-        dropped = jax.random.uniform(self.make_rng("quantizer"), (b,)) < (
-            self.quantizer_dropout_rate)
-        active_levels = jnp.where(dropped, active_levels, self.num_quantizers)
+      if self.full_levels_share > 0:
+        full = jax.random.uniform(self.make_rng("quantizer"), (b,)) < self.full_levels_share
+        active_levels = jnp.where(full, self.num_quantizers, active_levels)
     else:
       active_levels = jnp.full((b,), num_quantizers or self.num_quantizers)
     update = train and self.is_mutable_collection("codebooks") and not self.is_initializing()

@@ -163,7 +163,7 @@ class Model(nn.Module):
   num_quantizers: int = 12
   codebook_size: int = 1024
   quantizer_dropout: bool = True
-  quantizer_dropout_rate: float = 1.0  # Share of examples that drop levels (`rvq.ResidualVQ`).
+  full_levels_share: float = 0.0  # Examples that keep every level (`rvq.ResidualVQ`).
   codebook_decay: float = 0.99
   dead_code_fraction: float = 0.1
   dead_code_threshold: float | None = None  # Configs before 2026-12-07: 2.0 (`rvq.ResidualVQ`).
@@ -190,7 +190,7 @@ class Model(nn.Module):
                                     dead_code_fraction=self.dead_code_fraction,
                                     dead_code_threshold=self.dead_code_threshold,
                                     quantizer_dropout=self.quantizer_dropout,
-                                    quantizer_dropout_rate=self.quantizer_dropout_rate)
+                                    full_levels_share=self.full_levels_share)
     self.decoder = Decoder(self.channels, tuple(self.strides), self.dtype)
     self.wave_discriminator = discriminators.MultiScaleWaveDiscriminator(
         self.wave_discriminator_channels, num_downsamples=self.wave_discriminator_downsamples,

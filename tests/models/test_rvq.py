@@ -191,8 +191,8 @@ def test_bitrate():
   assert rvq.bitrate_bps(50, 12, 1024) == 6000  # AudioLM's acoustic tokens.
 
 
-def test_quantizer_dropout_rate_drops_levels_on_that_share_of_examples():
-  model = rvq.ResidualVQ(num_quantizers=4, codebook_size=8, dim=8, quantizer_dropout_rate=0.5)
+def test_full_levels_share_keeps_every_level_on_that_share_of_examples():
+  model = rvq.ResidualVQ(num_quantizers=4, codebook_size=8, dim=8, full_levels_share=0.5)
   x = clustered(4, batch=400, frames=2)
   _, variables = train_step(model, init(model, x), x)
   (_, codes, aux), _ = train_step(model, variables, x, seed=5)
