@@ -13,8 +13,9 @@ Training (`train=True` with the `codebooks` collection mutable):
     with the mean usage, so it has ~log(fraction) / log(decay) steps to attract vectors; a
     threshold relative to the batch suits every batch size and every level under quantizer
     dropout (the deeper levels see fewer vectors). `dead_code_threshold` (absolute usage, in
-    vectors per batch) is the older rule, kept so runs configured with it resume as trained:
-    with fewer vectors per batch than threshold x K, every code is restarted at every step;
+    vectors per batch) is the older rule, kept so codecs configured with it (before 2026-12-07)
+    load, and train as they did: with fewer vectors per batch than threshold x K, every code
+    is restarted at every step;
   - quantizer dropout: each example uses only its first nq ~ U{1..Nq} levels, so one model
     serves every bitrate; with `full_levels_share` > 0 that share of the examples uses every
     level instead (DAC, Kumar et al. 2023, drops levels on half the examples: the full
