@@ -19,16 +19,15 @@
 // BF16_BF16_F32_X3: the dropped x_lo w_lo and the parts' rounding leave errors ~5e-6 of the
 // output's scale, against float32's ~1e-7 and one pass's ~2.5e-3).
 // Output blocks of 32 steps x 32 channels (4 accumulator tiles) are shared out over XLA's
-// intra-op thread pool; the calling thread takes blocks too.
+// intra-op thread pool (parallel.h).
 
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdint>
-#include <memory>
 
+#include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -77,16 +76,14 @@ inline void Accumulate() {  // tiles 0-3 (steps x outputs halves) += inputs . we
   _tile_dpbf16ps(3, 5, 7);
 }
 
-struct Work {
+struct Conv1d {
   const uint16_t *x, *x_lo, *w, *w_lo;  // the _lo parts: nullptr for one bfloat16 pass
   float* y;
   int64_t batch, t_in, t_out, C, N, taps, dilation;
-  int64_t blocks, blocks_per_chunk, num_chunks;
-  std::atomic<int64_t> next{0}, done{0};
 
   // y[b, 32 steps from t, 32 outputs from n]: 4 accumulators over every tap and channel group,
   // of x . w, or of x . w + x . w_lo + x_lo . w with the low parts.
-  void Block(int64_t b, int64_t t, int64_t n) {
+  void Block(int64_t b, int64_t t, int64_t n) const {
     const int64_t x_stride = C * 2, w_stride = 64, groups = C / kChannels;
     _tile_zero(0);
     _tile_zero(1);
@@ -119,23 +116,11 @@ struct Work {
     _tile_stored(3, out + kRows * N + kOutputs, y_stride);
   }
 
-  void Run() {
-    bool configured = false;
-    const int64_t row_blocks = t_out / (2 * kRows);
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < num_chunks;) {
-      if (!configured) {
-        ConfigureTiles();
-        configured = true;
-      }
-      const int64_t first = c * blocks_per_chunk;
-      // Steps fastest: a chunk sweeps the input with one group of outputs' weights.
-      for (int64_t i = first; i < first + blocks_per_chunk && i < blocks; ++i) {
-        const int64_t rows = i % row_blocks, rest = i / row_blocks;
-        Block(rest % batch, rows * 2 * kRows, rest / batch * 2 * kOutputs);
-      }
-      done.fetch_add(1, std::memory_order_release);
-    }
-    if (configured) _tile_release();
+  // Block i of batch x (T_out / 32) x (N / 32), steps fastest: consecutive blocks sweep the
+  // input with one group of outputs' weights.
+  void Item(int64_t i) const {
+    const int64_t row_blocks = t_out / (2 * kRows), rows = i % row_blocks, rest = i / row_blocks;
+    Block(rest % batch, rows * 2 * kRows, rest / batch * 2 * kOutputs);
   }
 };
 
@@ -152,35 +137,30 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x, ffi::Buffer<ffi:
         "audiojax_amx_conv: x must be [B, T, C] with T a multiple of the stride, w [taps, "
         "stride C / 32, N / 16, 16, 16, 2], x_lo and w_lo empty or shaped as x and w, y [B, "
         "T / stride - (taps - 1) dilation, N]");
-  auto work = std::make_shared<Work>();
-  work->x = reinterpret_cast<const uint16_t*>(x.typed_data());
-  work->w = reinterpret_cast<const uint16_t*>(w.typed_data());
-  work->x_lo = split ? reinterpret_cast<const uint16_t*>(x_lo.typed_data()) : nullptr;
-  work->w_lo = split ? reinterpret_cast<const uint16_t*>(w_lo.typed_data()) : nullptr;
-  work->y = y->typed_data();
-  work->batch = xd[0];
-  work->t_in = xd[1] / stride;
-  work->C = xd[2] * stride;
-  work->taps = wd[0];
-  work->N = wd[2] * kOutputs;
-  work->dilation = dilation;
-  work->t_out = work->t_in - (work->taps - 1) * dilation;
-  if (work->C != wd[1] * kChannels || work->N % (2 * kOutputs) ||
-      yd[0] != work->batch || yd[1] != work->t_out || yd[2] != work->N ||
-      work->t_out % (2 * kRows) || work->t_out < 0)
+  Conv1d conv;
+  conv.x = reinterpret_cast<const uint16_t*>(x.typed_data());
+  conv.w = reinterpret_cast<const uint16_t*>(w.typed_data());
+  conv.x_lo = split ? reinterpret_cast<const uint16_t*>(x_lo.typed_data()) : nullptr;
+  conv.w_lo = split ? reinterpret_cast<const uint16_t*>(w_lo.typed_data()) : nullptr;
+  conv.y = y->typed_data();
+  conv.batch = xd[0];
+  conv.t_in = xd[1] / stride;
+  conv.C = xd[2] * stride;
+  conv.taps = wd[0];
+  conv.N = wd[2] * kOutputs;
+  conv.dilation = dilation;
+  conv.t_out = conv.t_in - (conv.taps - 1) * dilation;
+  if (conv.C != wd[1] * kChannels || conv.N % (2 * kOutputs) || yd[0] != conv.batch ||
+      yd[1] != conv.t_out || yd[2] != conv.N || conv.t_out % (2 * kRows) || conv.t_out < 0)
     return ffi::Error::InvalidArgument(
         "audiojax_amx_conv: shapes disagree (C = 32 w[1], N = 16 w[2] a multiple of 32, "
         "T_out = T_in - (taps - 1) dilation a multiple of 32)");
-  work->blocks = work->batch * (work->t_out / (2 * kRows)) * (work->N / (2 * kOutputs));
-  const int64_t threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
-  const int64_t chunks = 4 * threads;  // a few per thread: blocks take unequal times
-  work->blocks_per_chunk = work->blocks ? (work->blocks + chunks - 1) / chunks : 1;
-  work->num_chunks = (work->blocks + work->blocks_per_chunk - 1) / work->blocks_per_chunk;
-  for (int64_t i = 1; i < work->num_chunks && i < threads; ++i)
-    pool.Schedule([work] { work->Run(); });
-  work->Run();
-  while (work->done.load(std::memory_order_acquire) < work->num_chunks) {
-  }
+  const int64_t blocks = conv.batch * (conv.t_out / (2 * kRows)) * (conv.N / (2 * kOutputs));
+  // A few chunks per thread (blocks take unequal times); each thread configures its tiles
+  // before its first block and releases them after its last.
+  audiojax::ParallelFor(
+      pool, blocks, 4, [&conv](int64_t i) { conv.Item(i); },
+      [] { ConfigureTiles(); }, [] { _tile_release(); });
   return ffi::Error::Success();
 }
 

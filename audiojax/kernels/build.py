@@ -1,11 +1,13 @@
 """Compiling the kernels' C++ sources on first use, for this machine's CPU.
 
 A kernel is compiled by the system C++ compiler ($CXX, else g++ / c++) into
-$AUDIOJAX_KERNEL_CACHE (default ~/.cache/audiojax/kernels), keyed by its source, the compiler
-flags, jaxlib's version and the CPU, and loaded from there afterwards.
+$AUDIOJAX_KERNEL_CACHE (default ~/.cache/audiojax/kernels), keyed by its source and the headers
+beside it (which it may include), the compiler flags, jaxlib's version and the CPU, and loaded
+from there afterwards.
 """
 
 import ctypes
+import glob
 import hashlib
 import os
 import platform
@@ -38,9 +40,13 @@ def load(source_path: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
   if not compiler:
     raise RuntimeError("no C++ compiler (set $CXX, or install g++)")
   flags = (*FLAGS, *extra_flags)
-  with open(source_path, "rb") as f:
-    source = f.read()
-  key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), compiler.encode(),
+  directory = os.path.dirname(os.path.abspath(source_path))
+  headers = sorted(glob.glob(os.path.join(directory, "*.h")))
+  sources = []
+  for path in (source_path, *headers):
+    with open(path, "rb") as f:
+      sources.append(f.read())
+  key = hashlib.sha256(b"\0".join([*sources, " ".join(flags).encode(), compiler.encode(),
                                    jaxlib.__version__.encode(), cpu_signature().encode()]))
   cache = os.environ.get("AUDIOJAX_KERNEL_CACHE") or os.path.join(
       os.path.expanduser("~"), ".cache", "audiojax", "kernels")

@@ -10,19 +10,17 @@
 // x: [M, K] float32; w: [N / 64, K, 64] (column tiles of 64, each contiguous, so a tile streams
 // from memory in order); scale: [N] float32; y: [M, N] float32. The bfloat16 target also takes
 // a batch of products: x [B, M, K], w [B, N / 64, K, 64] -> y [B, M, N] (a tiled KV cache).
-// Tiles are shared out over XLA's intra-op thread pool; the calling thread takes tiles too, so
-// nothing waits on a busy pool. Written with GCC vector extensions: the compiler picks the
-// widest registers the machine has.
+// Tiles are shared out over XLA's intra-op thread pool (parallel.h). Written with GCC vector
+// extensions: the compiler picks the widest registers the machine has.
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
 
+#include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -103,29 +101,6 @@ void Tile(const float* x, const W* tile, const float* scale, float* y, int64_t M
   }
 }
 
-template <typename W>
-struct Work {
-  const float* x;
-  const W* w;
-  const float* scale;
-  float* y;
-  int64_t M, K, N, tiles, tiles_per_chunk, num_chunks;  // tiles: over all B products
-  std::atomic<int64_t> next{0}, done{0};
-
-  void Run() {
-    const int64_t per_product = N / kTile;
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < num_chunks;) {
-      const int64_t first = c * tiles_per_chunk;
-      for (int64_t i = first; i < first + tiles_per_chunk && i < tiles; ++i) {
-        const int64_t b = i / per_product, t = i % per_product;
-        Tile(x + b * M * K, w + i * K * kTile, scale ? scale + t * kTile : nullptr,
-             y + b * M * N + t * kTile, M, K, N);
-      }
-      done.fetch_add(1, std::memory_order_release);
-    }
-  }
-};
-
 // B independent products (the leading axis of x [B, M, K] and w [B, N / 64, K, 64]; B = 1
 // for w [N / 64, K, 64] and x [M, K]), their column tiles shared out over the threads.
 template <typename W>
@@ -135,25 +110,15 @@ ffi::Error Matmul(ffi::ThreadPool& pool, const float* x, int64_t x_size, const W
   if ((rank != 3 && rank != 4) || dims[rank - 1] != kTile)
     return ffi::Error::InvalidArgument(
         "audiojax cpu_matmul: w must be [N / 64, K, 64] or [B, N / 64, K, 64]");
-  auto work = std::make_shared<Work<W>>();
-  const int64_t batch = rank == 4 ? dims[0] : 1;
-  work->K = dims[rank - 2];
-  work->N = dims[rank - 3] * kTile;
-  work->M = work->K && batch ? x_size / batch / work->K : 0;
-  work->x = x;
-  work->w = w;
-  work->scale = scale;
-  work->y = y;
-  const int64_t threads = pool.num_threads() > 1 ? pool.num_threads() : 1;
-  work->tiles = batch * dims[rank - 3];
-  work->tiles_per_chunk = (work->tiles + threads - 1) / threads;
-  work->num_chunks =
-      work->tiles ? (work->tiles + work->tiles_per_chunk - 1) / work->tiles_per_chunk : 0;
-  // Helpers capture the shared state: one that starts after the call returned finds no chunk.
-  for (int64_t i = 1; i < work->num_chunks; ++i) pool.Schedule([work] { work->Run(); });
-  work->Run();
-  while (work->done.load(std::memory_order_acquire) < work->num_chunks) {
-  }
+  const int64_t batch = rank == 4 ? dims[0] : 1, K = dims[rank - 2];
+  const int64_t per_product = dims[rank - 3];  // column tiles per product
+  const int64_t N = per_product * kTile, M = K && batch ? x_size / batch / K : 0;
+  // One chunk of tiles per thread (tiles take equal times).
+  audiojax::ParallelFor(pool, batch * per_product, 1, [&](int64_t i) {
+    const int64_t b = i / per_product, t = i % per_product;
+    Tile(x + b * M * K, w + i * K * kTile, scale ? scale + t * kTile : nullptr,
+         y + b * M * N + t * kTile, M, K, N);
+  });
   return ffi::Error::Success();
 }
 
