@@ -35,9 +35,9 @@ def reference_recording(config, path: str | None, workdir: str) -> np.ndarray | 
 
 
 def define_sampling_flags() -> Callable[[], dict]:
-  """Defines --voiced_temperature and --probability_floor for a launcher that draws from a
-  WaveNet; returns a function giving the `generate` keyword arguments the flags set (the
-  sampler checks the model can take them)."""
+  """Defines --voiced_temperature, --probability_floor and --excitation_limit for a launcher
+  that draws from a WaveNet; returns a function giving the `generate` keyword arguments the
+  flags set (the sampler checks the model can take them)."""
   voiced = flags.DEFINE_float(
       "voiced_temperature", None, "Models with an excitation (the quick start's): the "
       "temperature of the samples its voiced flag marks; --temperature is then the unvoiced "
@@ -46,10 +46,16 @@ def define_sampling_flags() -> Callable[[], dict]:
       "probability_floor", 0.0, "Softmax models: classes less likely than this are never "
       "drawn (LPCNet's 0.002: fewer clicks and less hiss; below 1 / num_classes).",
       lower_bound=0.0)
+  limit = flags.DEFINE_float(
+      "excitation_limit", 0.0, "Models of the excitation (the quick start's): while the "
+      "drawn excitation's RMS is above this many times the level its frame's log-mel implies, "
+      "draw only within that level (a gain control; the quick start's: 6; 0: off).",
+      lower_bound=0.0)
 
   def kwargs() -> dict:
     return {**({} if voiced.value is None else {"voiced_temperature": voiced.value}),
-            **({"probability_floor": floor.value} if floor.value else {})}
+            **({"probability_floor": floor.value} if floor.value else {}),
+            **({"excitation_limit": limit.value} if limit.value else {})}
 
   return kwargs
 

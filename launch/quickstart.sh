@@ -18,7 +18,7 @@ python -m launch.train --config=configs/wavenet.py:quickstart --workdir="$WORKDI
 python -m launch.evaluate --workdir="$WORKDIR" --split=test --max_examples=32
 python -m launch.sample --workdir="$WORKDIR" --output_dir="$WORKDIR/final_samples" \
   --resynthesize=test --num_samples=4 --seconds=2 --temperature=0.85 --voiced_temperature=0.6 \
-  --probability_floor=0.002
+  --probability_floor=0.002 --excitation_limit=6
 
 cat <<MSG
 

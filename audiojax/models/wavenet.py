@@ -536,19 +536,36 @@ def levinson(autocorrelation: jnp.ndarray, order: int) -> jnp.ndarray:
   return a
 
 
-def lpc_coefficients(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
-  """Features [b, frames, C (+ hop E)] -> each frame's linear predictor of order `lpc_order`
-  [b, frames, order], float32: the all-pole fit (autocorrelation method) of the power
-  spectrum its log-mel bands describe (`losses.mel_features_power`), as LPCNet derives its
-  predictor from its features rather than from the audio, so sampling has it too."""
+def _envelope_autocorrelation(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [b, frames, C (+ hop E)] -> float32 [b, frames, lpc_order + 1]: lags 0..order of
+  the autocorrelation of the power spectrum the log-mel bands describe
+  (`losses.mel_features_power`; of the pre-emphasised audio with `pre_emphasis`), with
+  LPC_NOISE_FLOOR added at lag 0."""
   power = losses.mel_features_power(condition[..., :model.condition_channels].astype(jnp.float32),
                                     model.sample_rate_hz, model.condition_hop)
   if model.pre_emphasis:  # The envelope of the pre-emphasised audio: x |1 - a e^-jw|^2.
     w = jnp.linspace(0.0, jnp.pi, power.shape[-1])
     power = power * (1.0 + model.pre_emphasis**2 - 2.0 * model.pre_emphasis * jnp.cos(w))
   r = jnp.fft.irfft(power, axis=-1)[..., :model.lpc_order + 1]
-  r = r.at[..., 0].set(r[..., 0] * (1.0 + LPC_NOISE_FLOOR) + 1e-12)
-  return levinson(r, model.lpc_order)
+  return r.at[..., 0].set(r[..., 0] * (1.0 + LPC_NOISE_FLOOR) + 1e-12)
+
+
+def lpc_coefficients(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [b, frames, C (+ hop E)] -> each frame's linear predictor of order `lpc_order`
+  [b, frames, order], float32: the all-pole fit (autocorrelation method) of the power
+  spectrum its log-mel bands describe (`losses.mel_features_power`), as LPCNet derives its
+  predictor from its features rather than from the audio, so sampling has it too."""
+  return levinson(_envelope_autocorrelation(model, condition), model.lpc_order)
+
+
+def excitation_levels(model: "Model", condition: jnp.ndarray) -> jnp.ndarray:
+  """Features [b, frames, C (+ hop E)] -> float32 [b, frames]: the RMS that each frame's
+  predictor (`lpc_coefficients`) leaves of the envelope it is fitted to, sqrt(r0 - a . r),
+  in the features' scale: on the built-in corpus ~0.4x the RMS of the audio's own residual
+  (`wavenet_sampler.sample`'s excitation_limit)."""
+  r = _envelope_autocorrelation(model, condition)
+  a = levinson(r, model.lpc_order)
+  return jnp.sqrt(jnp.maximum(r[..., 0] - jnp.sum(a * r[..., 1:], axis=-1), 0.0))
 
 
 def _with_lpc(model: "Model", upsampled: jnp.ndarray, condition: jnp.ndarray) -> jnp.ndarray:

@@ -139,6 +139,7 @@ def _check_length(model: wavenet.Model, condition, num_samples: int) -> None:
                      f"samples: too few for num_samples={num_samples}")
 
 
+EXCITATION_STEPS = 64  # excitation_limit's running mean square: over ~4 ms at 16 kHz.
 CHUNK_STEPS = 256  # Steps whose conditioning terms one matmul computes (see module docstring).
 
 
@@ -193,9 +194,9 @@ def _split_batch(x, mesh: Mesh | None, spec: P):
 
 @functools.partial(jax.jit,
                    static_argnames=("model", "num_samples", "temperature", "voiced_temperature",
-                                    "probability_floor", "unroll", "mesh"))
+                                    "probability_floor", "excitation_limit", "unroll", "mesh"))
 def _sample(model, params, rng, first, speaker, condition, prompt, *, num_samples, temperature,
-            voiced_temperature, probability_floor, unroll, mesh):
+            voiced_temperature, probability_floor, excitation_limit, unroll, mesh):
   weights = wavenet.decode_weights(model, params)
   state = wavenet.init_decode_state(model, weights, first.shape[0], speaker)
   # Each device carries the queues of its own rows: the scan then runs with no communication.
@@ -212,19 +213,33 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
                         else _split_batch(state.context_inputs, mesh, P(None, "data")),
                         context_terms=None if state.context_terms is None
                         else _split_batch(state.context_terms, mesh, rows))
+  levels = None
+  if excitation_limit:  # [time, batch]: each step's frame's excitation level.
+    levels = jnp.repeat(wavenet.excitation_levels(model, condition), model.condition_hop,
+                        axis=1)[:, :num_samples]
+    levels = _split_batch(levels.T, mesh, P(None, "data"))
   if condition is not None:  # Upsampled (or the frames projected) once, before the loop.
     condition = _time_major(wavenet.sampler_condition(model, params, weights, condition),
                             num_samples, mesh)
+  excitations = jnp.abs(audio_lib.mu_law_decode(jnp.arange(model.num_classes),
+                                                model.num_classes - 1))  # [classes]
 
   def step(carry, xs):
-    (state, inputs_t), (uniform, condition_t) = carry, xs
+    # power: excitation_limit's running mean square of the drawn excitation [batch], else None.
+    (state, inputs_t, power), ((uniform, level_t), condition_t) = carry, xs
     state, outputs = wavenet.decode_step(model, weights, state, inputs_t, condition_t)
+    if level_t is not None:  # Over the limit: only excitations within the level (or the least).
+      cap = jnp.where(power > (excitation_limit * level_t) ** 2, level_t, jnp.inf)
+      allowed = excitations <= jnp.maximum(cap, excitations.min())[:, None]
+      outputs = jnp.where(allowed, outputs, -jnp.inf)
     temperature_t = temperature if voiced_temperature is None else jnp.where(
         condition_t.voiced, voiced_temperature, temperature)  # [batch]
     outputs_t = next_inputs(model, uniform, outputs, temperature_t, probability_floor)
+    if level_t is not None:
+      power = power + (excitations[outputs_t] ** 2 - power) / EXCITATION_STEPS
     if model.lpc_excitation:  # The drawn excitation plus the prediction: the sample.
       outputs_t = wavenet.sample_classes(model, outputs_t, state.prediction)
-    return (state, outputs_t), outputs_t
+    return (state, outputs_t, power), outputs_t
 
   uniforms = step_uniforms(rng, num_samples, first.shape[0], model)
   uniforms = _split_batch(uniforms, mesh, P(None, "data", *[None] * (uniforms.ndim - 2)))
@@ -237,8 +252,9 @@ def _sample(model, params, rng, first, speaker, condition, prompt, *, num_sample
     state, _ = _scan_steps(model, weights, force, state, forced,
                            None if condition is None else _steps(condition, 0, given))
     first = prompt[:, -1]
-  carry = (state, first)
-  _, drawn = _scan_steps(model, weights, step, carry, uniforms[given:],
+  carry = (state, first, None if levels is None else jnp.zeros(first.shape, jnp.float32))
+  _, drawn = _scan_steps(model, weights, step, carry,
+                         (uniforms[given:], None if levels is None else levels[given:]),
                          None if condition is None else _steps(condition, given, num_samples),
                          given, unroll)
   drawn = drawn.T  # [batch, num_samples - P]
@@ -250,7 +266,7 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
            condition: jnp.ndarray | None = None, unroll: int = 1,
            mesh: Mesh | None = None, prompt: jnp.ndarray | None = None,
            voiced_temperature: float | None = None,
-           probability_floor: float = 0.0) -> jnp.ndarray:
+           probability_floor: float = 0.0, excitation_limit: float = 0.0) -> jnp.ndarray:
   """Draws [batch_size, num_samples] with the incremental (queue) decoder: int32 classes
   (softmax) or float amplitudes on the 16-bit grid (mol).
 
@@ -268,12 +284,21 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
   temperature of the steps its voiced flag marks (LPCNet's lower temperature in voiced speech:
   a periodic waveform drawn with less noise); `temperature` is then the unvoiced steps'.
   probability_floor: softmax classes less likely than this are never drawn (`next_classes`).
+  excitation_limit: K > 0, for a model of the excitation (`lpc_excitation`): a gain control.
+  While the RMS of the drawn excitation (a running mean square over EXCITATION_STEPS steps)
+  is above K times its frame's level (`wavenet.excitation_levels`: the residual the
+  frame's log-mel envelope leaves), only excitations within the level are drawn, so the draws
+  cannot run on far above what the features describe. On the built-in corpus the real
+  residual's RMS is ~2.4 times the level; the quick start's runaway draws reach 15 times.
   """
   _check_length(model, condition, num_samples)
   if probability_floor and not (model.output == "softmax"
                                 and 0 < probability_floor < 1 / model.num_classes):
     raise ValueError(f"probability_floor={probability_floor}: a softmax model's floor is in "
                      f"(0, 1 / num_classes = {1 / model.num_classes:.4f})")
+  if excitation_limit and not (model.lpc_excitation and excitation_limit > 0):
+    raise ValueError(f"excitation_limit={excitation_limit}: needs a model of the excitation "
+                     "(lpc_excitation) and a limit > 0")
   if voiced_temperature is not None:
     if not model.excitation_channels:
       raise ValueError("voiced_temperature needs a model with an excitation "
@@ -300,7 +325,8 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
     params = jax.device_put(params, NamedSharding(mesh, P()))
   return _sample(model, params, rng, first, speaker, condition, prompt, num_samples=num_samples,
                  temperature=float(temperature), voiced_temperature=voiced_temperature,
-                 probability_floor=float(probability_floor), unroll=unroll, mesh=mesh)
+                 probability_floor=float(probability_floor),
+                 excitation_limit=float(excitation_limit), unroll=unroll, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "temperature"))

@@ -237,12 +237,14 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
                      condition: jnp.ndarray | None = None,
                      prompt: jnp.ndarray | None = None,
                      voiced_temperature: float | None = None,
-                     probability_floor: float = 0.0) -> jnp.ndarray:
+                     probability_floor: float = 0.0,
+                     excitation_limit: float = 0.0) -> jnp.ndarray:
   """Autoregressive samples as audio [num_samples, num_audio_samples] floats (mu-law decoded
   for softmax). condition: [num_samples, frames, C] for a locally conditioned model, aligned
   as in `_condition` (frames * hop >= num_audio_samples); prompt: audio [num_samples, P] the
   clips start with (continued, not drawn); voiced_temperature: the voiced steps' temperature,
-  probability_floor: classes less likely are not drawn (`wavenet_sampler.sample`)."""
+  probability_floor: classes less likely are not drawn, excitation_limit: the excitation's
+  gain control (`wavenet_sampler.sample`)."""
   if not (model.num_speakers or model.speaker_embedding_dim):
     speaker = None
   if prompt is not None:  # Audio -> the model's inputs: mu-law classes or 16-bit amplitudes.
@@ -250,7 +252,8 @@ def wavenet_generate(model: nn.Module, variables, rng: jax.Array, num_samples: i
   drawn = wavenet_sampler.sample(
       model, variables["params"], num_samples=num_audio_samples, batch_size=num_samples, rng=rng,
       temperature=temperature, speaker=speaker, condition=condition, mesh=mesh, prompt=prompt,
-      voiced_temperature=voiced_temperature, probability_floor=probability_floor)
+      voiced_temperature=voiced_temperature, probability_floor=probability_floor,
+      excitation_limit=excitation_limit)
   drawn = drawn if model.output == "mol" else audio_lib.mu_law_decode(drawn, model.num_classes - 1)
   if model.pre_emphasis:  # Back from the model's samples to audio.
     return jnp.asarray(audio_lib.de_emphasize(jax.device_get(drawn), model.pre_emphasis))

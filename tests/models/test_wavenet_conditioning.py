@@ -475,6 +475,36 @@ def test_scan_sampler_equals_naive_sampler_with_lpc(extra):
     assert np.mean(np.asarray(drawn) != np.asarray(excitation)) > 0.5
 
 
+def test_excitation_limit_holds_the_drawn_excitation_near_its_level():
+  """excitation_limit: where a model draws its excitation far above its frames' level
+  (random weights), the gain control keeps the draws' RMS near K times the level; a limit
+  never reached changes nothing; a model of the sample refuses it."""
+  model = wavenet.Model(**LPC, lpc_period=True, lpc_excitation=True)
+  params = random_params(model, seed=4)
+  num = 3 * model.receptive_field
+  condition = lpc_condition(7, 2, -(-num // HOP), model.excitation_channels)
+  kwargs = dict(num_samples=num, batch_size=2, rng=jax.random.key(8), condition=condition)
+  levels = np.repeat(np.asarray(wavenet.excitation_levels(model, condition)), HOP, 1)[:, :num]
+
+  def excitation_rms(drawn):  # of the excitation drawn, s - p, in units of its frame's level
+    inputs = jnp.concatenate([jnp.full((2, 1), sampler.silence_class(model)), drawn[:, :-1]], 1)
+    excitation = (audio.mu_law_decode(drawn)
+                  - wavenet.linear_predictions(model, inputs, condition))
+    return float(np.sqrt(np.mean((np.asarray(excitation) / levels) ** 2)))
+
+  free = sampler.sample(model, params, **kwargs)
+  limited = sampler.sample(model, params, excitation_limit=1.0, **kwargs)
+  print(f"excitation RMS / level: free {excitation_rms(free):.1f}, "
+        f"limit 1: {excitation_rms(limited):.1f}")
+  # (Measured: 4.0 and 1.6; the mu-law rounding of each sample adds to the limited one.)
+  assert excitation_rms(free) > 3 and excitation_rms(limited) < 0.5 * excitation_rms(free)
+  np.testing.assert_array_equal(
+      sampler.sample(model, params, excitation_limit=1e9, **kwargs), free)
+  plain = wavenet.Model(**LPC)
+  with pytest.raises(ValueError, match="excitation_limit"):
+    sampler.sample(plain, random_params(plain), excitation_limit=2.0, **kwargs)
+
+
 def test_excitation_classes_invert_to_the_sample():
   """A sample that is its prediction plus an excitation on the mu-law grid: the excitation's
   class is recovered, and from it and the prediction the sample's own class."""
