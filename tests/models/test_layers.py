@@ -40,8 +40,37 @@ def test_conv_padding_is_zeros_before_the_input(kernel_size, stride, padding, im
 def test_conv_rejects_short_inputs_and_unknown_impls():
   with pytest.raises(ValueError, match="shorter than the kernel"):
     layers.Conv(4, 7, dilation=3, impl="taps").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
-  with pytest.raises(ValueError, match="expected auto, taps, amx or xla"):
+  with pytest.raises(ValueError, match="expected auto, taps, amx, narrow or xla"):
     layers.Conv(4, 3, impl="cudnn").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
+  with pytest.raises(ValueError, match="one input or output channel"):
+    layers.Conv(4, 3, impl="narrow").init(jax.random.key(0), jnp.zeros((1, 10, 2)))
+
+
+@pytest.mark.parametrize("channels,features", [(1, 5), (6, 1)])
+@pytest.mark.parametrize("kernel_size,stride,dilation,padding", [(7, 1, 1, 6), (7, 1, 9, 0),
+                                                                 (8, 4, 1, 4), (5, 3, 2, 3)])
+@pytest.mark.parametrize("impl", ["narrow", "auto"])
+def test_narrow_conv_and_its_gradient_equal_nn_conv(channels, features, kernel_size, stride,
+                                                    dilation, padding, impl):
+  """One input or output channel (a waveform's conv; "auto" picks narrow on a CPU): the
+  output and the gradients of params and input are flax's, in float32 for bfloat16 too."""
+  x = jax.random.normal(jax.random.key(0), (2, 96, channels))
+  ours = layers.Conv(features, kernel_size, stride, dilation, impl=impl, padding=padding)
+  reference = nn.Conv(features, (kernel_size,), strides=(stride,),
+                      kernel_dilation=(dilation,), padding=((padding, 0),))
+  params = ours.init(jax.random.key(1), x)
+  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
+  np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), atol=1e-5,
+                             rtol=1e-5)
+  loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+  for ours_grad, expected in zip(jax.grad(loss(ours), (0, 1))(params, x),
+                                 jax.grad(loss(reference), (0, 1))(params, x)):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4),
+                 ours_grad, expected)
+  half = layers.Conv(features, kernel_size, stride, dilation, jnp.bfloat16, impl=impl,
+                     padding=padding).apply(params, x)
+  assert half.dtype == jnp.float32
+  np.testing.assert_allclose(half, reference.apply(params, x), atol=0.1, rtol=0.05)
 
 
 @pytest.mark.parametrize("stride", [1, 2, 5, 8])
