@@ -64,7 +64,7 @@ def test_narrow_conv_and_its_gradient_equal_nn_conv(channels, features, kernel_s
                              rtol=1e-5)
   loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
   for ours_grad, expected in zip(jax.grad(loss(ours), (0, 1))(params, x),
-                                 jax.grad(loss(reference), (0, 1))(params, x)):
+                                 jax.grad(loss(reference), (0, 1))(params, x), strict=True):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4),
                  ours_grad, expected)
   half = layers.Conv(features, kernel_size, stride, dilation, jnp.bfloat16, impl=impl,
