@@ -9,8 +9,10 @@ hundred steps. In bfloat16 on a CPU with Intel AMX, `audiojax.kernels.amx_conv` 
 5-10x faster than XLA's float32 (or bfloat16) convolution, for channel counts that are
 multiples of 32; in float32 too, as three bfloat16 passes (errors ~5e-6 instead of ~1e-7),
 when asked for as on TPUs: `jax.default_matmul_precision("high")` or the environment's
-JAX_DEFAULT_MATMUL_PRECISION=high (XLA:CPU itself ignores it). `impl="auto"` picks taps on
-GPUs, AMX where it applies and the XLA convolution elsewhere.
+JAX_DEFAULT_MATMUL_PRECISION=high (XLA:CPU itself ignores it). A conv with one input or
+output channel (a waveform's first or last) runs on CPUs as float32 sums over its taps
+(`conv_narrow`, 3-9x faster than XLA's convolution there). `impl="auto"` picks taps on GPUs,
+narrow or AMX where they apply on CPUs and the XLA convolution elsewhere.
 
 Sharding: `logical_init` gives an initialiser the logical axis names of its output and
 `constrain` names an activation's axes (`audiojax.train.sharding`); conv kernels [taps, in, out]
