@@ -57,6 +57,16 @@ def _elu_jvp(primals, tangents):
   return jnp.where(x > 0, x, exp - 1), jnp.where(x > 0, 1, exp).astype(dx.dtype) * dx
 
 
+def _input_span(steps: int, taps: int, stride: int, dilation: int) -> int:
+  """The steps of an input of `steps` that tap 0 of a VALID conv reads (every stride-th of
+  them is an output's): (outputs - 1) * stride + 1; a ValueError when there is no output."""
+  length = (steps - (taps - 1) * dilation - 1) // stride + 1
+  if length < 1:
+    raise ValueError(f"input of {steps} steps is shorter than the kernel's span "
+                     f"{(taps - 1) * dilation + 1}")
+  return (length - 1) * stride + 1
+
+
 def conv_taps(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
               dilation: int = 1) -> jnp.ndarray:
   """VALID 1-D conv (cross-correlation, as `lax.conv`) of x: [b, t, C] with kernel [k, C, F].
@@ -65,11 +75,7 @@ def conv_taps(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
   x[i * stride + j * dilation] @ kernel[j].
   """
   taps, channels, features = kernel.shape
-  length = (x.shape[1] - (taps - 1) * dilation - 1) // stride + 1
-  if length < 1:
-    raise ValueError(f"input of {x.shape[1]} steps is shorter than the kernel's span "
-                     f"{(taps - 1) * dilation + 1}")
-  span = (length - 1) * stride + 1
+  span = _input_span(x.shape[1], taps, stride, dilation)
   stacked = jnp.concatenate(
       [x[:, j * dilation:j * dilation + span:stride] for j in range(taps)], axis=-1)
   return stacked @ kernel.reshape(taps * channels, features)  # [b, length, F]
@@ -87,11 +93,7 @@ def _narrow_sums(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
   """`conv_taps` for a kernel [k, C, F] with C = 1 or F = 1, float32, as sums over the taps:
   of broadcast products (C = 1), or of shifted columns of one matmul onto every tap (F = 1)."""
   taps, channels, _ = kernel.shape
-  length = (x.shape[1] - (taps - 1) * dilation - 1) // stride + 1
-  if length < 1:
-    raise ValueError(f"input of {x.shape[1]} steps is shorter than the kernel's span "
-                     f"{(taps - 1) * dilation + 1}")
-  span = (length - 1) * stride + 1
+  span = _input_span(x.shape[1], taps, stride, dilation)
   x, kernel = x.astype(jnp.float32), kernel.astype(jnp.float32)
   if channels == 1:
     return sum(x[:, j * dilation:j * dilation + span:stride] * kernel[j, 0] for j in range(taps))
