@@ -289,7 +289,7 @@ def sample(model: wavenet.Model, params, *, num_samples: int, batch_size: int, r
   is above K times its frame's level (`wavenet.excitation_levels`: the residual the
   frame's log-mel envelope leaves), only excitations within the level are drawn, so the draws
   cannot run on far above what the features describe. On the built-in corpus the real
-  residual's RMS is ~2.4 times the level; the quick start's runaway draws reach 15 times.
+  residual's RMS is ~2.4 times the level; the quick start's runaway draws reach 19 times.
   """
   _check_length(model, condition, num_samples)
   if probability_floor and not (model.output == "softmax"
