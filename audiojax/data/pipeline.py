@@ -57,7 +57,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from audiojax.data import audio_io, audiolm_tokens, chorale_notes, notes, phonemes, pitch
+from audiojax.data import (
+  audio_io,
+  audiolm_tokens,
+  chorale_notes,
+  notes,
+  phonemes,
+  pitch,
+  voice_perturbation,
+)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 DEFAULT_DATA_DIR = os.environ.get(
@@ -527,12 +535,18 @@ def _decode_or_skip(source: Source, record: Any, skip_bad_files: bool,
     return None
 
 
+def _perturbed(crop: dict, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+  """The crop's audio in another voice (`voice_perturbation.perturb_voice`), padding kept 0."""
+  return voice_perturbation.perturb_voice(crop["audio"], sample_rate_hz, rng) * crop["mask"]
+
+
 def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
                   process_index: int | None = None, process_count: int | None = None,
                   counter: BadExampleCounter | None = None) -> grain.IterDataset:
   """Infinite, shuffled, cropped, batched training stream for this host.
 
-  Yields {'audio': [per_host_batch, crop_samples], 'mask': same, 'speaker': [per_host_batch]}.
+  Yields {'audio': [per_host_batch, crop_samples], 'mask': same, 'speaker': [per_host_batch]};
+  with `data.perturb_voice`, also 'perturbed' (the same crops in other voices).
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -572,6 +586,8 @@ def train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
                           data_config.get("max_phonemes", 0),
                           data_config.get("lead_in_samples", 0))
     cropped["speaker"] = np.int32(example["speaker"])
+    if data_config.get("perturb_voice"):
+      cropped["perturbed"] = _perturbed(cropped, data_config.sample_rate_hz, rng)
     if reference_samples:  # Another utterance of the speaker (itself if it has no other).
       others = [i for i in by_speaker[example["speaker"]] if i != index] or [index]
       other = _decode_or_skip(source, source.records[others[rng.integers(len(others))]],
@@ -624,6 +640,8 @@ def example_batch(data_config: ml_collections.ConfigDict, rows: int = 1) -> dict
                                   np.float32)
   if data_config.get("reference_samples", 0):
     batch["reference"] = np.zeros((rows, data_config.reference_samples), np.float32)
+  if data_config.get("perturb_voice"):
+    batch["perturbed"] = np.zeros((rows, crop), np.float32)
   if data_config.get("targets"):
     batch["phoneme_ids"] = np.zeros((rows, data_config.max_phonemes), np.int32)
     batch["phoneme_lengths"] = np.zeros((rows,), np.int32)
@@ -692,7 +710,7 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
   _check_condition_hop(data_config)
   features = condition_fn(data_config)
   targets = label_fn(data_config)
-  rows = []
+  rows, crops = [], 0
   for example in utterances(data_config, split, max_examples=max_examples,
                             process_index=process_index, process_count=process_count):
     audio = example["audio"]
@@ -705,6 +723,10 @@ def eval_batches(data_config: ml_collections.ConfigDict, split: str, *,
                                                data_config.condition_hop)
       if data_config.get("reference_samples", 0):
         rows[-1]["reference"] = reference_window(audio, data_config.reference_samples)
+      crops += 1
+      if data_config.get("perturb_voice"):  # The same voices on every pass.
+        rows[-1]["perturbed"] = _perturbed(rows[-1], data_config.sample_rate_hz,
+                                           np.random.default_rng(crops))
       if labels is not None:
         rows[-1].update(crop_labels(labels, start, crop, data_config.max_phonemes))
       if len(rows) == batch_size:

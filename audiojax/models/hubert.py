@@ -46,6 +46,16 @@ Objectives (`objective`):
             `masked_loss_weight` < 1 also at unmasked ones. Both modules are trained jointly;
             `model.apply(..., mutable=["codebooks"], rngs={"quantizer": ...})`
             in training (`audiojax.train.tasks.w2v_bert_loss`).
+  spin      SPIN (Chang et al., 2023: speaker-invariant clustering), meant to fine-tune an
+            encoder trained by one of the above (`train.init_from`): each clip is encoded
+            twice, unmasked, as it is and in another voice (`data.perturb_voice`: Praat's
+            formant and pitch shifts, `audiojax.data.voice_perturbation`) and/or under two
+            random frequency warps (`mel_warp`), and the head above (the cosine of the last
+            layer's projection with `num_targets` learned prototypes, / `logit_temperature`)
+            must predict, in each view, the other view's assignment of the frame to the
+            prototypes, balanced over the batch's frames by Sinkhorn-Knopp
+            (`sinkhorn_epsilon`; SwAV's swapped prediction, `audiojax.train.tasks.spin_loss`).
+            What the views share is what the clusters keep: the phones, not the voice.
 
 Targets of the hubert objective (`targets`): "mfcc" (iteration 1: the 39-D MFCCs of
 `audiojax.eval.mfcc_tokens`) or "teacher" (iteration n: layer `teacher_layer` of a frozen
@@ -90,7 +100,7 @@ import numpy as np
 from audiojax.models import gumbel_vq, layers, rvq, transformer
 from audiojax.models.wavenet import remat
 
-OBJECTIVES = ("hubert", "w2v_bert")
+OBJECTIVES = ("hubert", "w2v_bert", "spin")
 QUANTIZERS = ("kmeans", "gumbel")
 QUANTIZER_FEATURES = ("frontend", "mel")
 FRONTENDS = ("waveform", "mel")
@@ -194,7 +204,7 @@ class Model(nn.Module):
   masked_loss_weight: float = 1.0  # HuBERT's alpha: the loss's weight on masked frames.
   num_targets: int = 100  # hubert: k-means clusters of the targets; w2v_bert: codebook size.
   final_dim: int = 256
-  objective: str = "hubert"  # hubert | w2v_bert
+  objective: str = "hubert"  # hubert | w2v_bert | spin
   contrastive_layers: int = 4  # w2v_bert: layers of the contrastive module (the rest: MLM).
   num_negatives: int = 100  # w2v_bert: distractors per masked frame.
   contrastive_temperature: float = 0.1
@@ -209,6 +219,7 @@ class Model(nn.Module):
   gumbel_anneal_steps: int = 100_000  # geometrically over this many training steps.
   diversity_weight: float = 0.1  # w2v_bert gumbel: weight of the diversity loss.
   logit_temperature: float = 0.1
+  sinkhorn_epsilon: float = 0.0  # spin: entropy of the balanced assignments (SPIN's 0.02).
   targets: str = "mfcc"  # mfcc | teacher
   target_kmeans: str = ""  # .npz from `launch.fit_kmeans`, read when training starts.
   teacher_workdir: str = ""  # targets="teacher": the previous iteration's workdir.
@@ -227,6 +238,8 @@ class Model(nn.Module):
     if self.objective == "w2v_bert" and not 0 < self.contrastive_layers < self.num_layers:
       raise ValueError(f"contrastive_layers={self.contrastive_layers}: w2v_bert needs 1 to "
                        f"num_layers - 1 = {self.num_layers - 1} (the rest is the MLM module)")
+    if self.objective == "spin" and not self.sinkhorn_epsilon > 0:
+      raise ValueError("spin needs sinkhorn_epsilon > 0 (SPIN's 0.02)")
     if self.mel_warp and (self.frontend != "mel" or not 0 <= self.mel_warp < 1):
       raise ValueError(f"mel_warp={self.mel_warp}: a fraction in [0, 1) of the mel front end")
     if self.frontend == "mel" and self.frontend_padding != "centred":
@@ -277,18 +290,21 @@ class Model(nn.Module):
     return nn.gelu(x, approximate=not self.exact_gelu)
 
   def _frontend(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
-                train: bool = False) -> jnp.ndarray:
+                train: bool = False, warp: jnp.ndarray | None = None) -> jnp.ndarray:
     """audio [b, samples] -> front-end features [b, ceil(samples / hop), C]; with
-    frontend_padding="none", [b, max(samples - receptive_field, 0) // hop + 1, C]."""
+    frontend_padding="none", [b, max(samples - receptive_field, 0) // hop + 1, C]. warp:
+    [b] frequency-warp factors of the mel front end (default: random ones in training when
+    `mel_warp`, else none)."""
     frames = num_frames(audio.shape[1], self.hop_samples)
     kernel_init = nn.with_logical_partitioning(nn.linear.default_kernel_init,
                                                ("conv_taps", None, None))
     if self.frontend == "mel":
       x = self._log_mel(audio)  # [b, ceil(samples / mel_hop), M]
-      if train and self.mel_warp:
-        factors = jax.random.uniform(self.make_rng("dropout"), (x.shape[0],),
-                                     minval=1 - self.mel_warp, maxval=1 + self.mel_warp)
-        x = warp_mel(x, factors, self.sample_rate_hz)
+      if warp is None and train and self.mel_warp:
+        warp = jax.random.uniform(self.make_rng("dropout"), (x.shape[0],),
+                                  minval=1 - self.mel_warp, maxval=1 + self.mel_warp)
+      if warp is not None:
+        x = warp_mel(x, warp, self.sample_rate_hz)
       x = jnp.pad(x, ((0, 0), (0, frames * self.mel_subsampling - x.shape[1]), (0, 0)))
       x = self._gelu(layers.Conv(self.conv_channels, self.mel_subsampling,
                                  self.mel_subsampling, dtype=self.dtype,
@@ -346,14 +362,15 @@ class Model(nn.Module):
 
   @nn.compact
   def _encode(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None,
-              frame_mask: jnp.ndarray | None, train: bool, num_layers: int, head: bool):
+              frame_mask: jnp.ndarray | None, train: bool, num_layers: int, head: bool,
+              warp: jnp.ndarray | None = None):
     """-> (hidden states of the first layer's input (0) and of layers 1..num_layers, each
     [b, T, D], the head's logits or None)."""
     audio = audio.astype(jnp.float32)
     if self.normalize_audio:
       audio = normalize_audio(audio, audio_mask)
     t = num_frames(audio.shape[1], self.hop_samples)
-    x = self._frontend(audio, audio_mask, train)[:, :t]
+    x = self._frontend(audio, audio_mask, train, warp)[:, :t]
     x = jnp.pad(x, ((0, 0), (0, t - x.shape[1]), (0, 0)))  # frontend_padding="none"
     x = nn.LayerNorm(epsilon=self.norm_epsilon, dtype=self.dtype, name="frontend_norm")(x)
     frontend_features = x  # [b, T, C]: what w2v-BERT's quantizer sees (unmasked).
@@ -449,7 +466,8 @@ class Model(nn.Module):
     return hidden, {"logits": cosine / self.logit_temperature, **extra}
 
   def __call__(self, audio: jnp.ndarray, audio_mask: jnp.ndarray | None = None,
-               frame_mask: jnp.ndarray | None = None, train: bool = False) -> dict:
+               frame_mask: jnp.ndarray | None = None, train: bool = False,
+               warp: jnp.ndarray | None = None) -> dict:
     """audio: float [b, samples] (frame_mask: bool [b, frames], True = masked) ->
     {"logits": float32 [b, frames, num_targets], "hidden": [b, frames, D] per layer 0..L (0:
     the first layer's input), the last one after the final norm (norm_first)}; w2v_bert adds
@@ -457,8 +475,10 @@ class Model(nn.Module):
     [b, frames, final_dim] (the codes' vectors, straight-through), "targets" (their learned
     projection, what the context is contrasted with), "codes" int32 [b, frames],
     "commitment_loss" [] (kmeans), "diversity_loss" [] (gumbel; the other one 0) and the
-    codebook's "perplexity" []."""
-    hidden, out = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True)
+    codebook's "perplexity" []. warp: [b] frequency-warp factors of the mel front end's input
+    (`warp_mel`; the spin objective's views), in training and eval alike."""
+    hidden, out = self._encode(audio, audio_mask, frame_mask, train, self.num_layers, True,
+                               warp)
     return {**out, "hidden": hidden}
 
   def features(self, audio: jnp.ndarray, layer: int,

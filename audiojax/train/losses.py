@@ -155,3 +155,42 @@ def contrastive_loss(context: jnp.ndarray, targets: jnp.ndarray, codes: jnp.ndar
   total = jnp.maximum(where.sum(), 1)
   accuracy = jnp.sum((logits.argmax(-1) == 0) * where) / total
   return jnp.sum(jnp.where(where, nll, 0.0)) / total, accuracy
+
+
+def sinkhorn_assignments(scores: jnp.ndarray, where: jnp.ndarray, epsilon: float,
+                         iterations: int = 3) -> jnp.ndarray:
+  """SwAV's balanced soft assignment of rows to prototypes: exp(scores / epsilon) rescaled
+  alternately so every prototype takes an equal share of the rows and every row sums to 1
+  (Sinkhorn-Knopp, a fixed number of `iterations`, in the log domain). No gradient.
+
+  scores: [N, K] (cosine similarities); where: bool [N], the rows that count (the others get
+  0). Returns [N, K], each counted row a distribution over the K prototypes."""
+  k = scores.shape[-1]
+  log_q = jnp.where(where[:, None], jax.lax.stop_gradient(scores).astype(jnp.float32)
+                    / epsilon, -jnp.inf)
+  for _ in range(iterations):
+    columns = jax.nn.logsumexp(log_q, axis=0, keepdims=True)  # [1, K]
+    log_q = log_q - columns - jnp.log(k)  # Each prototype: 1 / K of the mass.
+    row = jax.nn.logsumexp(log_q, axis=1, keepdims=True)  # [N, 1]
+    log_q = jnp.where(where[:, None], log_q - row, -jnp.inf)  # Each row: 1.
+  return jnp.where(where[:, None], jnp.exp(log_q), 0.0)
+
+
+def swapped_prediction_loss(logits_a: jnp.ndarray, logits_b: jnp.ndarray,
+                            cosine_a: jnp.ndarray, cosine_b: jnp.ndarray, where: jnp.ndarray,
+                            epsilon: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """SwAV / SPIN: each view predicts the other's balanced assignment (`sinkhorn_assignments`
+  over all counted frames of the batch). logits_*: [b, T, K] (cosine / temperature, what is
+  trained); cosine_*: [b, T, K] (what is assigned); where: bool [b, T]. Returns (cross entropy
+  in nats, mean over the counted frames and both directions; the share of frames whose two
+  views' assignments have the same argmax)."""
+  k = logits_a.shape[-1]
+  flat = lambda x: x.reshape(-1, k)
+  mask = where.reshape(-1)
+  q_a = sinkhorn_assignments(flat(cosine_a), mask, epsilon)
+  q_b = sinkhorn_assignments(flat(cosine_b), mask, epsilon)
+  cross = lambda q, logits: -jnp.sum(q * jax.nn.log_softmax(flat(logits), -1), -1)
+  total = jnp.maximum(mask.sum(), 1)
+  loss = jnp.sum(jnp.where(mask, cross(q_b, logits_a) + cross(q_a, logits_b), 0.0)) / (2 * total)
+  agree = jnp.sum((q_a.argmax(-1) == q_b.argmax(-1)) * mask) / total
+  return loss, agree

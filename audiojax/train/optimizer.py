@@ -1,5 +1,9 @@
-"""Optimizer from the config: AdamW, linear warmup + cosine decay, global-norm clipping."""
+"""Optimizer from the config: AdamW, linear warmup + cosine decay, global-norm clipping; with
+`frozen`, some parameters are left as they are (fine-tuning part of a model)."""
 
+import re
+
+import jax
 import ml_collections
 import optax
 
@@ -22,10 +26,25 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
 def make_optimizer(
     opt: ml_collections.ConfigDict, num_steps: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """(optax transform, learning-rate schedule) for `config.optimizer`."""
+  """(optax transform, learning-rate schedule) for `config.optimizer`. `opt.frozen`: comma-
+  separated regular expressions; the parameters under a top-level module whose name matches
+  one in full get no update (nor weight decay) and take no part in the clipping norm."""
   schedule = make_schedule(opt, num_steps)
+  patterns = [re.compile(p) for p in opt.get("frozen", "").split(",") if p]
+
+  def frozen(params, value: bool):  # Per leaf: frozen (or trained, value False).
+    marks = {name: any(p.fullmatch(name) for p in patterns) == value for name in params}
+    return {name: jax.tree.map(lambda _, mark=marks[name]: mark, tree)
+            for name, tree in params.items()}
+
+  # Frozen gradients are zeroed first (Adam's update of a zero gradient stays 0), by masks
+  # that keep the optimizer state free of optax.MaskedNode leaves (the sharding rules want
+  # arrays); without frozen modules the chain (and so the checkpoints' state) is as before.
+  zero_frozen = [optax.masked(optax.set_to_zero(), lambda p: frozen(p, True))] if patterns else []
   tx = optax.chain(
+      *zero_frozen,
       optax.clip_by_global_norm(opt.clip_norm) if opt.clip_norm else optax.identity(),
-      optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay),
+      optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay,
+                  mask=(lambda p: frozen(p, False)) if patterns else None),
   )
   return tx, schedule

@@ -326,7 +326,7 @@ def hubert_init(model: nn.Module, rng: jax.Array, batch: dict):
   frames = hubert.num_frames(audio.shape[1], model.hop_samples)
   variables = dict(model.init(rng, audio, batch["mask"], jnp.zeros((audio.shape[0], frames),
                                                                      bool)))
-  if model.objective == "w2v_bert":  # Its targets come from its own quantizer.
+  if model.objective in ("w2v_bert", "spin"):  # Targets from the model itself.
     return variables
   dim = _hubert_target_dim(model)
   targets = {"kmeans": {"centroids": jnp.zeros((model.num_targets, dim), jnp.float32),
@@ -371,6 +371,8 @@ def hubert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train:
   `w2v_bert_loss`."""
   if model.objective == "w2v_bert":
     return w2v_bert_loss(model, variables, batch, rng, train)
+  if model.objective == "spin":
+    return spin_loss(model, variables, batch, rng, train)
   mask_rng, dropout_rng = jax.random.split(rng)
   audio, valid, masked = _masked_frames(model, batch, mask_rng)
   targets = hubert_targets(model, variables["targets"], audio, batch["mask"])
@@ -435,11 +437,43 @@ def w2v_bert_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, trai
 W2V_BERT_COMMITMENT_WEIGHT = 0.25  # VQ-VAE's beta.
 
 
+def spin_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: bool = True):
+  """SPIN's speaker-invariant clustering: the batch encoded twice, unmasked: as it is and, when
+  the data brings it (`data.perturb_voice`), in other voices ("perturbed",
+  `audiojax.data.voice_perturbation`); with `mel_warp`, each view also under its own frequency
+  warp drawn in [1 - mel_warp, 1 + mel_warp]. Each view predicts the other's Sinkhorn-balanced
+  assignment of its frames to the head's prototypes (`losses.swapped_prediction_loss`, nats).
+  Eval draws its warps with the step's fixed key, so its loss is comparable across steps;
+  "view_agreement" is the share of frames both views assign to the same prototype."""
+  if not model.mel_warp and "perturbed" not in batch:
+    raise ValueError("spin needs views that differ: data.perturb_voice=True (other voices) "
+                     "and/or model.mel_warp > 0 (frequency warps)")
+  warp_rng, dropout_rng = jax.random.split(rng)
+  audio, valid = batch["audio"] * batch["mask"], model.valid_frames(batch["mask"])
+  views = (audio, batch.get("perturbed", audio) * batch["mask"])
+  factors = [None, None]
+  if model.mel_warp:
+    factors = jax.random.uniform(warp_rng, (2, audio.shape[0]), minval=1 - model.mel_warp,
+                                 maxval=1 + model.mel_warp)
+  a, b = (model.apply({"params": variables["params"]}, views[i], batch["mask"], None, train,
+                      factors[i], rngs={"dropout": jax.random.fold_in(dropout_rng, i)})
+          for i in range(2))
+  cosine = lambda out: out["logits"] * model.logit_temperature
+  loss, agreement = losses.swapped_prediction_loss(a["logits"], b["logits"], cosine(a),
+                                                   cosine(b), valid, model.sinkhorn_epsilon)
+  usage = jnp.sum(jax.nn.one_hot(a["logits"].argmax(-1), model.num_targets) * valid[..., None],
+                  (0, 1)) / jnp.maximum(valid.sum(), 1)
+  perplexity = jnp.exp(-jnp.sum(usage * jnp.log(jnp.maximum(usage, 1e-12))))
+  metrics = {"loss": loss, "view_agreement": agreement, "prototype_perplexity": perplexity,
+             "num_predictions": valid.sum().astype(jnp.float32)}
+  return loss, (metrics, {})
+
+
 def hubert_load_targets(model: nn.Module) -> dict:
   """{"targets": ...} for a fresh HuBERT run: the k-means of `model.target_kmeans` and, for
   targets="teacher", the params of `model.teacher_workdir`'s latest checkpoint. Nothing for
-  the w2v_bert objective (its targets come from its own quantizer)."""
-  if model.objective == "w2v_bert":
+  the w2v_bert and spin objectives (their targets come from the model itself)."""
+  if model.objective in ("w2v_bert", "spin"):
     return {}
   if not model.target_kmeans:
     raise ValueError(

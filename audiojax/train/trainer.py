@@ -2,7 +2,10 @@
 
 `train_and_evaluate(config, workdir)` trains `config.model` on `config.data`, resuming from
 WORKDIR's latest checkpoint. A model family plugs in through `audiojax.train.tasks` (its
-loss and sampler); the loop never knows which model it trains.
+loss and sampler); the loop never knows which model it trains. A fresh run with
+`config.train.init_from=RUN` starts from RUN's parameters where names and shapes match
+(`params_from_run`; `train.init_exclude` names modules left at their initialisation), e.g.
+SPIN fine-tuning a speech encoder; `optimizer.frozen` leaves modules untrained.
 
   WORKDIR/config.json        the config of the run
   WORKDIR/checkpoints/<step> orbax checkpoints (train state, data iterator, model meta)
@@ -20,6 +23,7 @@ from typing import Any
 
 import flax
 import flax.linen as nn
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -332,10 +336,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       data_iter.set_state(data_state)
     last_saved = start_step
     logging.info("resumed from %s at step %d", manager.directory, start_step)
-  elif task.load_state:  # Fresh run: non-parameter state from files (e.g. k-means targets).
-    loaded = task.load_state(model)
-    placed = jax.device_put(loaded, {k: shardings.model_state[k] for k in loaded})
-    state = state.replace(model_state={**state.model_state, **placed})
+  else:
+    if task.load_state:  # Fresh run: non-parameter state from files (e.g. k-means targets).
+      loaded = task.load_state(model)
+      placed = jax.device_put(loaded, {k: shardings.model_state[k] for k in loaded})
+      state = state.replace(model_state={**state.model_state, **placed})
+    if config.train.get("init_from"):  # Fine-tuning: start from another run's parameters.
+      exclude = [n for n in config.train.get("init_exclude", "").split(",") if n]
+      state = state.replace(params=params_from_run(config.train.init_from, state.params,
+                                                   shardings.params, exclude))
 
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -413,6 +422,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if counter.count:
       logging.warning("%d bad examples were skipped", counter.count)
   return state
+
+
+def params_from_run(workdir: str, params: Any, shardings: Any,
+                    exclude: list[str] | tuple[str, ...] = ()) -> Any:
+  """`params` with each entry that `workdir`'s latest checkpoint holds at the same path and
+  shape replaced by that run's value (big_vision's model_init), placed on `shardings`; the
+  top-level modules named in `exclude` (e.g. a prediction head) keep their initialisation.
+  Logs what stayed fresh; an error if nothing matched (a run of another model)."""
+  other = load_config(workdir)
+  _, _, variables, step = restore_variables(other, workdir)
+  loaded = flax.traverse_util.flatten_dict(jax.device_get(variables["params"]))
+  flat = flax.traverse_util.flatten_dict(params)
+  fresh = []
+  for path, value in flat.items():
+    source = loaded.get(path)
+    if path[0] in exclude or source is None or source.shape != value.shape:
+      fresh.append("/".join(path))
+    else:
+      flat[path] = jnp.asarray(source, value.dtype)
+  if len(fresh) == len(flat):
+    raise ValueError(f"train.init_from={workdir}: its {other.model.name} model shares no "
+                     "parameter (same name and shape) with this one")
+  logging.info("parameters from %s (step %d): %d of %d; fresh: %s", workdir, step,
+               len(flat) - len(fresh), len(flat), ", ".join(fresh) or "none")
+  return jax.device_put(flax.traverse_util.unflatten_dict(flat), shardings)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
