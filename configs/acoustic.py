@@ -82,7 +82,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   ))
   config.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=1e-3, schedule="cosine", warmup_steps=2 if tiny else 200,
-      final_lr_fraction=0.05, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=1.0))
+      final_lr_fraction=0.05, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=1.0,
+      frozen=""))
   config.mesh = sharding.mesh_config()
   config.sharding_rules = sharding.RULES
   config.train = ml_collections.ConfigDict(dict(
@@ -91,6 +92,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       log_every=2 if tiny else 100,
       checkpoint_every=2 if tiny else 1000,
       keep_checkpoints=3,
+      init_from="", init_exclude="",
       async_checkpoints=not tiny,
       eval_every=0 if tiny else 1000,
       eval_max_examples=2 if tiny else 64,

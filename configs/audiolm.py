@@ -71,11 +71,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       remat="none"))
   config.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=3e-4, schedule="cosine", warmup_steps=5000, final_lr_fraction=0.1,
-      b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.01, clip_norm=1.0))
+      b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.01, clip_norm=1.0,
+      frozen=""))
   config.mesh = sharding.mesh_config()
   config.sharding_rules = sharding.RULES
   config.train = ml_collections.ConfigDict(dict(
       num_steps=1_000_000, microbatches=1, log_every=100, checkpoint_every=5000,
+      init_from="", init_exclude="",
       keep_checkpoints=3, async_checkpoints=True, eval_every=20_000, eval_max_examples=256,
       sample_every=0, sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0,
       # Dropout's random bits: "rbg" on accelerators (trainer.make_train_step), "" threefry.

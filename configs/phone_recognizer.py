@@ -78,11 +78,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   ))
   config.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=1e-3, schedule="cosine", warmup_steps=200, final_lr_fraction=0.0,
-      b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.01, clip_norm=5.0))
+      b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.01, clip_norm=5.0,
+      frozen=""))
   config.mesh = sharding.mesh_config()
   config.sharding_rules = sharding.RULES
   config.train = ml_collections.ConfigDict(dict(
       num_steps=1600, microbatches=1, log_every=50, checkpoint_every=400, keep_checkpoints=3,
+      init_from="", init_exclude="",
       async_checkpoints=True, eval_every=800, eval_max_examples=40, sample_every=0,
       sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0))
 

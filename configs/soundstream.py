@@ -64,11 +64,13 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       skip_bad_files=False, num_threads=2))
   config.optimizer = ml_collections.ConfigDict(dict(
       learning_rate=1e-4, schedule="constant", warmup_steps=100, final_lr_fraction=1.0,
-      b1=0.5, b2=0.9, eps=1e-8, weight_decay=0.0, clip_norm=0.0))
+      b1=0.5, b2=0.9, eps=1e-8, weight_decay=0.0, clip_norm=0.0,
+      frozen=""))
   config.mesh = sharding.mesh_config()
   config.sharding_rules = sharding.RULES
   config.train = ml_collections.ConfigDict(dict(
       num_steps=500_000, microbatches=1, log_every=100, checkpoint_every=2000,
+      init_from="", init_exclude="",
       keep_checkpoints=3, async_checkpoints=True, eval_every=10_000, eval_max_examples=64,
       sample_every=0, sample_seconds=0.0, sample_temperature=1.0, num_samples_to_write=0))
 

@@ -181,6 +181,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       eps=1e-8,
       weight_decay=0.0,
       clip_norm=1.0,
+      frozen="",  # Regexes of top-level modules left untrained.
   ))
 
   # Devices: data x fsdp x tensor (-1 = the rest) and the logical axis rules of the params.
@@ -194,6 +195,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       log_every=100,
       checkpoint_every=1000,
       keep_checkpoints=3,
+      init_from="",  # Fine-tuning: start from that run's parameters,
+      init_exclude="",  # except these modules.
       async_checkpoints=True,
       eval_every=5000,
       eval_max_examples=64,
