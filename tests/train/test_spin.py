@@ -1,7 +1,6 @@
 """SPIN's speaker-invariant clustering (`hubert.Model(objective="spin")`, `tasks.spin_loss`) and
 fine-tuning from another run (`trainer.params_from_run`)."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +8,9 @@ import pytest
 
 from audiojax import models
 from audiojax.data import voice_perturbation
-from audiojax.train import losses, optimizer, tasks, trainer
+from audiojax.train import losses, tasks, trainer
 from configs import semantic
+from tests.train.test_w2v_bert import model_config_with, tone_batch, train_on_one_batch
 
 
 def test_sinkhorn_balances_prototypes_and_normalises_rows():
@@ -49,16 +49,10 @@ def test_swapped_prediction_is_low_when_the_views_agree_and_high_when_they_do_no
   assert loss > 10 and agreement == 0.0
 
 
-def _with(config, **overrides):
-  model_config = config.model.copy_and_resolve_references()
-  model_config.update(overrides)
-  return model_config
-
-
 def test_spin_needs_its_assignment_setting_and_two_different_views():
   config = semantic.get_config("spin_tiny")
   with pytest.raises(ValueError, match="sinkhorn_epsilon"):
-    models.get_model(_with(config, sinkhorn_epsilon=0.0))
+    models.get_model(model_config_with(config, sinkhorn_epsilon=0.0))
   model = models.get_model(config.model)
   batch = {"audio": jnp.zeros((1, 3200)), "mask": jnp.ones((1, 3200))}
   with pytest.raises(ValueError, match="perturb_voice"):
@@ -72,22 +66,11 @@ def test_tiny_spin_learns_assignments_that_survive_another_voice():
   config = semantic.get_config("spin_tiny")
   model = models.get_model(config.model)
   task = tasks.get_task("hubert")
-  tx, schedule = optimizer.make_optimizer(config.optimizer, 100)
-  rng = np.random.default_rng(0)
-  t = np.arange(6400) / 16000
-  audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
-                    + 0.02 * rng.standard_normal(t.shape) for f in (220.0, 330.0, 440.0, 550.0)])
-  perturbed = np.stack([voice_perturbation.perturb_voice(a, 16000, np.random.default_rng(i))
-                        for i, a in enumerate(audio.astype(np.float32))])
-  batch = {"audio": jnp.asarray(audio, jnp.float32), "mask": jnp.ones(audio.shape, jnp.float32),
-           "speaker": jnp.zeros((4,), jnp.int32), "perturbed": jnp.asarray(perturbed)}
-  state = jax.jit(lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0))
-                  )()
-  step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
-  history = []
-  for i in range(40):
-    state, metrics = step(state, batch, jax.random.key(i))
-    history.append(jax.device_get(metrics))
+  batch = tone_batch()
+  batch["perturbed"] = jnp.asarray(np.stack([
+      voice_perturbation.perturb_voice(np.asarray(a), 16000, np.random.default_rng(i))
+      for i, a in enumerate(batch["audio"])]))
+  state, history = train_on_one_batch(model, task, config, batch, 40)
   start = np.mean([h["loss"] for h in history[:3]])
   end = np.mean([h["loss"] for h in history[-3:]])
   assert end < 0.8 * start, (start, end)

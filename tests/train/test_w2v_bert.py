@@ -66,7 +66,7 @@ def test_zero_vectors_give_finite_gradients():
   assert all(np.isfinite(g).all() for g in grads)
 
 
-def _with(config, **overrides):
+def model_config_with(config, **overrides):
   model_config = config.model.copy_and_resolve_references()
   model_config.update(overrides)
   return model_config
@@ -75,9 +75,9 @@ def _with(config, **overrides):
 def test_unknown_objective_and_bad_split_are_refused():
   config = semantic.get_config("w2v_bert_tiny")
   with pytest.raises(ValueError, match="objective"):
-    models.get_model(_with(config, objective="wav2vec"))
+    models.get_model(model_config_with(config, objective="wav2vec"))
   with pytest.raises(ValueError, match="contrastive_layers"):
-    models.get_model(_with(config, contrastive_layers=2))  # Tiny has 2 layers.
+    models.get_model(model_config_with(config, contrastive_layers=2))  # Tiny has 2 layers.
 
 
 def test_tiny_w2v_bert_trains_and_its_codebook_follows_the_features():
@@ -125,19 +125,7 @@ def test_tiny_w2v_bert_trains_with_the_gumbel_quantizer():
   config.model.update(quantizer="gumbel", gumbel_anneal_steps=20)
   model = models.get_model(config.model)
   task = tasks.get_task("hubert")
-  tx, schedule = optimizer.make_optimizer(config.optimizer, 100)
-  t = np.arange(6400) / 16000
-  audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
-                    for f in (220.0, 330.0, 440.0, 550.0)])
-  batch = {"audio": jnp.asarray(audio, jnp.float32), "mask": jnp.ones(audio.shape, jnp.float32),
-           "speaker": jnp.zeros((4,), jnp.int32)}
-  state = jax.jit(lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0))
-                  )()
-  step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
-  history = []
-  for i in range(30):
-    state, metrics = step(state, batch, jax.random.key(i))
-    history.append(jax.device_get(metrics))
+  state, history = train_on_one_batch(model, task, config, tone_batch(), 30)
   assert int(state.model_state["codebooks"]["quantizer"]["step"]) == 30
   assert all(0 <= h["diversity_loss"] < 1 and h["commitment_loss"] == 0 for h in history)
   start = np.mean([h["loss"] for h in history[:3]])
@@ -145,7 +133,20 @@ def test_tiny_w2v_bert_trains_with_the_gumbel_quantizer():
   assert end < 0.8 * start, (start, end)
 
 
-def _batch(num_samples=6400):
+def train_on_one_batch(model, task, config, batch: dict, steps: int):
+  """(state, per-step metrics) of `steps` training steps of `model` on one batch."""
+  tx, schedule = optimizer.make_optimizer(config.optimizer, 100)
+  state = jax.jit(lambda: nn.meta.unbox(trainer.create_train_state(model, task, tx, batch, 0))
+                  )()
+  step = jax.jit(trainer.make_train_step(model, task, tx, schedule))
+  history = []
+  for i in range(steps):
+    state, metrics = step(state, batch, jax.random.key(i))
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+def tone_batch(num_samples=6400):
   t = np.arange(num_samples) / 16000
   audio = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (t % 0.1 < 0.05)
                     for f in (220.0, 330.0, 440.0, 550.0)])
@@ -160,7 +161,7 @@ def test_mel_quantizer_features_are_fixed_and_normalised():
   config = semantic.get_config("w2v_bert_tiny")
   config.model.quantizer_features = "mel"
   model = models.get_model(config.model)
-  batch = _batch()
+  batch = tone_batch()
   variables = nn.meta.unbox(model.init({"params": jax.random.key(0),
                                         "quantizer": jax.random.key(1)},
                                        batch["audio"], batch["mask"]))
@@ -190,7 +191,7 @@ def test_loss_weights_masked_and_unmasked_frames():
   """masked_loss_weight alpha: loss = alpha (contrastive + MLM at masked frames) + (1 - alpha)
   (the same at unmasked frames) (+ the commitment loss, not with fixed mel features)."""
   config = semantic.get_config("w2v_bert_tiny")
-  batch = _batch()
+  batch = tone_batch()
   for features, alpha in (("mel", 0.5), ("mel", 1.0), ("frontend", 0.3)):
     config.model.update(quantizer_features=features, masked_loss_weight=alpha)
     model = models.get_model(config.model)
