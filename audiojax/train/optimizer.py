@@ -30,7 +30,11 @@ def make_optimizer(
   separated regular expressions; the parameters under a top-level module whose name matches
   one in full get no update (nor weight decay) and take no part in the clipping norm."""
   schedule = make_schedule(opt, num_steps)
-  patterns = [re.compile(p) for p in opt.get("frozen", "").split(",") if p]
+  try:
+    patterns = [re.compile(p) for p in opt.get("frozen", "").split(",") if p]
+  except re.error as err:
+    raise ValueError(f"optimizer.frozen={opt.frozen!r}: not a list of regular expressions "
+                     f"({err})") from err
 
   def frozen(params, value: bool):  # Per leaf: frozen (or trained, value False).
     marks = {name: any(p.fullmatch(name) for p in patterns) == value for name in params}

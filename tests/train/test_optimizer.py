@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 
 from audiojax.train import optimizer
 
@@ -51,3 +52,8 @@ def test_without_frozen_modules_the_state_is_what_older_checkpoints_hold():
                       optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
                                   weight_decay=opt.weight_decay))
   assert (jax.tree.structure(tx.init(params)) == jax.tree.structure(older.init(params)))
+
+
+def test_a_bad_pattern_is_a_clear_error():
+  with pytest.raises(ValueError, match="optimizer.frozen='layer_\\[0': not a list"):
+    optimizer.make_optimizer(config(frozen="layer_[0"), 10)
