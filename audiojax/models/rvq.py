@@ -39,6 +39,12 @@ import jax.numpy as jnp
 from audiojax.models import layers
 
 
+def perplexity(usage: jnp.ndarray) -> jnp.ndarray:
+  """exp(entropy) of a distribution over codes [..., K] (each code's share of the vectors):
+  how many codes are in effective use, 1..K."""
+  return jnp.exp(-jnp.sum(usage * jnp.log(usage + 1e-10), axis=-1))
+
+
 def nearest_code(vectors: jnp.ndarray, codebook: jnp.ndarray) -> jnp.ndarray:
   """Index of the nearest codebook row (squared L2): [N, D], [K, D] -> int32 [N]."""
   distances = (jnp.sum(vectors**2, -1, keepdims=True) - 2 * vectors @ codebook.T
@@ -171,7 +177,7 @@ class ResidualVQ(nn.Module):
                      ).sum() / jnp.maximum(active.sum(), 1.0)
       onehot = jax.nn.one_hot(code, self.codebook_size) * weights[:, None]  # [N, K]
       usage = onehot.sum(0) / jnp.maximum(weights.sum(), 1.0)
-      perplexities.append(jnp.exp(-jnp.sum(usage * jnp.log(usage + 1e-10))))
+      perplexities.append(perplexity(usage))
       if update:
         self._ema_update(q, flat, onehot, weights)
       chosen = chosen * active[..., None]

@@ -26,7 +26,15 @@ import optax
 from audiojax import audio as audio_lib
 from audiojax.data import pipeline, pitch
 from audiojax.eval import mfcc_tokens
-from audiojax.models import discriminators, hubert, kmeans, phone_recognizer, soundstream, wavenet
+from audiojax.models import (
+  discriminators,
+  hubert,
+  kmeans,
+  phone_recognizer,
+  rvq,
+  soundstream,
+  wavenet,
+)
 from audiojax.sample import wavenet as wavenet_sampler
 from audiojax.train import losses
 
@@ -463,8 +471,8 @@ def spin_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train: b
                                                    cosine(b), valid, model.sinkhorn_epsilon)
   usage = jnp.sum(jax.nn.one_hot(a["logits"].argmax(-1), model.num_targets) * valid[..., None],
                   (0, 1)) / jnp.maximum(valid.sum(), 1)
-  perplexity = jnp.exp(-jnp.sum(usage * jnp.log(jnp.maximum(usage, 1e-12))))
-  metrics = {"loss": loss, "view_agreement": agreement, "prototype_perplexity": perplexity,
+  metrics = {"loss": loss, "view_agreement": agreement,
+             "prototype_perplexity": rvq.perplexity(usage),
              "num_predictions": valid.sum().astype(jnp.float32)}
   return loss, (metrics, {})
 
