@@ -12,6 +12,11 @@ its rows differ only in what the ablation varies.
     conditioning: none vs the speaker id vs a speaker vector from 2 s of reference audio of the
       speaker (a jointly trained speaker encoder; `speaker_embedding_dim`), scored by the
       speaker probe on samples (launch/ablate.py).
+  conditioning  (the same three conditionings where samples are speech: `configs/wavenet.py:
+           tts`, given each held-out clip's phonemes, durations and pitch-synchronous
+           excitation, so rows differ only in what tells the voice: nothing, the speaker id, or
+           `tts_cloning`'s speaker vector from 2 s of another utterance of the speaker; the
+           unconditional rows' samples are noise-like at CPU scale, which no probe can place.)
   vocoder  (the quick start's vocoder, configs/wavenet.py:quickstart, and what makes it voiced):
     log-mel; + the pitch-synchronous excitation; + the samples one period back (1 and 3 taps).
     Scored on resyntheses of held-out clips: speaker probe and pYIN's voiced share.
@@ -93,7 +98,21 @@ def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
   return rows
 
 
-SWEEPS = {"wavenet": wavenet_sweep, "vocoder": vocoder_sweep}
+def conditioning_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
+  """Speaker conditioning on the text-to-speech recipe (`tiny` base: its tiny versions): none,
+  the speaker id (`tts`), a speaker vector from reference audio (`tts_cloning`)."""
+  tiny = "_tiny" if base == "tiny" else ""
+  rows = {"tts, no speaker conditioning": _wavenet(f"tts{tiny}"),
+          "tts, speaker id": _wavenet(f"tts{tiny}"),
+          "tts, speaker embedding (tts_cloning)": _wavenet(f"tts_cloning{tiny}")}
+  rows["tts, no speaker conditioning"].model.num_speakers = 0
+  for config in rows.values():
+    config.train.update(sample_every=0, num_samples_to_write=0)
+  return rows
+
+
+SWEEPS = {"wavenet": wavenet_sweep, "conditioning": conditioning_sweep,
+          "vocoder": vocoder_sweep}
 
 
 def get_sweep(name: str, base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:

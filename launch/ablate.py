@@ -46,6 +46,12 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Every row's config.data.data_
 _PROBE_CLIPS = flags.DEFINE_integer("probe_clips", 8, "Samples per row for the speaker probe "
                                     "(0: no probe).", lower_bound=0)
 _PROBE_SECONDS = flags.DEFINE_float("probe_seconds", 1.0, "Length of each probe sample.")
+_PROBE_TEMPERATURE = flags.DEFINE_float("probe_temperature", None, "Sampling temperature of "
+                                        "the probe's samples (default: each row's "
+                                        "config.train.sample_temperature).")
+_PROBE_SPLIT = flags.DEFINE_string("probe_split", None, "The split whose clips locally "
+                                   "conditioned rows resynthesise for the probe (default: the "
+                                   "dataset's test split).")
 _PROBE_EXAMPLES = flags.DEFINE_integer("probe_examples", 400, "Real training utterances the "
                                        "probe is fitted on.")
 flags.mark_flag_as_required("workdir")
@@ -65,21 +71,24 @@ def run_row(config, workdir: str, eval_examples: int) -> dict:
           "steps": int(state.step)}
 
 
-def probe_samples(config, workdir: str, probe: speaker_probe.SpeakerProbe, num_clips: int,
-                  seconds: float) -> dict[str, float]:
+def probe_samples(workdir: str, probe: speaker_probe.SpeakerProbe, num_clips: int,
+                  seconds: float, temperature: float | None = None,
+                  split: str | None = None) -> dict[str, float]:
   """Speaker-probe accuracy and voiced share (pYIN, `voicing.mean_voicing`) of `num_clips`
-  samples of a row: drawn for the probe's speakers in turn (module docstring), or for a model
-  conditioned on features of audio, its resyntheses of held-out test clips (speakers in turn,
-  each with its own)."""
+  samples of the row trained in `workdir`: drawn for the probe's speakers in turn (module
+  docstring), or for a locally conditioned model, its resyntheses of held-out clips of `split`
+  (default: the test split; speakers in turn) from their features; given each speaker's id, or
+  the speaker vector of the speaker's first validation utterance, or nothing, as the row is
+  conditioned; at `temperature` (default: the run's sample_temperature)."""
+  config = trainer.load_config(workdir)  # As trained (e.g. with its phoneme inventory).
   model, task, variables, _ = trainer.restore_variables(config, workdir)
   length = int(seconds * config.data.sample_rate_hz)
   speakers = np.array(probe.speakers)[np.arange(num_clips) % len(probe.speakers)]
   speaker, kwargs = None, {}
   if config.model.get("condition_channels", 0):
     _, speakers, kwargs["condition"] = tasks.resynthesis_inputs(
-        model, config.data, config.data.test_split, num_clips, length)
-    speaker = jnp.asarray(speakers, jnp.int32) if config.model.get("num_speakers", 0) else None
-  elif config.model.get("speaker_embedding_dim", 0):
+        model, config.data, split or config.data.test_split, num_clips, length)
+  if config.model.get("speaker_embedding_dim", 0):
     first = {}
     for example in pipeline.utterances(config.data, config.data.eval_split, process_index=0,
                                        process_count=1):
@@ -93,18 +102,21 @@ def probe_samples(config, workdir: str, probe: speaker_probe.SpeakerProbe, num_c
     speaker = tasks.speaker_vectors(model, variables, references)
   elif config.model.get("num_speakers", 0):
     speaker = jnp.asarray(speakers, jnp.int32)
+  if temperature is None:
+    temperature = config.train.get("sample_temperature", 1.0)
   audio = np.asarray(task.generate(model, variables, jax.random.PRNGKey(config.seed), num_clips,
-                                   length, speaker, config.train.get("sample_temperature", 1.0),
-                                   **kwargs))
+                                   length, speaker, temperature, **kwargs))
   voiced = (voicing.mean_voicing(audio, config.data.sample_rate_hz)["voiced_fraction"]
             if length >= voicing.frame_samples(config.data.sample_rate_hz) else None)
   return {"probe": probe.accuracy(list(audio), speakers), "voiced": voiced}
 
 
 def markdown(sweep: str, rows: dict[str, dict], probe_real: float | None = None,
-             voiced_real: float | None = None) -> str:
+             voiced_real: float | None = None, samples: str = "") -> str:
+  """The sweep's table; `samples` says how the probe's samples were drawn."""
   real = [f"{name} on real test utterances: {value:.2f}" for name, value in
           (("probe", probe_real), ("voiced share", voiced_real)) if value is not None]
+  real = ([samples] if samples else []) + real
   lines = [f"Sweep `{sweep}`: test split, mu-law bits per sample (lower is better); speaker "
            "probe: share of samples a classifier of real utterances attributes to the "
            "speaker they were drawn for; voiced: pYIN's voiced share of their loud frames"
@@ -150,9 +162,14 @@ def main(argv):
         probe_real = probe.accuracy([e["audio"] for e in test], [e["speaker"] for e in test])
         voiced_real = voicing.mean_voicing([e["audio"] for e in test],
                                            config.data.sample_rate_hz)["voiced_fraction"]
-      results[name].update(probe_samples(config, workdir, probe, _PROBE_CLIPS.value,
-                                         _PROBE_SECONDS.value))
-  table = markdown(_SWEEP.value, results, probe_real, voiced_real)
+      results[name].update(probe_samples(workdir, probe, _PROBE_CLIPS.value,
+                                         _PROBE_SECONDS.value, _PROBE_TEMPERATURE.value,
+                                         _PROBE_SPLIT.value))
+  temperature = (f"temperature {_PROBE_TEMPERATURE.value}" if _PROBE_TEMPERATURE.value
+                 else "each row's sample_temperature")
+  samples = (f"{_PROBE_CLIPS.value} samples of {_PROBE_SECONDS.value} s per row, {temperature}"
+             if probe else "")
+  table = markdown(_SWEEP.value, results, probe_real, voiced_real, samples)
   print(table, end="")
   with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
     f.write(table)

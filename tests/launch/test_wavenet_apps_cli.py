@@ -246,10 +246,12 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
   proc = run("launch.ablate", "--sweep=wavenet", "--base=tiny", f"--workdir={workdir}",
              "--num_steps=2", "--eval_examples=2",
              "--rows=dilated x1,non-dilated (3 layers),speaker embedding", "--probe_clips=3",
-             "--probe_seconds=0.05", "--probe_examples=12", f"--data_dir={espeak_tiny_dir}")
+             "--probe_seconds=0.05", "--probe_temperature=0.7", "--probe_examples=12",
+             f"--data_dir={espeak_tiny_dir}")
   with open(os.path.join(workdir, "results.md")) as f:
     table = f.read()
   assert table in proc.stdout and "real test utterances: " in table
+  assert "3 samples of 0.05 s per row, temperature 0.7" in table
   rows = [line for line in table.splitlines() if line.startswith("| dilated x1")
           or line.startswith("| non-dilated") or line.startswith("| speaker embedding")]
   assert len(rows) == 3
@@ -259,6 +261,20 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
     # pYIN's voicing.
     assert row.split("|")[-3].strip() in ("0.00", "0.33", "0.67", "1.00"), row
     assert row.split("|")[-2].strip() == "-", row
+
+
+@pytest.mark.slow  # ~1 min on 2 cores: three tiny text-to-speech runs.
+def test_ablate_conditioning_sweep_probes_resyntheses(tmp_path, espeak_tiny_dir):
+  workdir = str(tmp_path / "ablate_conditioning")
+  proc = run("launch.ablate", "--sweep=conditioning", "--base=tiny", f"--workdir={workdir}",
+             "--num_steps=2", "--eval_examples=2", "--probe_clips=2", "--probe_seconds=0.07",
+             "--probe_examples=12", f"--data_dir={espeak_tiny_dir}",
+             "--probe_split=train")  # The tiny corpus' test phonemes are not all in train's.
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("| tts, ")]
+  assert [row.split("|")[1].strip() for row in rows] == [
+      "tts, no speaker conditioning", "tts, speaker id", "tts, speaker embedding (tts_cloning)"]
+  for row in rows:  # Probe of 2 resyntheses (from phonemes; the last given speaker vectors).
+    assert row.split("|")[-3].strip() in ("0.00", "0.50", "1.00"), row
 
 
 @pytest.mark.slow  # ~3 min on 2 cores: 10 tiny vocoders trained, evaluated and resynthesising.
