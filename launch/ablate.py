@@ -108,26 +108,36 @@ def probe_samples(workdir: str, probe: speaker_probe.SpeakerProbe, num_clips: in
                                    length, speaker, temperature, **kwargs))
   voiced = (voicing.mean_voicing(audio, config.data.sample_rate_hz)["voiced_fraction"]
             if length >= voicing.frame_samples(config.data.sample_rate_hz) else None)
-  return {"probe": probe.accuracy(list(audio), speakers), "voiced": voiced}
+  return {"probe": probe.accuracy(list(audio), speakers),
+          "probe_over_samples": (probe.accuracy(list(audio), speakers, True)
+                                 if num_clips > 1 else None),
+          "voiced": voiced}
 
 
-def markdown(sweep: str, rows: dict[str, dict], probe_real: float | None = None,
+def markdown(sweep: str, rows: dict[str, dict], probe_real: tuple[float, float] | None = None,
              voiced_real: float | None = None, samples: str = "") -> str:
-  """The sweep's table; `samples` says how the probe's samples were drawn."""
-  real = [f"{name} on real test utterances: {value:.2f}" for name, value in
-          (("probe", probe_real), ("voiced share", voiced_real)) if value is not None]
+  """The sweep's table; `probe_real`: the probe's accuracy on real test utterances (standardised
+  as the training ones', over themselves); `samples` says how the probe's samples were drawn."""
+  real = []
+  if probe_real is not None:
+    real.append("probe on real test utterances: {:.2f} / {:.2f}".format(*probe_real))
+  if voiced_real is not None:
+    real.append(f"voiced share on real test utterances: {voiced_real:.2f}")
   real = ([samples] if samples else []) + real
   lines = [f"Sweep `{sweep}`: test split, mu-law bits per sample (lower is better); speaker "
            "probe: share of samples a classifier of real utterances attributes to the "
-           "speaker they were drawn for; voiced: pYIN's voiced share of their loud frames"
+           "speaker they were drawn for, their features standardised as the real utterances' "
+           "or by the row's samples' own mean and spread (`speaker_probe`: a shift common to "
+           "all samples does not decide); voiced: pYIN's voiced share of their loud frames"
            + (f" ({'; '.join(real)})." if real else "."),
            "", "| row | test bits/sample | receptive field (samples) | params | steps | "
-           "speaker probe (samples) | voiced (samples) |", "|---|---|---|---|---|---|---|"]
+           "speaker probe (samples) | the same, standardised over the samples | "
+           "voiced (samples) |", "|---|---|---|---|---|---|---|---|"]
   show = lambda value: f"{value:.2f}" if value is not None else "-"
   for name, r in rows.items():
     lines.append(f"| {name} | {r['bits']:.4f} | {r['receptive_field']} | "
                  f"{r['params'] / 1e6:.2f}M | {r['steps']} | {show(r.get('probe'))} | "
-                 f"{show(r.get('voiced'))} |")
+                 f"{show(r.get('probe_over_samples'))} | {show(r.get('voiced'))} |")
   return "\n".join(lines) + "\n"
 
 
@@ -159,7 +169,9 @@ def main(argv):
         test = list(pipeline.utterances(config.data, config.data.test_split,
                                         max_examples=_EVAL_EXAMPLES.value, process_index=0,
                                         process_count=1))
-        probe_real = probe.accuracy([e["audio"] for e in test], [e["speaker"] for e in test])
+        probe_real = tuple(probe.accuracy([e["audio"] for e in test],
+                                          [e["speaker"] for e in test], over)
+                           for over in (False, True))
         voiced_real = voicing.mean_voicing([e["audio"] for e in test],
                                            config.data.sample_rate_hz)["voiced_fraction"]
       results[name].update(probe_samples(workdir, probe, _PROBE_CLIPS.value,
