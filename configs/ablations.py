@@ -15,7 +15,8 @@ its rows differ only in what the ablation varies.
   conditioning  (the same three conditionings where samples are speech: `configs/wavenet.py:
            tts`, given each held-out clip's phonemes, durations and pitch-synchronous
            excitation, so rows differ only in what tells the voice: nothing, the speaker id, or
-           `tts_cloning`'s speaker vector from 2 s of another utterance of the speaker; the
+           `tts_cloning`'s speaker vector from 2 s of another utterance of the speaker, that
+           vector also trained to name the speaker (`model.speaker_classes`); the
            unconditional rows' samples are noise-like at CPU scale, which no probe can place.)
   vocoder  (the quick start's vocoder, configs/wavenet.py:quickstart, and what makes it voiced):
     log-mel; + the pitch-synchronous excitation; + the samples one period back (1 and 3 taps).
@@ -24,6 +25,7 @@ its rows differ only in what the ablation varies.
 
 import importlib.util
 import os
+import re
 
 import ml_collections
 
@@ -100,15 +102,24 @@ def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
 
 def conditioning_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
   """Speaker conditioning on the text-to-speech recipe (`tiny` base: its tiny versions): none,
-  the speaker id (`tts`), a speaker vector from reference audio (`tts_cloning`)."""
+  the speaker id (`tts`), a speaker vector from reference audio (`tts_cloning`), the same with
+  its encoder also trained to name the speaker (`speaker_classes`)."""
   tiny = "_tiny" if base == "tiny" else ""
-  rows = {"tts, no speaker conditioning": _wavenet(f"tts{tiny}"),
-          "tts, speaker id": _wavenet(f"tts{tiny}"),
-          "tts, speaker embedding (tts_cloning)": _wavenet(f"tts_cloning{tiny}")}
-  rows["tts, no speaker conditioning"].model.num_speakers = 0
+  rows = {"tts: no speaker conditioning": _wavenet(f"tts{tiny}"),
+          "tts: speaker id": _wavenet(f"tts{tiny}"),
+          "tts: speaker embedding (tts_cloning)": _wavenet(f"tts_cloning{tiny}")}
+  rows["tts: no speaker conditioning"].model.num_speakers = 0
+  rows["tts: speaker embedding + speaker loss"] = _wavenet(f"tts_cloning{tiny}")
+  rows["tts: speaker embedding + speaker loss"].model.update(speaker_classes=16,
+                                                             speaker_loss_weight=1.0)
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows
+
+
+def row_key(name: str) -> str:
+  """A row's name as a directory name: "dilated x2" -> "dilated_x2"."""
+  return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 SWEEPS = {"wavenet": wavenet_sweep, "conditioning": conditioning_sweep,

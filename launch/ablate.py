@@ -20,7 +20,6 @@ and the voiced share on real test utterances.
 """
 
 import os
-import re
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +57,7 @@ flags.mark_flag_as_required("workdir")
 
 
 def row_dir(workdir: str, name: str) -> str:
-  return os.path.join(workdir, re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"))
+  return os.path.join(workdir, ablations.row_key(name))
 
 
 def run_row(config, workdir: str, eval_examples: int) -> dict:

@@ -139,6 +139,7 @@ R/G/S/H = residual/gate/skip/head channels, C = condition channels, O = num_outp
   layer_{l}/speaker_vector/kernel  [E, G]             (only when speaker_embedding_dim > 0)
   speaker_encoder/conv_{i}/kernel [3, M or F, F], bias [F]; speaker_encoder/project/kernel
                                    [F, E], bias [E]   (only when speaker_embedding_dim > 0)
+  speaker_classifier/kernel [E, K], bias [K]          (only with speaker_classes K > 0)
   layer_{l}/condition/kernel       [C', G]            (only when condition_channels > 0)
   context_stack/embed/kernel [window / 2 + 1, W], bias [W]; context_stack/conv_{k}/kernel
                                    [2, W, W], bias [W]; layer_{l}/context/kernel [W, G]
@@ -728,6 +729,12 @@ class Model(nn.Module):
   speaker_embedding_dim: int = 0  # E > 0: condition on a vector from reference audio instead.
   reference_mels: int = 40  # Log-mel bands of the reference audio (`SpeakerEncoder`).
   reference_hop: int = 160  # Samples per reference frame (10 ms at 16 kHz).
+  # With speaker_embedding_dim, K > 0 (>= the dataset's speaker count): training also names
+  # the reference's speaker from its vector (a linear head, sown as "speaker_logits"; the loss
+  # weighs its cross entropy by speaker_loss_weight), as a d-vector encoder learns, so the
+  # jointly trained encoder cannot give every voice the same vector.
+  speaker_classes: int = 0
+  speaker_loss_weight: float = 0.0
   output: str = "softmax"  # softmax | mol
   num_mixtures: int = 10  # mol: logistic components K.
   log_scale_min: float = -12.0  # mol: lower clamp of ln(scale); e^-12 ~ 0.2 16-bit bins.
@@ -831,6 +838,10 @@ class Model(nn.Module):
     speaker = _check_speaker(self, speaker)
     if speaker is not None and speaker.ndim == 3:  # Reference log-mel -> speaker vector.
       speaker = _speaker_encoder(self, name="speaker_encoder")(speaker)
+      if self.speaker_classes:  # [batch, K], for the training loss only.
+        self.sow("intermediates", "speaker_logits", nn.Dense(
+            self.speaker_classes, name="speaker_classifier", kernel_init=_init((None, None)),
+            bias_init=_init((None,), nn.initializers.zeros))(speaker))
     condition = _check_condition(self, condition)
     channels = self.condition_channels + self.condition_hop * self.excitation_channels
     if condition is not None and condition.shape[-1] != channels:

@@ -198,7 +198,10 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   injection: the model learns not to trust its own drawn past too much, as it must when
   sampling). With `model.lpc_excitation`, the targets are the excitation's classes (the sample
   minus its prediction from the, noisy, inputs: LPCNet). With `model.period_dropout > 0`, that
-  share of the rows trains with no periods (`wavenet.drop_periods`).
+  share of the rows trains with no periods (`wavenet.drop_periods`). With
+  `model.speaker_classes` (a voice-cloning model), the loss adds `speaker_loss_weight` x the
+  cross entropy of naming the reference's speaker from its vector (`speaker_loss`,
+  `speaker_accuracy`); the bits are the samples' alone.
   """
   mu = model.num_classes - 1
   inputs, targets = _wavenet_io(model, batch["audio"])
@@ -215,7 +218,12 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   crop = model.context_crop if 0 < model.context_crop < inputs.shape[1] else 0
   if crop and model.lpc_excitation:
     raise ValueError("context_crop with lpc_excitation is not supported")
-  outputs = model.apply(variables, inputs, _speaker(model, batch), condition, 1, crop)
+  classify = bool(model.speaker_classes and model.speaker_embedding_dim)
+  args = (variables, inputs, _speaker(model, batch), condition, 1, crop)
+  if classify:
+    outputs, state = model.apply(*args, mutable=["intermediates"])
+  else:
+    outputs, state = model.apply(*args), {}
   if model.lpc_excitation:  # The excitation's classes: the sample minus its prediction.
     targets = wavenet.excitation_classes(model, _model_audio(model, batch["audio"])[:, 1:],
                                          wavenet.linear_predictions(model, inputs, condition, 1))
@@ -234,8 +242,15 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   else:
     loss = mu_law_nll = mean(optax.softmax_cross_entropy_with_integer_labels(outputs, targets))
     metrics["accuracy"] = mean(outputs.argmax(-1) == targets)
-  metrics.update(loss=loss, bits_per_sample=loss / math.log(2),
+  metrics.update(bits_per_sample=loss / math.log(2),
                  mu_law_bits_per_sample=mu_law_nll / math.log(2))
+  if classify:  # The reference's speaker named from its vector (`speaker_classes`).
+    logits = state["intermediates"]["speaker_logits"][0]
+    speaker_nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["speaker"])
+    metrics.update(speaker_loss=speaker_nll.mean(),
+                   speaker_accuracy=(logits.argmax(-1) == batch["speaker"]).mean())
+    loss += model.speaker_loss_weight * speaker_nll.mean()
+  metrics["loss"] = loss
   return loss, (metrics, {})
 
 

@@ -264,16 +264,26 @@ def test_ablate_runs_rows_and_writes_the_table(tmp_path, espeak_tiny_dir):
     assert row.split("|")[-2].strip() == "-", row
 
 
-@pytest.mark.slow  # ~1 min on 2 cores: three tiny text-to-speech runs.
+def test_every_sweep_row_can_be_named_by_rows_and_has_its_own_workdir():
+  from configs import ablations
+
+  for sweep in ablations.SWEEPS:
+    names = list(ablations.get_sweep(sweep, "tiny"))
+    assert not [name for name in names if "," in name], names  # --rows splits at commas.
+    assert len({ablations.row_key(name) for name in names}) == len(names), names
+
+
+@pytest.mark.slow  # ~1 min on 2 cores: four tiny text-to-speech runs.
 def test_ablate_conditioning_sweep_probes_resyntheses(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate_conditioning")
   proc = run("launch.ablate", "--sweep=conditioning", "--base=tiny", f"--workdir={workdir}",
              "--num_steps=2", "--eval_examples=2", "--probe_clips=2", "--probe_seconds=0.07",
              "--probe_examples=12", f"--data_dir={espeak_tiny_dir}",
              "--probe_split=train")  # The tiny corpus' test phonemes are not all in train's.
-  rows = [line for line in proc.stdout.splitlines() if line.startswith("| tts, ")]
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("| tts: ")]
   assert [row.split("|")[1].strip() for row in rows] == [
-      "tts, no speaker conditioning", "tts, speaker id", "tts, speaker embedding (tts_cloning)"]
+      "tts: no speaker conditioning", "tts: speaker id", "tts: speaker embedding (tts_cloning)",
+      "tts: speaker embedding + speaker loss"]
   for row in rows:  # Probe of 2 resyntheses (from phonemes; the last given speaker vectors).
     for probe in row.split("|")[-4:-2]:
       assert probe.strip() in ("0.00", "0.50", "1.00"), row
