@@ -276,7 +276,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     tiny = variant == "tts_cloning_tiny"
     config = get_config("tts_tiny" if tiny else "tts")
     config.model.update(num_speakers=0, speaker_embedding_dim=4 if tiny else 64,
-                        reference_mels=8 if tiny else 40, reference_hop=160)
+                        reference_mels=8 if tiny else 40, reference_hop=160,
+                        speaker_classes=0,  # > 0: the encoder also names the speaker (README:
+                        speaker_loss_weight=0.0)  # the conditioning ablation).
     config.data.reference_samples = 640 if tiny else 32000
   elif variant in ("music", "music_unconditional", "music_tiny"):
     # Music synthesis on the built-in Bach chorales, conditioned on the instrument (the
