@@ -2,6 +2,7 @@
 
   python -m launch.ablate --sweep=wavenet --workdir=runs/ablate [--num_steps=800]
       [--eval_examples=32] [--rows="dilated x1,dilated x2"]
+  python -m launch.ablate --sweep=conditioning --workdir=runs/ablate_conditioning
   python -m launch.ablate --sweep=vocoder --workdir=runs/ablate_vocoder
 
 Each row trains (or resumes) WORKDIR/<row> with the shared trainer, then evaluates the test
@@ -14,9 +15,12 @@ Speaker probe (`audiojax.eval.speaker_probe`): a classifier fitted on the traini
 utterances names the speaker of --probe_clips samples per row (--probe_seconds each), drawn for
 the training speakers in turn: by speaker id, by the speaker vector of the speaker's first
 validation utterance (speaker-embedding rows), or unconditioned (a row without speakers, whose
-score shows chance); a model conditioned on features of audio (a vocoder) resynthesises
-held-out test clips instead, each with its own speaker. Also reported: the probe's accuracy
-and the voiced share on real test utterances.
+score shows chance); a locally conditioned model (a vocoder, text-to-speech) resynthesises
+held-out test clips instead (--probe_split), each given its own speaker's id or vector. Each
+row is scored twice: with the samples' features standardised as the real utterances' were,
+and standardised over the row's own samples (`speaker_probe`: generated audio can otherwise
+all land on one speaker). Also reported: the probe's accuracy and the voiced share on real
+test utterances.
 """
 
 import os
@@ -176,8 +180,8 @@ def main(argv):
       results[name].update(probe_samples(workdir, probe, _PROBE_CLIPS.value,
                                          _PROBE_SECONDS.value, _PROBE_TEMPERATURE.value,
                                          _PROBE_SPLIT.value))
-  temperature = (f"temperature {_PROBE_TEMPERATURE.value}" if _PROBE_TEMPERATURE.value
-                 else "each row's sample_temperature")
+  temperature = (f"temperature {_PROBE_TEMPERATURE.value}"
+                 if _PROBE_TEMPERATURE.value is not None else "each row's sample_temperature")
   samples = (f"{_PROBE_CLIPS.value} samples of {_PROBE_SECONDS.value} s per row, {temperature}"
              if probe else "")
   table = markdown(_SWEEP.value, results, probe_real, voiced_real, samples)
