@@ -25,7 +25,8 @@ class CheckpointMismatchError(ValueError):
 # Model fields that change how the model computes or trains, not its parameters: a checkpoint
 # resumes under another value (e.g. fp32 -> bf16 compute, remat on, other loss weights).
 COMPUTE_ONLY_FIELDS = ("dtype", "remat", "reconstruction_weight", "adversarial_weight",
-                       "feature_weight", "commitment_weight", "context_crop")
+                       "feature_weight", "commitment_weight", "context_crop",
+                       "speaker_loss_weight")
 
 
 def model_fingerprint(model_config: ml_collections.ConfigDict) -> str:
