@@ -176,6 +176,9 @@ def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
 def _check_speaker(model: "Model", speaker: jnp.ndarray | None) -> jnp.ndarray | None:
   """The speaker ids (or reference features / vectors) a globally conditioned model needs;
   None for an unconditional model."""
+  if model.speaker_classes and not model.speaker_embedding_dim:
+    raise ValueError(f"speaker_classes={model.speaker_classes} names speakers from speaker "
+                     "vectors: set speaker_embedding_dim > 0 too (a voice-cloning model)")
   if model.speaker_embedding_dim:
     if speaker is None or speaker.ndim not in (2, 3):
       raise ValueError("model has speaker_embedding_dim > 0: pass reference log-mel features "

@@ -218,9 +218,8 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
   crop = model.context_crop if 0 < model.context_crop < inputs.shape[1] else 0
   if crop and model.lpc_excitation:
     raise ValueError("context_crop with lpc_excitation is not supported")
-  classify = bool(model.speaker_classes and model.speaker_embedding_dim)
   args = (variables, inputs, _speaker(model, batch), condition, 1, crop)
-  if classify:
+  if model.speaker_classes:  # The model checks it has a speaker encoder to classify from.
     outputs, state = model.apply(*args, mutable=["intermediates"])
   else:
     outputs, state = model.apply(*args), {}
@@ -244,7 +243,7 @@ def wavenet_loss(model: nn.Module, variables, batch: dict, rng: jax.Array, train
     metrics["accuracy"] = mean(outputs.argmax(-1) == targets)
   metrics.update(bits_per_sample=loss / math.log(2),
                  mu_law_bits_per_sample=mu_law_nll / math.log(2))
-  if classify:  # The reference's speaker named from its vector (`speaker_classes`).
+  if model.speaker_classes:  # The reference's speaker named from its vector.
     logits = state["intermediates"]["speaker_logits"][0]
     speaker_nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["speaker"])
     metrics.update(speaker_loss=speaker_nll.mean(),

@@ -210,3 +210,6 @@ def test_speaker_classes_name_the_reference_speaker_and_spread_the_vectors():
   assert "speaker_classifier" not in plain_variables["params"]
   assert "speaker_loss" not in tasks.wavenet_loss(plain, plain_variables, batch,
                                                   jax.random.key(1))[1][0]
+  with pytest.raises(ValueError, match="speaker_embedding_dim > 0 too"):
+    tasks.wavenet_init(wavenet.Model(**SMALL, num_classes=256, num_speakers=2,
+                                     speaker_classes=2), jax.random.key(0), batch)
