@@ -16,8 +16,10 @@ its rows differ only in what the ablation varies.
            tts`, given each held-out clip's phonemes, durations and pitch-synchronous
            excitation, so rows differ only in what tells the voice: nothing, the speaker id, or
            `tts_cloning`'s speaker vector from 2 s of another utterance of the speaker, that
-           vector also trained to name the speaker (`model.speaker_classes`); the
-           unconditional rows' samples are noise-like at CPU scale, which no probe can place.)
+           vector also trained to name the speaker (`model.speaker_classes`), or from a
+           speaker encoder trained alone (`configs/speaker_encoder.py`, its own row) and
+           frozen; the unconditional rows' samples are noise-like at CPU scale, which no probe
+           can place.)
   vocoder  (the quick start's vocoder, configs/wavenet.py:quickstart, and what makes it voiced):
     log-mel; + the pitch-synchronous excitation; + the samples one period back (1 and 3 taps).
     Scored on resyntheses of held-out clips: speaker probe and pYIN's voiced share.
@@ -29,13 +31,21 @@ import re
 
 import ml_collections
 
+# A row's train.init_from "row:NAME": the run of the sweep's row NAME (launch.ablate trains the
+# rows in order, so NAME comes first).
+ROW_PREFIX = "row:"
 
-def _wavenet(variant: str = "unconditional") -> ml_collections.ConfigDict:
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wavenet.py")
-  spec = importlib.util.spec_from_file_location("_wavenet_config", path)
+
+def _config(file: str, variant: str) -> ml_collections.ConfigDict:
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{file}.py")
+  spec = importlib.util.spec_from_file_location(f"_{file}_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)
+
+
+def _wavenet(variant: str = "unconditional") -> ml_collections.ConfigDict:
+  return _config("wavenet", variant)
 
 
 def wavenet_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
@@ -103,7 +113,8 @@ def vocoder_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
 def conditioning_sweep(base: str = "unconditional") -> dict[str, ml_collections.ConfigDict]:
   """Speaker conditioning on the text-to-speech recipe (`tiny` base: its tiny versions): none,
   the speaker id (`tts`), a speaker vector from reference audio (`tts_cloning`), the same with
-  its encoder also trained to name the speaker (`speaker_classes`)."""
+  its encoder also trained to name the speaker (`speaker_classes`), and with the encoder
+  trained alone first (configs/speaker_encoder.py, a row of its own) and kept frozen."""
   tiny = "_tiny" if base == "tiny" else ""
   rows = {"tts: no speaker conditioning": _wavenet(f"tts{tiny}"),
           "tts: speaker id": _wavenet(f"tts{tiny}"),
@@ -112,6 +123,11 @@ def conditioning_sweep(base: str = "unconditional") -> dict[str, ml_collections.
   rows["tts: speaker embedding + speaker loss"] = _wavenet(f"tts_cloning{tiny}")
   rows["tts: speaker embedding + speaker loss"].model.update(speaker_classes=16,
                                                              speaker_loss_weight=1.0)
+  encoder = "speaker encoder (trained alone)"
+  rows[encoder] = _config("speaker_encoder", "tiny" if tiny else "quickstart")
+  rows["tts: speaker embedding from the frozen encoder"] = _wavenet(f"tts_cloning{tiny}")
+  rows["tts: speaker embedding from the frozen encoder"].train.init_from = ROW_PREFIX + encoder
+  rows["tts: speaker embedding from the frozen encoder"].optimizer.frozen = "speaker_encoder"
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows

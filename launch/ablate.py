@@ -5,11 +5,13 @@
   python -m launch.ablate --sweep=conditioning --workdir=runs/ablate_conditioning
   python -m launch.ablate --sweep=vocoder --workdir=runs/ablate_vocoder
 
-Each row trains (or resumes) WORKDIR/<row> with the shared trainer, then evaluates the test
-split; the table (test NLL in mu-law bits per sample, comparable across outputs; receptive
-field; parameters; steps; speaker-probe accuracy and pYIN's voiced share of samples) is
-printed and written to WORKDIR/results.md. Re-running reuses finished rows. --num_steps
-overrides every row's steps (the sweep's default: the base config's), keeping rows comparable.
+Each row trains (or resumes) WORKDIR/<row> with the shared trainer (a row may start from an
+earlier row's run: `ablations.ROW_PREFIX`), then evaluates the test split; the table (test
+NLL in mu-law bits per sample, comparable across outputs; receptive field; parameters; steps;
+speaker-probe accuracy and pYIN's voiced share of samples; a speaker encoder's row: its test
+accuracy, below the table) is printed and written to WORKDIR/results.md. Re-running reuses
+finished rows. --num_steps overrides every row's steps (the sweep's default: the base
+config's), keeping rows comparable.
 
 Speaker probe (`audiojax.eval.speaker_probe`): a classifier fitted on the training split's real
 utterances names the speaker of --probe_clips samples per row (--probe_seconds each), drawn for
@@ -69,6 +71,7 @@ def run_row(config, workdir: str, eval_examples: int) -> dict:
   result = trainer.evaluate(workdir, "test", eval_examples)
   model, *_ = trainer.build(config, mesh_config={})
   return {"bits": result.get("mu_law_bits_per_sample", result.get("bits_per_sample")),
+          "accuracy": result.get("accuracy"),  # A speaker encoder's row.
           "receptive_field": getattr(model, "receptive_field", None),
           "params": sum(x.size for x in jax.tree.leaves(state.params)),
           "steps": int(state.step)}
@@ -136,12 +139,15 @@ def markdown(sweep: str, rows: dict[str, dict], probe_real: tuple[float, float] 
            "", "| row | test bits/sample | receptive field (samples) | params | steps | "
            "speaker probe (samples) | the same, standardised over the samples | "
            "voiced (samples) |", "|---|---|---|---|---|---|---|---|"]
-  show = lambda value: f"{value:.2f}" if value is not None else "-"
+  show = lambda value, digits=2: f"{value:.{digits}f}" if value is not None else "-"
+  notes = []
   for name, r in rows.items():
-    lines.append(f"| {name} | {r['bits']:.4f} | {r['receptive_field']} | "
+    lines.append(f"| {name} | {show(r['bits'], 4)} | {r['receptive_field'] or '-'} | "
                  f"{r['params'] / 1e6:.2f}M | {r['steps']} | {show(r.get('probe'))} | "
                  f"{show(r.get('probe_over_samples'))} | {show(r.get('voiced'))} |")
-  return "\n".join(lines) + "\n"
+    if r.get("bits") is None and r.get("accuracy") is not None:
+      notes.append(f"{name}: names the speaker of test crops with accuracy {r['accuracy']:.3f}.")
+  return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def main(argv):
@@ -162,6 +168,9 @@ def main(argv):
       config.data.name = _DATASET.value
     if _DATA_DIR.value:
       config.data.data_dir = _DATA_DIR.value
+    if config.train.get("init_from", "").startswith(ablations.ROW_PREFIX):
+      config.train.init_from = row_dir(_WORKDIR.value,
+                                       config.train.init_from[len(ablations.ROW_PREFIX):])
     print(f"== {name}", flush=True)
     workdir = row_dir(_WORKDIR.value, name)
     results[name] = run_row(config, workdir, _EVAL_EXAMPLES.value)

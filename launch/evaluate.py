@@ -4,6 +4,10 @@ WaveNet: test-split NLL (bits per sample).
   python -m launch.evaluate --workdir=runs/wavenet [--split=test] [--max_examples=N]
   On given positions (a context stack's run and a plain one alike: windows of 35,585 samples,
   each scored on its last 2,048): --crop_samples=35585 --scored_samples=2048
+A speaker encoder (configs/speaker_encoder.py; also a voice-cloning model's): accuracy, and
+the equal error rate of speaker verification over the split's utterance pairs
+(`audiojax.eval.speaker_verification`), e.g. on voices it never heard:
+  python -m launch.evaluate --workdir=runs/spk --split=test_unseen_speakers
 AudioLM stage: next-token NLL (nats, bits per token), accuracy and perplexity on its targets.
   python -m launch.evaluate --workdir=runs/audiolm/coarse [--split=test]
 SoundStream: the codec at each bitrate against Opus (mel and MR-STFT distance, SI-SNR, PESQ,
@@ -118,10 +122,16 @@ def main(argv):
                                  _SPEECH_METRICS.value, dtype=_CODEC_DTYPE.value)
     print(codec_eval.markdown(result))
     return
+  config = trainer.load_config(_WORKDIR.value)
   result = trainer.evaluate(_WORKDIR.value, _SPLIT.value, _MAX_EXAMPLES.value,
                             _CROP_SAMPLES.value, _SCORED_SAMPLES.value)
   if "bits_per_token" in result:  # An AudioLM stage: per-token perplexity of the split.
     result["perplexity"] = math.exp(result["loss"])
+  if config.model.name == "speaker_encoder" or config.model.get("speaker_embedding_dim"):
+    from audiojax.eval import speaker_verification
+
+    result.update(speaker_verification.evaluate(_WORKDIR.value, _SPLIT.value,
+                                                _MAX_EXAMPLES.value))
   print(json.dumps(result, indent=2))
 
 

@@ -11,9 +11,10 @@ Inputs per frame: the linguistic features, and the pitch the vocoder will be dri
 off the pitch-synchronous excitation the data pipeline packs after them (`audiojax.data.pitch`:
 the voiced share of the frame's samples and their mean log-F0), so the predicted spectrum's
 harmonics agree with the excitation's F0; plus the speaker: an id, or for voice cloning
-(`speaker_embedding_dim`) a vector that WaveNet's speaker encoder, trained jointly, computes
-from a few seconds of the voice (`wavenet.SpeakerEncoder`). Non-causal: a stack of residual
-dilated convolutions over the whole utterance (kernel 5, dilations 1, 2, 4, 8, ...).
+(`speaker_embedding_dim`) a vector that a speaker encoder, trained jointly (or alone and
+frozen), computes from a few seconds of the voice (`speaker_encoder.SpeakerEncoder`).
+Non-causal: a stack of residual dilated convolutions over the whole utterance (kernel 5,
+dilations 1, 2, 4, 8, ...).
 """
 
 from typing import Any
@@ -22,7 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from audiojax.data import pitch
-from audiojax.models import wavenet
+from audiojax.models import speaker_encoder
 from audiojax.models.layers import constrain, logical_init
 
 
@@ -94,8 +95,8 @@ class Model(nn.Module):
                  name="input")(features)  # [b, frames, width]
     if self.speaker_embedding_dim:
       if speaker.ndim == 3:  # Reference log-mel -> speaker vector.
-        speaker = wavenet.SpeakerEncoder(self.speaker_embedding_dim, dtype=dtype,
-                                         name="speaker_encoder")(speaker)
+        speaker = speaker_encoder.SpeakerEncoder(self.speaker_embedding_dim, dtype=dtype,
+                                                 name="speaker_encoder")(speaker)
       x = x + nn.Dense(self.width, dtype=dtype, kernel_init=logical_init((None, "mlp")),
                        name="speaker_vector")(speaker)[:, None]
     elif self.num_speakers:

@@ -76,10 +76,11 @@ amplitude and companded value, so the embeddings start linear in the amplitude.
 
 Global conditioning: a speaker id (`num_speakers > 0`: a learned vector per speaker and
 layer, the paper's V^T h for a one-hot h) or, for voice cloning (`speaker_embedding_dim > 0`),
-a speaker vector computed from reference audio of the speaker: `SpeakerEncoder` maps the
-reference's log-mel [batch, frames, M] to a unit-norm vector [batch, E], trained jointly with
-the WaveNet on references from other utterances of the same speaker, and each layer adds its
-own 1x1 (no bias) of it to the gates. Such a model takes as `speaker` the reference log-mel
+a speaker vector computed from reference audio of the speaker: `speaker_encoder.SpeakerEncoder`
+maps the reference's log-mel [batch, frames, M] to a unit-norm vector [batch, E], trained
+jointly with the WaveNet on references from other utterances of the same speaker (or trained
+alone and frozen: `audiojax/models/speaker_encoder.py`), and each layer adds its own 1x1 (no
+bias) of it to the gates. Such a model takes as `speaker` the reference log-mel
 (3-D) or an already computed vector (2-D: `speaker_vectors`), so an unseen voice is cloned
 from a few seconds of it.
 
@@ -160,7 +161,7 @@ from flax import struct
 
 from audiojax import audio
 from audiojax.data import pitch
-from audiojax.models import discriminators, layers
+from audiojax.models import discriminators, layers, speaker_encoder
 from audiojax.train import losses
 
 OUTPUTS = ("softmax", "mol")
@@ -278,26 +279,6 @@ class CausalConv(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     x = jnp.pad(x, ((0, 0), ((self.kernel_size - 1) * self.dilation, 0), (0, 0)))
     return layers.conv_taps(x, kernel, dilation=self.dilation) + bias
-
-
-class SpeakerEncoder(nn.Module):
-  """Reference log-mel [batch, frames, M] -> unit-norm speaker vector [batch, embedding_dim]:
-  three 1-D convs (kernel 3, ReLU), the mean over frames, a linear projection (a d-vector)."""
-  embedding_dim: int
-  channels: int = 128
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, mel: jnp.ndarray) -> jnp.ndarray:
-    x = mel.astype(self.dtype)
-    for i in range(3):
-      x = nn.relu(nn.Conv(self.channels, (3,), dtype=self.dtype, name=f"conv_{i}",
-                          kernel_init=_init(("conv_taps", None, "mlp")),
-                          bias_init=_init(("mlp",), nn.initializers.zeros))(x))
-    x = nn.Dense(self.embedding_dim, dtype=self.dtype, name="project",
-                 kernel_init=_init(("mlp", None)))(x.mean(axis=1))
-    x = x.astype(jnp.float32)
-    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)  # [batch, E]
 
 
 class ContextStack(nn.Module):
@@ -1174,8 +1155,8 @@ def init_decode_state(model: Model, weights: DecodeWeights, batch_size: int,
                      context_inputs=context_inputs, context_terms=context_terms)
 
 
-def _speaker_encoder(model: Model, **kwargs) -> SpeakerEncoder:
-  return SpeakerEncoder(model.speaker_embedding_dim, dtype=model.dtype, **kwargs)
+def _speaker_encoder(model: Model, **kwargs) -> speaker_encoder.SpeakerEncoder:
+  return speaker_encoder.SpeakerEncoder(model.speaker_embedding_dim, dtype=model.dtype, **kwargs)
 
 
 def speaker_vectors(model: Model, params: Any, reference_mel: jnp.ndarray) -> jnp.ndarray:

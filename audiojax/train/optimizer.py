@@ -23,6 +23,20 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
   raise ValueError(f"optimizer.schedule={opt.schedule!r}: use 'cosine' or 'constant'")
 
 
+def _frozen_patterns(opt: ml_collections.ConfigDict) -> list[re.Pattern]:
+  try:
+    return [re.compile(p) for p in opt.get("frozen", "").split(",") if p]
+  except re.error as err:
+    raise ValueError(f"optimizer.frozen={opt.frozen!r}: not a list of regular expressions "
+                     f"({err})") from err
+
+
+def frozen_modules(opt: ml_collections.ConfigDict, names) -> list[str]:
+  """The top-level module `names` that `opt.frozen` leaves untrained (`make_optimizer`)."""
+  patterns = _frozen_patterns(opt)
+  return [n for n in names if any(p.fullmatch(n) for p in patterns)]
+
+
 def make_optimizer(
     opt: ml_collections.ConfigDict, num_steps: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -30,11 +44,7 @@ def make_optimizer(
   separated regular expressions; the parameters under a top-level module whose name matches
   one in full get no update (nor weight decay) and take no part in the clipping norm."""
   schedule = make_schedule(opt, num_steps)
-  try:
-    patterns = [re.compile(p) for p in opt.get("frozen", "").split(",") if p]
-  except re.error as err:
-    raise ValueError(f"optimizer.frozen={opt.frozen!r}: not a list of regular expressions "
-                     f"({err})") from err
+  patterns = _frozen_patterns(opt)
 
   def frozen(params, value: bool):  # Per leaf: frozen (or trained, value False).
     marks = {name: any(p.fullmatch(name) for p in patterns) == value for name in params}

@@ -596,6 +596,24 @@ def acoustic_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
                  "num_predictions": frames.sum().astype(jnp.float32)}, {})
 
 
+def speaker_encoder_init(model: nn.Module, rng: jax.Array, batch: dict):
+  return model.init(rng, reference_features(model, batch["audio"]))
+
+
+def speaker_encoder_loss(model: nn.Module, variables, batch: dict, rng: jax.Array,
+                         train: bool = True):
+  """AM-softmax cross entropy (nats) of naming each crop's speaker from its vector
+  (`audiojax.models.speaker_encoder`: the margin in training only); accuracy of the argmax."""
+  del rng
+  _, logits = model.apply(variables, reference_features(model, batch["audio"]))
+  labels = batch["speaker"]
+  if train:
+    logits = logits - model.scale * model.margin * jax.nn.one_hot(labels, logits.shape[-1])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  accuracy = (logits.argmax(-1) == labels).mean()
+  return loss, ({"loss": loss, "accuracy": accuracy}, {})
+
+
 def lm_init(model: nn.Module, rng: jax.Array, batch: dict):
   return model.init(rng, batch["tokens"])
 
@@ -621,6 +639,7 @@ TASKS = {
     "hubert": Task(init_fn=hubert_init, loss_fn=hubert_loss, load_state=hubert_load_targets),
     "phone_recognizer": Task(init_fn=phone_recognizer_init, loss_fn=phone_recognizer_loss),
     "acoustic": Task(init_fn=acoustic_init, loss_fn=acoustic_loss),
+    "speaker_encoder": Task(init_fn=speaker_encoder_init, loss_fn=speaker_encoder_loss),
 }
 
 

@@ -341,10 +341,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       loaded = task.load_state(model)
       placed = jax.device_put(loaded, {k: shardings.model_state[k] for k in loaded})
       state = state.replace(model_state={**state.model_state, **placed})
+    # Frozen modules must come from another run: left at their initialisation, they would
+    # stay random.
+    frozen = optimizer.frozen_modules(config.optimizer, state.params)
+    if frozen and not config.train.get("init_from"):
+      raise ValueError(f"optimizer.frozen={config.optimizer.frozen!r} leaves "
+                       f"{', '.join(frozen)} untrained: set train.init_from to the run whose "
+                       "parameters they keep")
     if config.train.get("init_from"):  # Fine-tuning: start from another run's parameters.
       exclude = [n for n in config.train.get("init_exclude", "").split(",") if n]
       state = state.replace(params=params_from_run(config.train.init_from, state.params,
-                                                   shardings.params, exclude))
+                                                   shardings.params, exclude, frozen))
 
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -425,11 +432,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
 
 def params_from_run(workdir: str, params: Any, shardings: Any,
-                    exclude: list[str] | tuple[str, ...] = ()) -> Any:
+                    exclude: list[str] | tuple[str, ...] = (),
+                    required: list[str] | tuple[str, ...] = ()) -> Any:
   """`params` with each entry that `workdir`'s latest checkpoint holds at the same path and
   shape replaced by that run's value (big_vision's model_init), placed on `shardings`; the
   top-level modules named in `exclude` (e.g. a prediction head) keep their initialisation.
-  Logs what stayed fresh; an error if nothing matched (a run of another model)."""
+  Logs what stayed fresh; an error if nothing matched (a run of another model) or if a
+  parameter of a top-level module named in `required` (frozen ones) did not."""
   other = load_config(workdir)
   _, _, variables, step = restore_variables(other, workdir)
   loaded = flax.traverse_util.flatten_dict(jax.device_get(variables["params"]))
@@ -444,6 +453,12 @@ def params_from_run(workdir: str, params: Any, shardings: Any,
   if len(fresh) == len(flat):
     raise ValueError(f"train.init_from={workdir}: its {other.model.name} model shares no "
                      "parameter (same name and shape) with this one")
+  missing = [name for name in fresh if name.split("/")[0] in required]
+  if missing:
+    raise ValueError(f"train.init_from={workdir}: its {other.model.name} model has no "
+                     f"parameter of the same name and shape for {', '.join(missing)}, which "
+                     "this run keeps frozen (optimizer.frozen): compare the two configs' "
+                     "sizes")
   logging.info("parameters from %s (step %d): %d of %d; fresh: %s", workdir, step,
                len(flat) - len(fresh), len(flat), ", ".join(fresh) or "none")
   return jax.device_put(flax.traverse_util.unflatten_dict(flat), shardings)

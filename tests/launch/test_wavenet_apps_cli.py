@@ -5,11 +5,13 @@ import glob
 import os
 import re
 
+import jax
 import numpy as np
 import pytest
 import soundfile as sf
 from tensorboard.backend.event_processing import event_accumulator
 
+from audiojax.train import trainer
 from tests.launch.test_cli import run
 
 
@@ -273,7 +275,7 @@ def test_every_sweep_row_can_be_named_by_rows_and_has_its_own_workdir():
     assert len({ablations.row_key(name) for name in names}) == len(names), names
 
 
-@pytest.mark.slow  # ~1 min on 2 cores: four tiny text-to-speech runs.
+@pytest.mark.slow  # ~1 min on 2 cores: a tiny speaker encoder and five text-to-speech runs.
 def test_ablate_conditioning_sweep_probes_resyntheses(tmp_path, espeak_tiny_dir):
   workdir = str(tmp_path / "ablate_conditioning")
   proc = run("launch.ablate", "--sweep=conditioning", "--base=tiny", f"--workdir={workdir}",
@@ -283,10 +285,27 @@ def test_ablate_conditioning_sweep_probes_resyntheses(tmp_path, espeak_tiny_dir)
   rows = [line for line in proc.stdout.splitlines() if line.startswith("| tts: ")]
   assert [row.split("|")[1].strip() for row in rows] == [
       "tts: no speaker conditioning", "tts: speaker id", "tts: speaker embedding (tts_cloning)",
-      "tts: speaker embedding + speaker loss"]
+      "tts: speaker embedding + speaker loss", "tts: speaker embedding from the frozen encoder"]
   for row in rows:  # Probe of 2 resyntheses (from phonemes; the last given speaker vectors).
     for probe in row.split("|")[-4:-2]:
       assert probe.strip() in ("0.00", "0.50", "1.00"), row
+  # The speaker encoder's row (no bits, no probe) and its accuracy below the table; the last
+  # row's encoder is that run's, untouched by its own training.
+  encoder = [line for line in proc.stdout.splitlines()
+             if line.startswith("| speaker encoder (trained alone) |")]
+  assert len(encoder) == 1 and encoder[0].split("|")[2].strip() == "-", encoder
+  assert "speaker encoder (trained alone): names the speaker of test crops with accuracy" in (
+      proc.stdout)
+
+  def encoder_params(row):
+    config = trainer.load_config(os.path.join(workdir, row))
+    *_, variables, _ = trainer.restore_variables(config, os.path.join(workdir, row))
+    return variables["params"]["speaker_encoder"]
+
+  alone = encoder_params("speaker_encoder_trained_alone")
+  frozen = encoder_params("tts_speaker_embedding_from_the_frozen_encoder")
+  for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(frozen), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow  # ~3 min on 2 cores: 10 tiny vocoders trained, evaluated and resynthesising.
