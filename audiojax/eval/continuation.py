@@ -3,8 +3,9 @@
   python -m launch.evaluate --workdir=runs/audiolm --recognizer=runs/phone_recognizer \
       [--compare_workdir=runs/audiolm_acoustic_only] [--split=test_unseen_speakers]
 
-Prompts: the first `max_prompts` utterances of a speech split (the corpus the stages were
-trained on) at least `seconds` long; the first `prompt_seconds` of each is the prompt and every
+Prompts: `max_prompts` utterances of a speech split (the corpus the stages were trained on) at
+least `seconds` long, speakers taken in turn (each speaker's first, then each one's second,
+...); the first `prompt_seconds` of each is the prompt and every
 pipeline continues it to `seconds` (one draw per prompt, fixed seeds). The part after the prompt
 is scored for each pipeline (rows) and for two references cut at the same place:
   real         the utterance's own continuation: what real speech of that voice scores.
@@ -15,6 +16,13 @@ Metrics (columns):
                      the corpus's training split) assigns to the same speaker as their prompt.
                      For unseen speakers the probe names their nearest training voice, so
                      agreement still asks whether the voice stayed where the prompt put it.
+                     Twice: with every clip's features standardised as the probe's training
+                     utterances' ("plain"), and with the prompts standardised over the
+                     prompts and each row's continuations over themselves ("standardised";
+                     `speaker_probe`: generated audio sits apart from recordings in the
+                     probe's feature space, and the plain probe can put every continuation on
+                     one speaker; over a set that covers the speakers evenly, as the prompts
+                     taken in turn do, a shift common to the whole set does not decide).
   phone confidence   mean per-frame confidence of the CTC phone recognizer
                      (`eval.phone_recognizer.confidence`) on the continuation. Chosen over a
                      phone error rate: a continuation has no transcript to score against
@@ -52,17 +60,22 @@ class Prompt:
 
 def prompts(data_config: ml_collections.ConfigDict, split: str, seconds: float,
             max_prompts: int) -> list[Prompt]:
-  """The first `max_prompts` utterances of `split` at least `seconds` long, with 2+ speakers
-  among them (needed for the other-voice reference)."""
+  """Up to `max_prompts` utterances of `split` at least `seconds` long, speakers in turn (each
+  speaker's first such utterance in split order, then each one's second, ...; among the
+  split's first 50 x max_prompts), with 2+ speakers among them (needed for the other-voice
+  reference)."""
   if data_config.sample_rate_hz != SAMPLE_RATE_HZ:
     raise ValueError(f"prompts are read at {SAMPLE_RATE_HZ} Hz (the semantic tokenizer's "
                      f"rate); the dataset is at {data_config.sample_rate_hz} Hz")
-  out = []
-  for example in pipeline.utterances(data_config, split, process_index=0, process_count=1):
+  by_speaker: dict[int, list[Prompt]] = {}
+  for example in pipeline.utterances(data_config, split, max_examples=50 * max_prompts,
+                                     process_index=0, process_count=1):
     if example["audio"].shape[0] >= seconds * SAMPLE_RATE_HZ:
-      out.append(Prompt(example["audio"], int(example["speaker"])))
-      if len(out) == max_prompts:
-        break
+      speaker = int(example["speaker"])
+      by_speaker.setdefault(speaker, []).append(Prompt(example["audio"], speaker))
+  turns = sorted((rank, order, speaker) for order, (speaker, found) in
+                 enumerate(by_speaker.items()) for rank in range(len(found)))
+  out = [by_speaker[speaker][rank] for rank, _, speaker in turns[:max_prompts]]
   if len({p.speaker for p in out}) < 2:
     raise ValueError(f"{split}: need prompts of at least two speakers at least {seconds} s "
                      f"long; found {len(out)} prompts of {len({p.speaker for p in out})}")
@@ -86,18 +99,19 @@ def score(prompt_audio: Sequence[np.ndarray], continuations: Sequence[np.ndarray
   """
   from audiojax.eval import phone_recognizer, voicing
 
-  agree = float(np.mean(probe.predict(list(prompt_audio)) == probe.predict(list(continuations))))
+  agree = {key: float(np.mean(probe.predict(list(prompt_audio), over) ==
+                              probe.predict(list(continuations), over)))
+           for key, over in (("speaker_agreement", False),
+                             ("speaker_agreement_standardised", True))}
   if recognizer is None:
     stats = [voicing.voicing(clip, SAMPLE_RATE_HZ, fmax_hz=1000.0) for clip in continuations]
-    return {"speaker_agreement": agree,
-            "pitched_fraction": float(np.mean([s.voiced_fraction for s in stats])),
+    return {**agree, "pitched_fraction": float(np.mean([s.voiced_fraction for s in stats])),
             "flatness": float(np.nanmean([s.flatness for s in stats]))}
   confidences, rates = [], []
   for clip in continuations:
     confidences.append(phone_recognizer.confidence(recognizer.log_posteriors(clip)))
     rates.append(len(recognizer.transcribe(clip)) / (len(clip) / SAMPLE_RATE_HZ))
-  return {"speaker_agreement": agree,
-          "phone_confidence": float(np.mean(confidences)),
+  return {**agree, "phone_confidence": float(np.mean(confidences)),
           "phones_per_second": float(np.mean(rates))}
 
 
@@ -146,14 +160,16 @@ def markdown(result: dict[str, dict[str, float]], split: str, prompt_seconds: fl
   speech = "phone_confidence" in next(iter(result.values()))
   lines = [f"{split}: {n} prompts of {prompt_seconds:g} s continued to {seconds:g} s; the "
            "continuation is scored.", ""]
+  agreement = lambda m: (f"{m['speaker_agreement']:.2f} | "
+                         f"{m.get('speaker_agreement_standardised', float('nan')):.2f}")
+  head = f"| continuation | {label} agreement | the same, standardised per set |"
   if speech:
-    lines += [f"| continuation | {label} agreement | phone confidence | phones / s |",
-              "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['phone_confidence']:.3f} | "
+    lines += [f"{head} phone confidence | phones / s |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {agreement(m)} | {m['phone_confidence']:.3f} | "
               f"{m['phones_per_second']:.1f} |" for name, m in result.items()]
   else:
-    lines += [f"| continuation | {label} agreement | pitched share | spectral flatness |",
-              "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {name} | {m['speaker_agreement']:.2f} | {m['pitched_fraction']:.2f} | "
+    lines += [f"{head} pitched share | spectral flatness |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {agreement(m)} | {m['pitched_fraction']:.2f} | "
               f"{m['flatness']:.3f} |" for name, m in result.items()]
   return "\n".join(lines)
