@@ -10,8 +10,9 @@ its rows differ only in what the ablation varies.
     output: the 256-way mu-law softmax vs a mixture of 10 logistics over 16-bit audio (compare
       mu_law_bits_per_sample: the same event for both);
     conditioning: none vs the speaker id vs a speaker vector from 2 s of reference audio of the
-      speaker (a jointly trained speaker encoder; `speaker_embedding_dim`), scored by the
-      speaker probe on samples (launch/ablate.py).
+      speaker (a jointly trained speaker encoder, `speaker_embedding_dim`; or one trained
+      alone first, its own row, and frozen), scored by the speaker probe on samples
+      (launch/ablate.py).
   conditioning  (the same three conditionings where samples are speech: `configs/wavenet.py:
            tts`, given each held-out clip's phonemes, durations and pitch-synchronous
            excitation, so rows differ only in what tells the voice: nothing, the speaker id, or
@@ -71,6 +72,8 @@ def wavenet_sweep(base: str = "unconditional") -> dict[str, ml_collections.Confi
                       reference_mels=8 if tiny else 40, reference_hop=160)
   config.data.reference_samples = 640 if tiny else 32000
   rows["speaker embedding"] = config
+  _add_frozen_encoder_rows(rows, "speaker embedding", "speaker embedding from the frozen encoder",
+                           tiny)
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows
@@ -123,14 +126,22 @@ def conditioning_sweep(base: str = "unconditional") -> dict[str, ml_collections.
   rows["tts: speaker embedding + speaker loss"] = _wavenet(f"tts_cloning{tiny}")
   rows["tts: speaker embedding + speaker loss"].model.update(speaker_classes=16,
                                                              speaker_loss_weight=1.0)
-  encoder = "speaker encoder (trained alone)"
-  rows[encoder] = _config("speaker_encoder", "tiny" if tiny else "quickstart")
-  rows["tts: speaker embedding from the frozen encoder"] = _wavenet(f"tts_cloning{tiny}")
-  rows["tts: speaker embedding from the frozen encoder"].train.init_from = ROW_PREFIX + encoder
-  rows["tts: speaker embedding from the frozen encoder"].optimizer.frozen = "speaker_encoder"
+  _add_frozen_encoder_rows(rows, "tts: speaker embedding (tts_cloning)",
+                           "tts: speaker embedding from the frozen encoder", bool(tiny))
   for config in rows.values():
     config.train.update(sample_every=0, num_samples_to_write=0)
   return rows
+
+
+def _add_frozen_encoder_rows(rows: dict[str, ml_collections.ConfigDict], like: str, name: str,
+                             tiny: bool) -> None:
+  """Two rows: a speaker encoder trained alone (configs/speaker_encoder.py), then row `like`
+  (a speaker-embedding row) started from it with the encoder frozen, named `name`."""
+  encoder = "speaker encoder (trained alone)"
+  rows[encoder] = _config("speaker_encoder", "tiny" if tiny else "quickstart")
+  rows[name] = rows[like].copy_and_resolve_references()
+  rows[name].train.init_from = ROW_PREFIX + encoder
+  rows[name].optimizer.frozen = "speaker_encoder"
 
 
 def row_key(name: str) -> str:

@@ -15,8 +15,9 @@ STOI; `audiojax.eval.codec_eval`), a markdown table also in WORKDIR/eval_<split>
   python -m launch.evaluate --workdir=runs/ss [--num_quantizers=1,2,4,8] [--max_examples=N]
       [--dataset=NAME] [--noopus]
 AudioLM continuations (WORKDIR holds semantic/, coarse/, fine/ as for launch.continue_audio):
-speaker agreement, phone confidence and phones / s of continuations of held-out prompts, next
-to real speech and noise (`audiojax.eval.continuation`); --compare_workdir adds another
+speaker agreement (plain, and with each set standardised over itself), phone confidence and
+phones / s of continuations of held-out prompts (speakers in turn), next to real speech and
+noise (`audiojax.eval.continuation`); --compare_workdir adds another
 pipeline (e.g. the acoustic_only ablation) on the same prompts. Written to
 WORKDIR/continuation_<split>.{json,md} (continuation_<dataset>_<split> for other datasets).
   python -m launch.evaluate --workdir=runs/audiolm --recognizer=runs/phone_recognizer \
